@@ -1,0 +1,106 @@
+//! Layers: each one a `forward` and, directly below it, the `backward` that
+//! undoes it, as in the textbook's `common/layers.py`.
+//!
+//! A layer caches what its backward needs during forward, keeps its parameter
+//! gradients (`dW`, `db`) on itself, and owns its output buffers, which are
+//! reused from batch to batch.
+
+mod affine;
+mod relu;
+mod sigmoid;
+mod softmax_with_loss;
+mod tanh;
+
+pub use affine::Affine;
+pub use relu::Relu;
+pub use sigmoid::Sigmoid;
+pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
+pub use tanh::Tanh;
+
+use crate::tensor::{Float, Tensor};
+
+/// A learnable tensor with its gradient, named as in the textbook (`W`, `b`).
+pub struct Param<'a, T> {
+    pub name: &'static str,
+    pub value: &'a Tensor<T>,
+    pub grad: &'a Tensor<T>,
+    /// Whether L2 weight decay applies (weights yes, biases no).
+    pub decay: bool,
+}
+
+/// Mutable access to a parameter and its gradient, for optimizers and checks.
+pub struct ParamMut<'a, T> {
+    pub name: &'static str,
+    pub value: &'a mut Tensor<T>,
+    pub grad: &'a mut Tensor<T>,
+    pub decay: bool,
+}
+
+/// One step of the chain. `forward` records what `backward` will need.
+pub trait Layer<T: Float>: Send + Sync {
+    /// The textbook's class name: `"Affine"`, `"Relu"`, ...
+    fn name(&self) -> &'static str;
+
+    /// Computes the output for input `x`. `train` is false for inference
+    /// (layers such as Dropout and BatchNorm behave differently).
+    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T>;
+
+    /// Given `dout = dL/d(output)`, returns `dx = dL/d(input)` and stores the
+    /// parameter gradients. Must follow a `forward`.
+    fn backward(&mut self, dout: &Tensor<T>) -> &Tensor<T>;
+
+    /// The result of the last `forward`.
+    fn output(&self) -> &Tensor<T>;
+
+    /// The result of the last `backward`.
+    fn grad_input(&self) -> &Tensor<T>;
+
+    fn params(&self) -> Vec<Param<'_, T>> {
+        Vec::new()
+    }
+
+    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
+        Vec::new()
+    }
+
+    /// The first layer's input gradient is never used; skipping it is free speed.
+    fn set_input_grad_needed(&mut self, _needed: bool) {}
+
+    /// A copy with the same parameters (worker replicas for data parallelism).
+    fn box_clone(&self) -> Box<dyn Layer<T>>;
+}
+
+impl<T: Float> Clone for Box<dyn Layer<T>> {
+    fn clone(&self) -> Self {
+        self.box_clone()
+    }
+}
+
+/// Elementwise activation shared by ReLU, Sigmoid and Tanh: `y = f(x)` and
+/// `dx = dout * f'(y)`, where the derivative is written in terms of the output
+/// so that the output is all backward needs to keep.
+pub(crate) fn activation_forward<T: Float>(x: &Tensor<T>, out: &mut Tensor<T>, f: impl Fn(T) -> T) {
+    out.resize(x.shape());
+    for (o, &v) in out.data_mut().iter_mut().zip(x.data()) {
+        *o = f(v);
+    }
+}
+
+pub(crate) fn activation_backward<T: Float>(
+    dout: &Tensor<T>,
+    out: &Tensor<T>,
+    dx: &mut Tensor<T>,
+    df: impl Fn(T) -> T,
+) {
+    assert_eq!(
+        dout.shape(),
+        out.shape(),
+        "backward: dout shape {:?} differs from output shape {:?}",
+        dout.shape(),
+        out.shape()
+    );
+    dx.resize(dout.shape());
+    for ((d, &g), &y) in dx.data_mut().iter_mut().zip(dout.data()).zip(out.data()) {
+        *d = g * df(y);
+    }
+}

@@ -1,0 +1,12 @@
+//! backprop: neural networks trained by explicit, layer-by-layer
+//! backpropagation, after "Deep Learning from Scratch".
+//!
+//! A net is an ordered chain of [`layers`] ending in
+//! [`layers::SoftmaxWithLoss`]; [`nets::Network::gradient`] runs the loss
+//! forward, then `dout = 1` back through the layers in reverse;
+//! [`gradcheck`] compares that with central differences.
+
+pub mod gradcheck;
+pub mod layers;
+pub mod nets;
+pub mod tensor;

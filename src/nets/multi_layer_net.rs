@@ -1,0 +1,264 @@
+//! MultiLayerNet: the textbook's fully connected net,
+//! `Affine - act - Affine - act - ... - Affine - SoftmaxWithLoss`.
+//!
+//! Weights start Gaussian with a standard deviation chosen by [`WeightInit`]:
+//! He `sqrt(2 / fan_in)` for ReLU, Xavier `sqrt(1 / fan_in)` for sigmoid and
+//! tanh, or a fixed value such as the textbook's 0.01. Biases start at zero.
+//!
+//! ```
+//! use backprop::nets::{Activation, MultiLayerNet, WeightInit};
+//! let spec = MultiLayerNet::new(784, &[100, 100], 10)
+//!     .activation(Activation::Sigmoid)
+//!     .weight_init(WeightInit::Xavier)
+//!     .weight_decay_lambda(0.1);
+//! let net = spec.build::<f32>(42);
+//! assert_eq!(net.parameter_count(), 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::Network;
+use crate::layers::{Affine, Layer, Relu, Sigmoid, Tanh};
+use crate::tensor::{Float, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    fn layer<T: Float>(self) -> Box<dyn Layer<T>> {
+        match self {
+            Activation::Relu => Box::new(Relu::new()),
+            Activation::Sigmoid => Box::new(Sigmoid::new()),
+            Activation::Tanh => Box::new(Tanh::new()),
+        }
+    }
+}
+
+impl FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "relu" => Ok(Activation::Relu),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            "tanh" => Ok(Activation::Tanh),
+            _ => Err(format!(
+                "unknown activation '{s}': use relu, sigmoid or tanh"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+        })
+    }
+}
+
+/// How to scale the initial weights.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightInit {
+    /// `sqrt(2 / fan_in)`, for ReLU.
+    He,
+    /// `sqrt(1 / fan_in)`, for sigmoid and tanh.
+    Xavier,
+    /// A fixed standard deviation.
+    Std(f64),
+}
+
+impl WeightInit {
+    pub fn std(self, fan_in: usize) -> f64 {
+        match self {
+            WeightInit::He => (2.0 / fan_in as f64).sqrt(),
+            WeightInit::Xavier => (1.0 / fan_in as f64).sqrt(),
+            WeightInit::Std(s) => s,
+        }
+    }
+}
+
+impl FromStr for WeightInit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "he" | "relu" => Ok(WeightInit::He),
+            "xavier" | "sigmoid" => Ok(WeightInit::Xavier),
+            other => match other.parse::<f64>() {
+                Ok(v) if v > 0.0 && v.is_finite() => Ok(WeightInit::Std(v)),
+                _ => Err(format!(
+                    "unknown weight init '{s}': use he, xavier, or a positive standard deviation such as 0.01"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for WeightInit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightInit::He => f.write_str("he"),
+            WeightInit::Xavier => f.write_str("xavier"),
+            WeightInit::Std(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// The architecture of a fully connected net; [`MultiLayerNet::build`] makes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MultiLayerNet {
+    pub input_size: usize,
+    pub hidden_size_list: Vec<usize>,
+    pub output_size: usize,
+    pub activation: Activation,
+    pub weight_init_std: WeightInit,
+    pub weight_decay_lambda: f64,
+}
+
+impl MultiLayerNet {
+    /// ReLU, He init, no weight decay: the textbook's defaults.
+    pub fn new(input_size: usize, hidden_size_list: &[usize], output_size: usize) -> Self {
+        MultiLayerNet {
+            input_size,
+            hidden_size_list: hidden_size_list.to_vec(),
+            output_size,
+            activation: Activation::Relu,
+            weight_init_std: WeightInit::He,
+            weight_decay_lambda: 0.0,
+        }
+    }
+
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    pub fn weight_init(mut self, w: WeightInit) -> Self {
+        self.weight_init_std = w;
+        self
+    }
+
+    pub fn weight_decay_lambda(mut self, lambda: f64) -> Self {
+        self.weight_decay_lambda = lambda;
+        self
+    }
+
+    /// Layer widths from input to output: `[784, 100, ..., 10]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![self.input_size];
+        s.extend(&self.hidden_size_list);
+        s.push(self.output_size);
+        s
+    }
+
+    /// Builds the net with weights drawn from a generator seeded with `seed`.
+    pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let sizes = self.sizes();
+        let mut layers: Vec<Box<dyn Layer<T>>> = Vec::new();
+        for (i, pair) in sizes.windows(2).enumerate() {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            let w = Tensor::randn(
+                &[fan_in, fan_out],
+                self.weight_init_std.std(fan_in),
+                &mut rng,
+            );
+            layers.push(Box::new(Affine::from_params(w, Tensor::zeros(&[fan_out]))));
+            if i + 2 < sizes.len() {
+                layers.push(self.activation.layer());
+            }
+        }
+        Network::new(layers, self.weight_decay_lambda)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{TOLERANCE, check_network, random_tensor};
+    use crate::layers::Labels;
+
+    #[test]
+    fn layer_order_and_names_follow_the_textbook() {
+        let net = MultiLayerNet::new(6, &[5, 4], 3).build::<f64>(1);
+        let names: Vec<_> = net.layers.iter().map(|l| l.name()).collect();
+        assert_eq!(names, ["Affine", "Relu", "Affine", "Relu", "Affine"]);
+        let params: Vec<_> = net.params().iter().map(|p| p.name.clone()).collect();
+        assert_eq!(params, ["W1", "b1", "W2", "b2", "W3", "b3"]);
+    }
+
+    #[test]
+    fn he_init_has_the_right_spread() {
+        let net = MultiLayerNet::new(400, &[300], 10).build::<f64>(3);
+        let w1 = net.params()[0].value.clone();
+        let var = w1.sum_squares() / w1.len() as f64;
+        assert!(
+            (var - 2.0 / 400.0).abs() < 0.1 * 2.0 / 400.0,
+            "variance {var}"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_net_in_f32_and_f64() {
+        let spec = MultiLayerNet::new(5, &[4], 3);
+        let a = spec.build::<f32>(9);
+        let b = spec.build::<f64>(9);
+        for (p, q) in a.params().iter().zip(b.params()) {
+            for (&x, &y) in p.value.data().iter().zip(q.value.data()) {
+                assert_eq!(x, y as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn weight_decay_is_in_the_loss() {
+        let spec = MultiLayerNet::new(4, &[3], 2);
+        let x = random_tensor(&[2, 4], 1.0, 1);
+        let t = [0usize, 1];
+        let mut plain = spec.clone().build::<f64>(5);
+        let mut decayed = spec.weight_decay_lambda(0.1).build::<f64>(5);
+        let sum_w2: f64 = plain
+            .params()
+            .iter()
+            .filter(|p| p.decay)
+            .map(|p| p.value.sum_squares())
+            .sum();
+        let diff =
+            decayed.loss(&x, Labels::Index(&t), false) - plain.loss(&x, Labels::Index(&t), false);
+        assert!((diff - 0.05 * sum_w2).abs() < 1e-12);
+    }
+
+    /// The core claim of the project: backpropagation equals the numerical
+    /// derivative, for every parameter, with and without weight decay.
+    #[test]
+    fn whole_net_gradient_check() {
+        let x = random_tensor(&[4, 6], 1.0, 30);
+        let t = [0usize, 2, 1, 2];
+        for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+            for lambda in [0.0, 0.1] {
+                let spec = MultiLayerNet::new(6, &[5, 4], 3)
+                    .activation(activation)
+                    .weight_init(WeightInit::Std(0.5))
+                    .weight_decay_lambda(lambda);
+                let mut net = spec.build::<f64>(31);
+                let report = check_network(&mut net, &x, Labels::Index(&t), "net");
+                assert!(
+                    report.passed(TOLERANCE),
+                    "{activation} lambda={lambda}\n{report}"
+                );
+            }
+        }
+    }
+}
