@@ -6,7 +6,11 @@
 //! forward, then `dout = 1` back through the layers in reverse;
 //! [`gradcheck`] compares that with central differences.
 
+pub mod cli;
+pub mod data;
 pub mod gradcheck;
 pub mod layers;
 pub mod nets;
+pub mod optim;
 pub mod tensor;
+pub mod train;

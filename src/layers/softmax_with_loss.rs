@@ -172,25 +172,7 @@ impl<T: Float> SoftmaxWithLoss<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{max_relative_error, random_tensor};
-
-    /// Central difference of the loss with respect to each input score.
-    fn numerical_dx(x: &Tensor<f64>, t: Labels<'_, f64>) -> Tensor<f64> {
-        let h = 1e-4;
-        let mut layer = SoftmaxWithLoss::new();
-        let mut xp = x.clone();
-        let mut grad = Tensor::zeros(x.shape());
-        for i in 0..x.len() {
-            let v = xp.data()[i];
-            xp.data_mut()[i] = v + h;
-            let lp = layer.forward(&xp, t);
-            xp.data_mut()[i] = v - h;
-            let lm = layer.forward(&xp, t);
-            xp.data_mut()[i] = v;
-            grad.data_mut()[i] = (lp - lm) / (2.0 * h);
-        }
-        grad
-    }
+    use crate::gradcheck::{check_softmax_with_loss, random_tensor};
 
     #[test]
     fn stable_for_huge_scores() {
@@ -222,28 +204,19 @@ mod tests {
     #[test]
     fn gradient_check_both_label_kinds() {
         let x = random_tensor(&[4, 5], 2.0, 21);
-        let idx = [1usize, 3, 0, 4];
-        let mut layer = SoftmaxWithLoss::new();
-        layer.forward(&x, Labels::Index(&idx));
-        let err = max_relative_error(layer.backward(1.0), &numerical_dx(&x, Labels::Index(&idx)));
-        assert!(err < 1e-6, "index labels: {err:e}");
+        let report = check_softmax_with_loss(&x, Labels::Index(&[1, 3, 0, 4]));
+        assert!(report.passed(1e-6), "{report}");
 
         // Soft targets: any rows of probabilities work, not only one-hot.
         let mut soft = random_tensor(&[4, 5], 1.0, 22);
-        for v in soft.data_mut() {
-            *v = v.abs();
-        }
         for r in 0..4 {
-            let s: f64 = soft.row(r).iter().sum();
-            for v in &mut soft.data_mut()[r * 5..(r + 1) * 5] {
-                *v /= s;
+            let row: Vec<f64> = soft.row(r).iter().map(|v| v.abs()).collect();
+            let s: f64 = row.iter().sum();
+            for (v, a) in soft.data_mut()[r * 5..(r + 1) * 5].iter_mut().zip(&row) {
+                *v = a / s;
             }
         }
-        layer.forward(&x, Labels::OneHot(&soft));
-        let err = max_relative_error(
-            layer.backward(1.0),
-            &numerical_dx(&x, Labels::OneHot(&soft)),
-        );
-        assert!(err < 1e-6, "one-hot labels: {err:e}");
+        let report = check_softmax_with_loss(&x, Labels::OneHot(&soft));
+        assert!(report.passed(1e-6), "{report}");
     }
 }

@@ -1,0 +1,150 @@
+//! The command line: argument parsing (clap) and dispatch to the library.
+//! Every command returns `anyhow::Result`; `main` prints the error as one line.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::DatasetName;
+use crate::gradcheck;
+use crate::nets::{Activation, WeightInit};
+use crate::train::{self, TrainConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "backprop",
+    version,
+    about = "Train neural networks by explicit, layer-by-layer backpropagation",
+    long_about = "Train neural networks by explicit, layer-by-layer backpropagation, \
+                  after the textbook \"Deep Learning from Scratch\"."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a MultiLayerNet and report train/test accuracy per epoch.
+    Train(TrainArgs),
+    /// Compare backpropagation with numerical gradients for every layer and net.
+    Gradcheck(GradcheckArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Data set: mnist, fashion-mnist, or spiral (generated, needs no files).
+    #[arg(long, default_value = "mnist")]
+    pub dataset: DatasetName,
+    /// Folder holding the four IDX files (or a parent of <dataset>/). Default:
+    /// $BACKPROP_DATA/<dataset>, then the per-user cache, then a download.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Hidden layer sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,100,100,100,100")]
+    pub hidden: Vec<usize>,
+    /// Activation between Affine layers: relu, sigmoid or tanh.
+    #[arg(long, default_value = "relu")]
+    pub activation: Activation,
+    /// Weight init: he (sqrt(2/fan_in)), xavier (sqrt(1/fan_in)), or a standard deviation such as 0.01.
+    #[arg(long, default_value = "he")]
+    pub init: WeightInit,
+    /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f64,
+    /// Examples per mini-batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Train on the first N training examples only (the textbook's overfitting experiments use 300).
+    #[arg(long, value_name = "N")]
+    pub train_size: Option<usize>,
+    /// Seed for the initial weights, the shuffles and generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Output folder for metrics.jsonl and summary.json (default: runs/<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Never draw progress bars, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct GradcheckArgs {
+    /// Largest relative error accepted.
+    #[arg(long, default_value_t = gradcheck::TOLERANCE)]
+    pub tolerance: f64,
+}
+
+/// Default thread count: the machine's cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn timestamped_run_dir() -> PathBuf {
+    PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            if a.hidden.contains(&0) {
+                bail!("--hidden sizes must be positive, got {:?}", a.hidden);
+            }
+            let config = TrainConfig {
+                dataset: a.dataset,
+                data_dir: a.data,
+                hidden: a.hidden,
+                activation: a.activation,
+                init: a.init,
+                weight_decay: a.weight_decay,
+                optimizer: a.optimizer,
+                lr: a.lr,
+                batch_size: a.batch_size,
+                epochs: a.epochs,
+                train_size: a.train_size,
+                seed: a.seed,
+                threads: a.threads.unwrap_or_else(default_threads),
+                out: a.out.unwrap_or_else(timestamped_run_dir),
+                progress: !a.no_progress,
+            };
+            train::run(&config)?;
+            Ok(())
+        }
+        Command::Gradcheck(a) => {
+            println!("{:<40} {:<8} {:>12}", "check", "param", "max rel err");
+            let mut failed = 0;
+            for report in gradcheck::standard_suite() {
+                print!("{report}");
+                failed += report
+                    .entries
+                    .iter()
+                    .filter(|e| e.max_relative_error >= a.tolerance)
+                    .count();
+            }
+            if failed > 0 {
+                bail!(
+                    "{failed} gradient(s) exceed the tolerance {:e}",
+                    a.tolerance
+                );
+            }
+            println!("all gradients agree within {:e}", a.tolerance);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Data sets: MNIST, Fashion-MNIST and a generated spiral, loaded into compact in-memory
+//! splits that the training loop copies mini-batches out of.
+//!
+//! Images stay as the bytes they are stored as (a quarter of the memory of `f32`) and are
+//! scaled to `[0, 1]` only when a batch is gathered; see [`Dataset::gather`].
+
+mod download;
+mod error;
+pub mod idx;
+mod sources;
+pub mod spiral;
+#[cfg(test)]
+mod testutil;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tensor::Float;
+
+pub use download::fetch_dataset;
+pub use error::DataError;
+pub use idx::IdxArray;
+
+/// One split (train or test) of a data set.
+#[derive(Clone, PartialEq)]
+pub struct Dataset {
+    /// Data set name: "mnist", "fashion-mnist", "spiral".
+    pub name: String,
+    /// The inputs, one row of [`Dataset::dim`] values per example.
+    pub features: Features,
+    /// Class index per example.
+    pub labels: Vec<u8>,
+    /// Number of classes (10 for MNIST).
+    pub classes: usize,
+    /// (C, H, W) of one example: `[1, 28, 28]` for MNIST, `[1, 1, 2]` for the spiral.
+    pub shape: [usize; 3],
+}
+
+/// Example inputs, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Features {
+    /// Grey levels 0..=255, scaled to `[0, 1]` when gathered.
+    Pixels(Vec<u8>),
+    /// Values used as they are.
+    Dense(Vec<f32>),
+}
+
+/// A data set's training and test splits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+// Printing millions of pixels helps nobody; show what identifies the split instead.
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.features {
+            Features::Pixels(_) => "pixels",
+            Features::Dense(_) => "dense",
+        };
+        f.debug_struct("Dataset")
+            .field("name", &self.name)
+            .field("len", &self.len())
+            .field("shape", &self.shape)
+            .field("classes", &self.classes)
+            .field("features", &kind)
+            .finish()
+    }
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per example: C*H*W.
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Copies examples `indices` into `x` (row-major, `indices.len() * dim()` values),
+    /// scaling pixels by 1/255, and their labels into `t`.
+    ///
+    /// Runs once per mini-batch, so it allocates nothing: pixels go through a 256-entry
+    /// table, which is exact (255 maps to exactly 1) and cheaper than a conversion and a
+    /// multiply per byte.
+    ///
+    /// Panics if `x` or `t` has the wrong length or an index is out of range.
+    pub fn gather<T: Float>(&self, indices: &[usize], x: &mut [T], t: &mut [usize]) {
+        let dim = self.dim();
+        assert_eq!(
+            x.len(),
+            indices.len() * dim,
+            "gather: x has {} values, expected {} examples x {dim}",
+            x.len(),
+            indices.len()
+        );
+        assert_eq!(
+            t.len(),
+            indices.len(),
+            "gather: t has {} labels, expected {}",
+            t.len(),
+            indices.len()
+        );
+        let n = self.len();
+        for (&i, ti) in indices.iter().zip(t.iter_mut()) {
+            assert!(i < n, "gather: index {i} out of range for {n} examples");
+            *ti = usize::from(self.labels[i]);
+        }
+        if dim == 0 {
+            return;
+        }
+        match &self.features {
+            Features::Pixels(px) => {
+                let table: [T; 256] = std::array::from_fn(|v| T::of(v as f64 / 255.0));
+                for (&i, row) in indices.iter().zip(x.chunks_exact_mut(dim)) {
+                    let src = &px[i * dim..(i + 1) * dim];
+                    for (o, &p) in row.iter_mut().zip(src) {
+                        *o = table[usize::from(p)];
+                    }
+                }
+            }
+            Features::Dense(v) => {
+                for (&i, row) in indices.iter().zip(x.chunks_exact_mut(dim)) {
+                    let src = &v[i * dim..(i + 1) * dim];
+                    for (o, &p) in row.iter_mut().zip(src) {
+                        *o = T::of(f64::from(p));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first `n` examples (all of them if there are fewer), e.g. the 300 training
+    /// images of the textbook's overfitting experiments.
+    pub fn take(&self, n: usize) -> Dataset {
+        let indices: Vec<usize> = (0..n.min(self.len())).collect();
+        self.subset(&indices)
+    }
+
+    /// The examples at `indices`, in that order. Panics if an index is out of range.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let dim = self.dim();
+        let n = self.len();
+        let rows = |i: usize| {
+            assert!(i < n, "subset: index {i} out of range for {n} examples");
+            i * dim..(i + 1) * dim
+        };
+        let features = match &self.features {
+            Features::Pixels(px) => Features::Pixels(
+                indices
+                    .iter()
+                    .flat_map(|&i| &px[rows(i)])
+                    .copied()
+                    .collect(),
+            ),
+            Features::Dense(v) => {
+                Features::Dense(indices.iter().flat_map(|&i| &v[rows(i)]).copied().collect())
+            }
+        };
+        Dataset {
+            name: self.name.clone(),
+            features,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+            shape: self.shape,
+        }
+    }
+}
+
+/// The data sets this crate knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+    Spiral,
+}
+
+impl DatasetName {
+    /// The name used on the command line, in folder names and in saved files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Spiral => "spiral",
+        }
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DatasetName {
+    type Err = DataError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            DatasetName::Mnist,
+            DatasetName::FashionMnist,
+            DatasetName::Spiral,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| DataError::UnknownDataset(s.to_string()))
+    }
+}
+
+/// Where to look for data and whether fetching it is allowed.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `--data DIR`: the folder holding the IDX files (or a parent with `DIR/<dataset>/`).
+    pub data_dir: Option<PathBuf>,
+    /// Download into the per-user cache if the files are nowhere on disk.
+    pub allow_download: bool,
+    /// Show a progress bar while downloading (only if stderr is a terminal).
+    pub progress: bool,
+    /// Seed for generated data sets (the spiral); file-based data sets ignore it.
+    pub seed: u64,
+}
+
+/// Loads a data set's training and test splits.
+///
+/// MNIST and Fashion-MNIST are looked for, in order, in `opts.data_dir` (the folder itself,
+/// then `DIR/<dataset>/`), `$BACKPROP_DATA/<dataset>/`, Debian's
+/// `/usr/share/datasets/fashion-mnist/` (Fashion-MNIST only), and the per-user cache
+/// (`$BACKPROP_CACHE`, `$XDG_CACHE_HOME/backprop` or `~/.cache/backprop`), and finally
+/// downloaded into that cache if `opts.allow_download`. `BACKPROP_MIRROR` replaces the
+/// download mirrors with one base URL.
+pub fn load(name: DatasetName, opts: &LoadOptions) -> Result<Split, DataError> {
+    match name {
+        DatasetName::Spiral => Ok(spiral::split(opts.seed)),
+        DatasetName::Mnist | DatasetName::FashionMnist => {
+            let env = sources::Env::from_process();
+            let dir = sources::locate(name, opts, &env)?;
+            sources::read_split(name, &dir)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pixels() -> Dataset {
+        // Three 1x2x2 examples whose pixels encode their index.
+        Dataset {
+            name: "test".into(),
+            features: Features::Pixels(vec![0, 255, 51, 102, 1, 1, 1, 1, 2, 2, 2, 2]),
+            labels: vec![7, 3, 5],
+            classes: 10,
+            shape: [1, 2, 2],
+        }
+    }
+
+    #[test]
+    fn gather_normalises_and_follows_indices() {
+        let d = pixels();
+        let mut x = vec![0f32; 8];
+        let mut t = vec![0usize; 2];
+        d.gather(&[0, 2], &mut x, &mut t);
+        assert_eq!(x[..4], [0.0, 1.0, 0.2, 0.4]);
+        assert_eq!(x[4..], [(2.0 / 255.0f64) as f32; 4]);
+        assert_eq!(t, [7, 5]);
+
+        let mut x64 = vec![0f64; 12];
+        let mut t = vec![0usize; 3];
+        d.gather(&[2, 1, 0], &mut x64, &mut t);
+        assert_eq!(x64[..4], [2.0 / 255.0; 4]);
+        assert_eq!(x64[4..8], [1.0 / 255.0; 4]);
+        assert_eq!(x64[8..], [0.0, 1.0, 0.2, 0.4]);
+        assert_eq!(t, [5, 3, 7]);
+    }
+
+    #[test]
+    fn gather_dense() {
+        let d = Dataset {
+            name: "dense".into(),
+            features: Features::Dense(vec![0.5, -1.0, 0.25, 2.0]),
+            labels: vec![1, 0],
+            classes: 2,
+            shape: [1, 1, 2],
+        };
+        let mut x = vec![0f64; 4];
+        let mut t = vec![9usize; 2];
+        d.gather(&[1, 0], &mut x, &mut t);
+        assert_eq!(x, [0.25, 2.0, 0.5, -1.0]);
+        assert_eq!(t, [0, 1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "x has 3 values, expected 1 examples x 4")]
+    fn gather_checks_buffer_lengths() {
+        pixels().gather(&[0], &mut [0f32; 3], &mut [0usize; 1]);
+    }
+
+    #[test]
+    fn take_and_subset() {
+        let d = pixels();
+        assert_eq!((d.len(), d.dim(), d.is_empty()), (3, 4, false));
+        let first = d.take(2);
+        assert_eq!(first.labels, [7, 3]);
+        assert_eq!(first.features, Features::Pixels(d_pixels(&[0, 1])));
+        assert_eq!(d.take(10).len(), 3);
+        assert!(d.take(0).is_empty());
+        let sub = d.subset(&[2, 0]);
+        assert_eq!(sub.labels, [5, 7]);
+        assert_eq!(sub.features, Features::Pixels(d_pixels(&[2, 0])));
+        assert_eq!((sub.classes, sub.shape), (10, [1, 2, 2]));
+    }
+
+    fn d_pixels(indices: &[usize]) -> Vec<u8> {
+        let Features::Pixels(px) = pixels().features else {
+            unreachable!()
+        };
+        indices
+            .iter()
+            .flat_map(|&i| px[i * 4..i * 4 + 4].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn names_parse_display_and_serialize() {
+        for (name, s) in [
+            (DatasetName::Mnist, "mnist"),
+            (DatasetName::FashionMnist, "fashion-mnist"),
+            (DatasetName::Spiral, "spiral"),
+        ] {
+            assert_eq!(s.parse::<DatasetName>().unwrap(), name);
+            assert_eq!(name.to_string(), s);
+            assert_eq!(serde_json::to_string(&name).unwrap(), format!("\"{s}\""));
+        }
+        let err = "cifar".parse::<DatasetName>().unwrap_err();
+        assert!(err.to_string().contains("mnist, fashion-mnist, spiral"));
+    }
+}
