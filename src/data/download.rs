@@ -44,15 +44,15 @@ pub fn fetch_dataset(
             continue;
         }
         let mut last = None;
-        for base in mirrors {
+        for (i, base) in mirrors.iter().enumerate() {
             match fetch_file(&agent, base, file, sha256, dest, progress) {
                 Ok(()) => {
                     last = None;
                     break;
                 }
                 Err(e) => {
-                    if progress {
-                        eprintln!("warning: {e}");
+                    if progress && i + 1 < mirrors.len() {
+                        eprintln!("warning: {e}; trying the next mirror");
                     }
                     last = Some(e);
                 }

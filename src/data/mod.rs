@@ -332,6 +332,12 @@ mod tests {
     }
 
     #[test]
+    fn errors_can_cross_threads_and_into_anyhow() {
+        fn check<E: std::error::Error + Send + Sync + 'static>() {}
+        check::<DataError>();
+    }
+
+    #[test]
     fn names_parse_display_and_serialize() {
         for (name, s) in [
             (DatasetName::Mnist, "mnist"),

@@ -63,6 +63,16 @@ pub trait Layer<T: Float>: Send + Sync {
         Vec::new()
     }
 
+    /// State that is saved and restored but not learned by gradient descent,
+    /// such as BatchNorm's running mean and variance.
+    fn buffers(&self) -> Vec<(&'static str, &Tensor<T>)> {
+        Vec::new()
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
+        Vec::new()
+    }
+
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}
 

@@ -22,7 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Network;
+use super::{NetSpec, Network};
 use crate::layers::{Affine, Layer, Relu, Sigmoid, Tanh};
 use crate::tensor::{Float, Tensor};
 
@@ -180,7 +180,9 @@ impl MultiLayerNet {
                 layers.push(self.activation.layer());
             }
         }
-        Network::new(layers, self.weight_decay_lambda)
+        let mut net = Network::new(layers, self.weight_decay_lambda);
+        net.spec = Some(NetSpec::Mlp(self.clone()));
+        net
     }
 }
 

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use crate::gradcheck::H;
+use super::NetSpec;
 use crate::layers::{Labels, Layer, SoftmaxWithLoss};
 use crate::tensor::{Float, Tensor};
 
@@ -40,6 +41,8 @@ pub struct Network<T: Float> {
     pub layers: Vec<Box<dyn Layer<T>>>,
     pub last_layer: SoftmaxWithLoss<T>,
     pub weight_decay_lambda: f64,
+    /// The architecture this net was built from, if it came from a [`NetSpec`].
+    pub spec: Option<NetSpec>,
 }
 
 /// Textbook numbering: the k-th parameter called `W` is `Wk`.
@@ -65,6 +68,7 @@ impl<T: Float> Network<T> {
             layers,
             last_layer: SoftmaxWithLoss::new(),
             weight_decay_lambda,
+            spec: None,
         }
     }
 
