@@ -14,7 +14,7 @@ use std::fmt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::layers::{Affine, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tanh};
+use crate::layers::{Affine, Dropout, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tanh};
 use crate::nets::{Activation, MultiLayerNet, Network, WeightInit};
 use crate::tensor::Tensor;
 
@@ -246,6 +246,18 @@ pub fn standard_suite() -> Vec<Report> {
         check_layer(&mut Sigmoid::new(), &random_tensor(&[5, 6], 2.0, 7), 8),
         check_layer(&mut Tanh::new(), &random_tensor(&[5, 6], 1.5, 9), 10),
     ];
+    let mut dropout = Dropout::new(0.5, 0);
+    let keep = random_tensor(&[5, 6], 1.0, 14)
+        .data()
+        .iter()
+        .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+        .collect();
+    dropout.set_fixed_mask(&Tensor::from_vec(&[5, 6], keep).expect("5x6"));
+    reports.push(check_layer(
+        &mut dropout,
+        &random_tensor(&[5, 6], 1.0, 15),
+        16,
+    ));
     let scores = random_tensor(&[5, 4], 2.0, 11);
     let labels = [3usize, 0, 1, 3, 2];
     reports.push(check_softmax_with_loss(&scores, Labels::Index(&labels)));

@@ -6,12 +6,14 @@
 //! reused from batch to batch.
 
 mod affine;
+mod dropout;
 mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 mod tanh;
 
 pub use affine::Affine;
+pub use dropout::Dropout;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
@@ -72,6 +74,10 @@ pub trait Layer<T: Float>: Send + Sync {
     fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
         Vec::new()
     }
+
+    /// Restarts the layer's random generator (Dropout), so that each worker
+    /// replica draws its own masks, reproducibly.
+    fn reseed(&mut self, _seed: u64) {}
 
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}

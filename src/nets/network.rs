@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 
-use crate::gradcheck::H;
 use super::NetSpec;
+use crate::gradcheck::H;
 use crate::layers::{Labels, Layer, SoftmaxWithLoss};
 use crate::tensor::{Float, Tensor};
 

@@ -94,8 +94,14 @@ impl<T: Float> Trainer<T> {
             .expect("cannot start worker threads");
         let optimizer = OptimizerState::new(rule, &net);
         let workers = (0..threads)
-            .map(|_| Worker {
-                net: net.clone(),
+            .map(|r| Worker {
+                net: {
+                    let mut replica = net.clone();
+                    for (i, layer) in replica.layers.iter_mut().enumerate() {
+                        layer.reseed(seed ^ ((r as u64) << 32 | i as u64));
+                    }
+                    replica
+                },
                 x: Tensor::default(),
                 t: Vec::new(),
                 loss: 0.0,
