@@ -11,10 +11,14 @@
 
 use std::fmt;
 
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::layers::{Affine, Dropout, Labels, Layer, Relu, Sigmoid, SoftmaxWithLoss, Tanh};
+use crate::layers::{
+    Affine, Convolution, Dropout, Flatten, Labels, Layer, MaxPooling, Relu, Sigmoid,
+    SoftmaxWithLoss, Tanh,
+};
 use crate::nets::{Activation, MultiLayerNet, Network, WeightInit};
 use crate::tensor::Tensor;
 
@@ -59,6 +63,18 @@ pub fn inputs_away_from_zero(shape: &[usize], margin: f64, seed: u64) -> Tensor<
         *v = v.signum() * (v.abs() + margin);
     }
     x
+}
+
+/// Distinct values `spacing` apart, in random order, for max pooling: the
+/// central difference must not change which element of a window is largest,
+/// so no two may lie within `2 * H` of each other.
+pub fn distinct_inputs(shape: &[usize], spacing: f64, seed: u64) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    let mut v: Vec<f64> = (0..n)
+        .map(|i| (i as f64 - n as f64 / 2.0) * spacing)
+        .collect();
+    v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    Tensor::from_vec(shape, v).expect("length matches shape")
 }
 
 /// One line of a report: a parameter (or the input) and its largest error.
@@ -257,6 +273,38 @@ pub fn standard_suite() -> Vec<Report> {
         &mut dropout,
         &random_tensor(&[5, 6], 1.0, 15),
         16,
+    ));
+    // Convolution: non-square input, stride 1 without padding and stride 2
+    // with padding; pooling: the nets' 2x2/2 and a padded, overlapping 3x3/2.
+    for (k, (stride, pad)) in [(1, 0), (2, 1)].into_iter().enumerate() {
+        let seed = 20 + 4 * k as u64;
+        let mut report = check_layer(
+            &mut Convolution::from_params(
+                random_tensor(&[3, 2, 3, 2], 1.0, seed),
+                random_tensor(&[3], 1.0, seed + 1),
+                stride,
+                pad,
+            ),
+            &random_tensor(&[2, 2, 6, 5], 1.0, seed + 2),
+            seed + 3,
+        );
+        report.subject = format!("Convolution 3x2 stride {stride} pad {pad}");
+        reports.push(report);
+    }
+    for (k, (size, stride, pad)) in [(2, 2, 0), (3, 2, 1)].into_iter().enumerate() {
+        let seed = 30 + 2 * k as u64;
+        let mut report = check_layer(
+            &mut MaxPooling::new(size, size, stride, pad),
+            &distinct_inputs(&[2, 2, 7, 6], 0.01, seed),
+            seed + 1,
+        );
+        report.subject = format!("MaxPooling {size}x{size} stride {stride} pad {pad}");
+        reports.push(report);
+    }
+    reports.push(check_layer(
+        &mut Flatten::new(),
+        &random_tensor(&[2, 3, 2, 2], 1.0, 34),
+        35,
     ));
     let scores = random_tensor(&[5, 4], 2.0, 11);
     let labels = [3usize, 0, 1, 3, 2];

@@ -14,7 +14,7 @@
 //! assert_eq!(affine.forward(&x, true).data(), &[11.5]);
 //! ```
 
-use super::{Layer, Param, ParamMut};
+use super::{Layer, Param, ParamMut, weight_and_bias, weight_and_bias_mut};
 use crate::tensor::{Float, Tensor, matmul};
 
 #[derive(Clone)]
@@ -162,37 +162,11 @@ impl<T: Float> Layer<T> for Affine<T> {
     }
 
     fn params(&self) -> Vec<Param<'_, T>> {
-        vec![
-            Param {
-                name: "W",
-                value: &self.w,
-                grad: &self.dw,
-                decay: true,
-            },
-            Param {
-                name: "b",
-                value: &self.b,
-                grad: &self.db,
-                decay: false,
-            },
-        ]
+        weight_and_bias(&self.w, &self.dw, &self.b, &self.db)
     }
 
     fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        vec![
-            ParamMut {
-                name: "W",
-                value: &mut self.w,
-                grad: &mut self.dw,
-                decay: true,
-            },
-            ParamMut {
-                name: "b",
-                value: &mut self.b,
-                grad: &mut self.db,
-                decay: false,
-            },
-        ]
+        weight_and_bias_mut(&mut self.w, &mut self.dw, &mut self.b, &mut self.db)
     }
 
     fn set_input_grad_needed(&mut self, needed: bool) {

@@ -6,14 +6,20 @@
 //! reused from batch to batch.
 
 mod affine;
+pub mod convolution;
 mod dropout;
+mod flatten;
+mod pooling;
 mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 mod tanh;
 
 pub use affine::Affine;
+pub use convolution::Convolution;
 pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use pooling::MaxPooling;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
@@ -36,6 +42,53 @@ pub struct ParamMut<'a, T> {
     pub value: &'a mut Tensor<T>,
     pub grad: &'a mut Tensor<T>,
     pub decay: bool,
+}
+
+/// The `W` (decayed) and `b` (not decayed) pair that Affine and Convolution
+/// both expose, in that order.
+pub(crate) fn weight_and_bias<'a, T>(
+    w: &'a Tensor<T>,
+    dw: &'a Tensor<T>,
+    b: &'a Tensor<T>,
+    db: &'a Tensor<T>,
+) -> Vec<Param<'a, T>> {
+    vec![
+        Param {
+            name: "W",
+            value: w,
+            grad: dw,
+            decay: true,
+        },
+        Param {
+            name: "b",
+            value: b,
+            grad: db,
+            decay: false,
+        },
+    ]
+}
+
+/// [`weight_and_bias`], mutable.
+pub(crate) fn weight_and_bias_mut<'a, T>(
+    w: &'a mut Tensor<T>,
+    dw: &'a mut Tensor<T>,
+    b: &'a mut Tensor<T>,
+    db: &'a mut Tensor<T>,
+) -> Vec<ParamMut<'a, T>> {
+    vec![
+        ParamMut {
+            name: "W",
+            value: w,
+            grad: dw,
+            decay: true,
+        },
+        ParamMut {
+            name: "b",
+            value: b,
+            grad: db,
+            decay: false,
+        },
+    ]
 }
 
 /// One step of the chain. `forward` records what `backward` will need.
