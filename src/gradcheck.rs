@@ -19,7 +19,9 @@ use crate::layers::{
     Affine, Convolution, Dropout, Flatten, Labels, Layer, MaxPooling, Relu, Sigmoid,
     SoftmaxWithLoss, Tanh,
 };
-use crate::nets::{Activation, MultiLayerNet, Network, WeightInit};
+use crate::nets::{
+    Activation, ConvParam, DeepConvNet, MultiLayerNet, Network, SimpleConvNet, WeightInit,
+};
 use crate::tensor::Tensor;
 
 /// The step of the central difference.
@@ -75,6 +77,18 @@ pub fn distinct_inputs(shape: &[usize], spacing: f64, seed: u64) -> Tensor<f64> 
         .collect();
     v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     Tensor::from_vec(shape, v).expect("length matches shape")
+}
+
+/// Replaces every bias with random values in `[-0.5, 0.5]`. Freshly built
+/// convnets have zero biases, and then a window that sees only zeros (padding,
+/// or ReLU outputs that are all 0) has a pre-activation of exactly 0: ReLU's
+/// kink, where the central difference measures half the slope.
+pub fn randomize_biases(net: &mut Network<f64>, seed: u64) {
+    for (k, p) in net.params_mut().into_iter().enumerate() {
+        if !p.decay {
+            *p.value = random_tensor(p.value.shape(), 0.5, seed + k as u64);
+        }
+    }
 }
 
 /// One line of a report: a parameter (or the input) and its largest error.
@@ -214,6 +228,45 @@ pub fn check_network(
     }
 }
 
+/// [`check_network`] for nets with Dropout: a mask drawn afresh on every
+/// forward would make the central differences meaningless, so each Dropout
+/// layer (of drop ratio `ratio`) is first replaced by one with a fixed random
+/// mask for inputs shaped like `x`.
+pub fn check_network_with_fixed_dropout(
+    net: &mut Network<f64>,
+    x: &Tensor<f64>,
+    t: Labels<'_, f64>,
+    ratio: f64,
+    seed: u64,
+    subject: &str,
+) -> Report {
+    net.predict(x, false);
+    for i in 0..net.layers.len() {
+        if net.layers[i].name() != "Dropout" {
+            continue;
+        }
+        let shape = match i {
+            0 => x.shape().to_vec(),
+            _ => net.layers[i - 1].output().shape().to_vec(),
+        };
+        let mut keep = random_tensor(&shape, 1.0, seed + i as u64);
+        let cols = keep.cols().max(1);
+        for row in keep.data_mut().chunks_mut(cols) {
+            // A row with every unit dropped would pass the check vacuously.
+            if row.iter().all(|&v| v <= 0.0) {
+                row[0] = 1.0;
+            }
+            for v in row {
+                *v = if *v > 0.0 { 1.0 } else { 0.0 };
+            }
+        }
+        let mut fixed = Dropout::new(ratio, 0);
+        fixed.set_fixed_mask(&keep);
+        net.layers[i] = Box::new(fixed);
+    }
+    check_network(net, x, t, subject)
+}
+
 /// Checks SoftmaxWithLoss: `dx` from `backward(1)` against the central
 /// difference of the loss with respect to each score.
 pub fn check_softmax_with_loss(x: &Tensor<f64>, t: Labels<'_, f64>) -> Report {
@@ -246,7 +299,7 @@ pub fn check_softmax_with_loss(x: &Tensor<f64>, t: Labels<'_, f64>) -> Report {
 
 /// The checks `backprop gradcheck` runs: every layer type on its own, then
 /// whole MultiLayerNets (ReLU, Sigmoid and Tanh; weight decay 0 and 0.1) on a
-/// small batch.
+/// small batch, then SimpleConvNet and DeepConvNet with few channels.
 pub fn standard_suite() -> Vec<Report> {
     let mut reports = vec![
         check_layer(
@@ -328,6 +381,34 @@ pub fn standard_suite() -> Vec<Report> {
             reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject));
         }
     }
+
+    // The convnets' own layouts with few channels on small images.
+    let mut simple = SimpleConvNet::new([2, 7, 6], 3).weight_decay_lambda(0.1);
+    simple.conv_param = ConvParam::new(3, 3, 1, 1);
+    simple.hidden_size = 5;
+    let mut net = simple.build::<f64>(40);
+    randomize_biases(&mut net, 41);
+    reports.push(check_network(
+        &mut net,
+        &random_tensor(&[2, 2, 7, 6], 1.0, 42),
+        Labels::Index(&[2, 0]),
+        "SimpleConvNet 2x7x6 conv3x3p1 lambda=0.1",
+    ));
+    let mut deep = DeepConvNet::new([1, 8, 8], 3);
+    for (p, n) in deep.conv_params.iter_mut().zip([2, 2, 3, 3, 4, 4]) {
+        p.filter_num = n;
+    }
+    deep.hidden_size = 5;
+    let mut net = deep.build::<f64>(43);
+    randomize_biases(&mut net, 44);
+    reports.push(check_network_with_fixed_dropout(
+        &mut net,
+        &random_tensor(&[2, 1, 8, 8], 1.0, 45),
+        Labels::Index(&[1, 2]),
+        deep.dropout_ratio,
+        46,
+        "DeepConvNet 1x8x8 filters 2-2-3-3-4-4",
+    ));
     reports
 }
 

@@ -1,9 +1,11 @@
 //! Networks: an ordered chain of layers ending in SoftmaxWithLoss
 //! ([`Network`]), and the architectures that build one ([`NetSpec`]).
 
+mod conv_nets;
 mod multi_layer_net;
 mod network;
 
+pub use conv_nets::{ConvParam, DeepConvNet, SimpleConvNet, SpecError};
 pub use multi_layer_net::{Activation, MultiLayerNet, WeightInit};
 pub use network::{NamedParam, NamedParamMut, Network};
 
@@ -17,6 +19,10 @@ use crate::tensor::Float;
 pub enum NetSpec {
     /// The textbook's fully connected MultiLayerNet.
     Mlp(MultiLayerNet),
+    /// The textbook's SimpleConvNet (conv - relu - pool - affine - relu - affine).
+    SimpleCnn(SimpleConvNet),
+    /// The textbook's DeepConvNet (six 3x3 convolutions, dropout).
+    DeepCnn(DeepConvNet),
 }
 
 impl NetSpec {
@@ -24,6 +30,18 @@ impl NetSpec {
     pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
         match self {
             NetSpec::Mlp(m) => m.build(seed),
+            NetSpec::SimpleCnn(s) => s.build(seed),
+            NetSpec::DeepCnn(d) => d.build(seed),
+        }
+    }
+
+    /// Whether the net can be built for its input size (a spec read from a
+    /// file, or a convnet asked for on data too small for its filters).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        match self {
+            NetSpec::Mlp(_) => Ok(()),
+            NetSpec::SimpleCnn(s) => s.validate(),
+            NetSpec::DeepCnn(d) => d.validate(),
         }
     }
 }
