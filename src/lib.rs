@@ -6,6 +6,7 @@
 //! forward, then `dout = 1` back through the layers in reverse;
 //! [`gradcheck`] compares that with central differences.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod gradcheck;
