@@ -15,3 +15,8 @@ pub mod nets;
 pub mod optim;
 pub mod tensor;
 pub mod train;
+
+/// The README's example, compiled and run by `cargo test` so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
