@@ -5,6 +5,9 @@
 //!   batch 100: seconds per training epoch (shuffle, gather and normalise,
 //!   forward, backward, update; evaluation excluded), median of epochs 2..N.
 //! - `w1-adam`: the same net without decay, Adam lr 0.001.
+//! - `w2`: the textbook's SimpleConvNet (conv 30x5x5 - ReLU - pool 2x2 -
+//!   affine 100 - ReLU - affine 10), He init, Adam lr 0.001, batch 100: seconds
+//!   per training epoch as for `w1`.
 //! - `w3`: the W1 net's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 20 passes,
 //!   after 2 warm-up passes (a fresh He-initialised net, as the peers use).
@@ -15,11 +18,11 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::data::{DatasetName, LoadOptions, Split};
-use crate::nets::MultiLayerNet;
+use crate::nets::{MultiLayerNet, SimpleConvNet};
 use crate::optim;
 use crate::train::Trainer;
 
-pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w3"];
+pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w2", "w3"];
 
 /// One measured workload; serialised as one JSON line with `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -69,14 +72,24 @@ fn w1_spec(weight_decay: f64) -> MultiLayerNet {
     MultiLayerNet::new(784, &[100; 5], 10).weight_decay_lambda(weight_decay)
 }
 
-/// W1 or W1-adam: trains `epochs` epochs, times each.
+/// W1, W1-adam or W2: trains `epochs` epochs, times each.
 fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
-    let (spec, rule) = match name {
-        "w1" => (w1_spec(0.1), optim::by_name::<f32>("sgd", 0.01)),
-        _ => (w1_spec(0.0), optim::by_name::<f32>("adam", 0.001)),
+    let (net, rule) = match name {
+        "w1" => (
+            w1_spec(0.1).build::<f32>(opts.seed),
+            optim::by_name::<f32>("sgd", 0.01),
+        ),
+        "w2" => (
+            SimpleConvNet::new(data.train.shape, data.train.classes).build::<f32>(opts.seed),
+            optim::by_name::<f32>("adam", 0.001),
+        ),
+        _ => (
+            w1_spec(0.0).build::<f32>(opts.seed),
+            optim::by_name::<f32>("adam", 0.001),
+        ),
     };
     let rule = rule.map_err(anyhow::Error::msg)?;
-    let mut trainer = Trainer::new(spec.build::<f32>(opts.seed), rule, opts.threads, opts.seed);
+    let mut trainer = Trainer::new(net, rule, opts.threads, opts.seed);
     let mut samples = Vec::new();
     for _ in 0..opts.epochs {
         let t0 = Instant::now();
@@ -139,7 +152,7 @@ pub fn run(
     let mut results = Vec::new();
     for &w in workloads {
         let r = match w {
-            "w1" | "w1-adam" => train_workload(w, &data, opts)?,
+            "w1" | "w1-adam" | "w2" => train_workload(w, &data, opts)?,
             "w3" => inference_workload(&data, opts)?,
             other => anyhow::bail!(
                 "unknown workload '{other}': use {} or all",

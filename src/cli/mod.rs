@@ -10,7 +10,7 @@ use crate::bench;
 use crate::data::{DatasetName, LoadOptions};
 use crate::gradcheck;
 use crate::nets::{Activation, WeightInit};
-use crate::train::{self, TrainConfig};
+use crate::train::{self, NetKind, TrainConfig};
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +27,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train a MultiLayerNet and report train/test accuracy per epoch.
+    /// Train a net (MultiLayerNet or a convnet) and report train/test accuracy per epoch.
     Train(TrainArgs),
     /// Compare backpropagation with numerical gradients for every layer and net.
     Gradcheck(GradcheckArgs),
@@ -44,10 +44,13 @@ pub struct TrainArgs {
     /// $BACKPROP_DATA/<dataset>, then the per-user cache, then a download.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Hidden layer sizes, comma-separated.
+    /// Architecture: mlp (MultiLayerNet), simple-cnn (SimpleConvNet) or deep-cnn (DeepConvNet).
+    #[arg(long, default_value = "mlp")]
+    pub net: NetKind,
+    /// Hidden layer sizes, comma-separated (mlp only).
     #[arg(long, value_delimiter = ',', default_value = "100,100,100,100,100")]
     pub hidden: Vec<usize>,
-    /// Activation between Affine layers: relu, sigmoid or tanh.
+    /// Activation between Affine layers: relu, sigmoid or tanh (mlp only; the convnets use relu).
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
     /// Weight init: he (sqrt(2/fan_in)), xavier (sqrt(1/fan_in)), or a standard deviation such as 0.01.
@@ -94,7 +97,7 @@ pub struct GradcheckArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workload: w1 (SGD + weight decay), w1-adam, w3 (inference), or all.
+    /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference), or all.
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let config = TrainConfig {
                 dataset: a.dataset,
+                net: a.net,
                 data_dir: a.data,
                 hidden: a.hidden,
                 activation: a.activation,

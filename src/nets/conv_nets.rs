@@ -271,7 +271,7 @@ impl DeepConvNet {
             net: "DeepConvNet",
             reason,
         };
-        if self.conv_params.is_empty() || self.conv_params.len() % 2 != 0 {
+        if self.conv_params.is_empty() || !self.conv_params.len().is_multiple_of(2) {
             return Err(error(format!(
                 "the convolutions come in pairs, got {}",
                 self.conv_params.len()

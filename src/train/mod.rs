@@ -4,5 +4,5 @@
 mod run;
 mod trainer;
 
-pub use run::{EpochMetrics, Summary, TrainConfig, run};
+pub use run::{EpochMetrics, NetKind, Summary, TrainConfig, run};
 pub use trainer::{Trainer, flush_denormals};

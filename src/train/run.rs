@@ -1,25 +1,67 @@
-//! The `train` job: load a data set, build a MultiLayerNet, train it epoch by
+//! The `train` job: load a data set, build the net `--net` names (a
+//! MultiLayerNet by default, or a convnet), train it epoch by
 //! epoch, print one line per epoch and write `metrics.jsonl` and
 //! `summary.json` into the run's folder.
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Trainer;
 use crate::data::{self, DatasetName, LoadOptions};
-use crate::nets::{Activation, MultiLayerNet, WeightInit};
+use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
 use crate::optim;
+
+/// The architectures `--net` chooses between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetKind {
+    /// MultiLayerNet with `--hidden` sizes and `--activation`.
+    #[default]
+    Mlp,
+    /// The textbook's SimpleConvNet.
+    SimpleCnn,
+    /// The textbook's DeepConvNet.
+    DeepCnn,
+}
+
+impl FromStr for NetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "mlp" => Ok(NetKind::Mlp),
+            "simple-cnn" => Ok(NetKind::SimpleCnn),
+            "deep-cnn" => Ok(NetKind::DeepCnn),
+            _ => Err(format!(
+                "unknown net '{s}': use mlp, simple-cnn or deep-cnn"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for NetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetKind::Mlp => "mlp",
+            NetKind::SimpleCnn => "simple-cnn",
+            NetKind::DeepCnn => "deep-cnn",
+        })
+    }
+}
 
 /// Everything a training run depends on; saved in `summary.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainConfig {
     pub dataset: DatasetName,
+    /// The architecture; `hidden` and `activation` apply to `mlp` only.
+    pub net: NetKind,
     #[serde(skip)]
     pub data_dir: Option<PathBuf>,
     pub hidden: Vec<usize>,
@@ -98,10 +140,30 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     };
     let test = split.test;
 
-    let spec = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
-        .activation(config.activation)
-        .weight_init(config.init)
-        .weight_decay_lambda(config.weight_decay);
+    let spec = match config.net {
+        NetKind::Mlp => NetSpec::Mlp(
+            MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
+                .activation(config.activation)
+                .weight_init(config.init)
+                .weight_decay_lambda(config.weight_decay),
+        ),
+        NetKind::SimpleCnn => NetSpec::SimpleCnn(
+            SimpleConvNet::new(train.shape, train.classes)
+                .weight_init(config.init)
+                .weight_decay_lambda(config.weight_decay),
+        ),
+        NetKind::DeepCnn => NetSpec::DeepCnn(
+            DeepConvNet::new(train.shape, train.classes)
+                .weight_init(config.init)
+                .weight_decay_lambda(config.weight_decay),
+        ),
+    };
+    spec.validate().with_context(|| {
+        format!(
+            "--net {} cannot take {} images of {:?}",
+            config.net, config.dataset, train.shape
+        )
+    })?;
     let net = spec.build::<f32>(config.seed);
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
@@ -112,16 +174,25 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let mut metrics = File::create(&metrics_path)
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
 
-    let sizes: Vec<String> = spec.sizes().iter().map(|s| s.to_string()).collect();
+    // The MLP's line stays as it was: "net 784-100-10 (relu, he init, N parameters)".
+    let description = match &spec {
+        NetSpec::Mlp(mlp) => {
+            let sizes: Vec<String> = mlp.sizes().iter().map(|s| s.to_string()).collect();
+            format!(
+                "{} ({}, {} init, {parameters} parameters)",
+                sizes.join("-"),
+                config.activation,
+                config.init
+            )
+        }
+        NetSpec::SimpleCnn(s) => format!("SimpleConvNet {s}, {parameters} parameters"),
+        NetSpec::DeepCnn(d) => format!("DeepConvNet {d}, {parameters} parameters"),
+    };
     println!(
-        "{}: {} training and {} test examples; net {} ({}, {} init, {} parameters); {} lr {} weight decay {}; {} thread(s)",
+        "{}: {} training and {} test examples; net {description}; {} lr {} weight decay {}; {} thread(s)",
         config.dataset,
         train.len(),
         test.len(),
-        sizes.join("-"),
-        config.activation,
-        config.init,
-        parameters,
         config.optimizer,
         config.lr,
         config.weight_decay,
