@@ -196,6 +196,21 @@ pub fn col2im<T: Float>(col: &[T], g: &Geometry, x: &mut [T]) {
     }
 }
 
+/// `Σ v` with 16 running partial sums. A plain `.sum()` is one chain of
+/// dependent additions (float addition may not be reordered), about 4 cycles
+/// an element; the partial sums vectorise. Measured on W2 (one thread, perf
+/// samples of a whole epoch): Convolution::backward fell from 7.1 % to 1.8 %.
+fn sum_in_lanes<T: Float>(v: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().copied().sum::<T>() + chunks.remainder().iter().copied().sum::<T>()
+}
+
 #[derive(Clone)]
 pub struct Convolution<T> {
     /// Filters `[FN, C, FH, FW]`.
@@ -336,7 +351,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
         db.fill(T::zero());
         for dn in dout.data().chunks_exact(fnum * cols) {
             for (d, df) in db.iter_mut().zip(dn.chunks_exact(cols)) {
-                *d += df.iter().copied().sum::<T>();
+                *d += sum_in_lanes(df);
             }
         }
         if self.input_grad_needed {
