@@ -13,6 +13,7 @@ pub mod gradcheck;
 pub mod layers;
 pub mod nets;
 pub mod optim;
+pub mod show;
 pub mod tensor;
 pub mod train;
 
