@@ -233,7 +233,10 @@ impl<T: Float> Trainer<T> {
             v.state.clear();
         }
         for (r, w) in self.workers.iter_mut().enumerate() {
-            for (p, param) in w.net.params_mut().into_iter().enumerate() {
+            // Layer by layer rather than `Network::params_mut`, which also
+            // builds the textbook names: no allocation on the hot path.
+            let params = w.net.layers.iter_mut().flat_map(|l| l.params_mut());
+            for (p, param) in params.enumerate() {
                 if r == 0 && p == self.views.len() {
                     self.views.push(ParamViews {
                         len: 0,
