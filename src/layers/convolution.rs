@@ -35,7 +35,7 @@
 //! assert_eq!(y.data(), &[12.5, 16.5]);
 //! ```
 
-use super::{Layer, Param, ParamMut, weight_and_bias, weight_and_bias_mut};
+use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
 
 /// Output length of a sliding window of `window` over `input` elements padded
@@ -413,12 +413,38 @@ impl<T: Float> Layer<T> for Convolution<T> {
         &self.dx
     }
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        weight_and_bias(&self.w, &self.dw, &self.b, &self.db)
+    fn params(&self) -> Params<'_, T> {
+        smallvec![
+            Param {
+                name: "W",
+                value: &self.w,
+                grad: &self.dw,
+                decay: true,
+            },
+            Param {
+                name: "b",
+                value: &self.b,
+                grad: &self.db,
+                decay: false,
+            },
+        ]
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        weight_and_bias_mut(&mut self.w, &mut self.dw, &mut self.b, &mut self.db)
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        smallvec![
+            ParamMut {
+                name: "W",
+                value: &mut self.w,
+                grad: &mut self.dw,
+                decay: true,
+            },
+            ParamMut {
+                name: "b",
+                value: &mut self.b,
+                grad: &mut self.db,
+                decay: false,
+            },
+        ]
     }
 
     fn set_input_grad_needed(&mut self, needed: bool) {

@@ -25,6 +25,9 @@ pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
 pub use tanh::Tanh;
 
+use smallvec::SmallVec;
+pub use smallvec::smallvec;
+
 use crate::tensor::{Float, Tensor};
 
 /// A learnable tensor with its gradient, named as in the textbook (`W`, `b`).
@@ -44,52 +47,10 @@ pub struct ParamMut<'a, T> {
     pub decay: bool,
 }
 
-/// The `W` (decayed) and `b` (not decayed) pair that Affine and Convolution
-/// both expose, in that order.
-pub(crate) fn weight_and_bias<'a, T>(
-    w: &'a Tensor<T>,
-    dw: &'a Tensor<T>,
-    b: &'a Tensor<T>,
-    db: &'a Tensor<T>,
-) -> Vec<Param<'a, T>> {
-    vec![
-        Param {
-            name: "W",
-            value: w,
-            grad: dw,
-            decay: true,
-        },
-        Param {
-            name: "b",
-            value: b,
-            grad: db,
-            decay: false,
-        },
-    ]
-}
-
-/// [`weight_and_bias`], mutable.
-pub(crate) fn weight_and_bias_mut<'a, T>(
-    w: &'a mut Tensor<T>,
-    dw: &'a mut Tensor<T>,
-    b: &'a mut Tensor<T>,
-    db: &'a mut Tensor<T>,
-) -> Vec<ParamMut<'a, T>> {
-    vec![
-        ParamMut {
-            name: "W",
-            value: w,
-            grad: dw,
-            decay: true,
-        },
-        ParamMut {
-            name: "b",
-            value: b,
-            grad: db,
-            decay: false,
-        },
-    ]
-}
+/// A layer's parameters. Inline up to four (a layer has at most W, b or
+/// gamma, beta), so listing them on every step allocates nothing.
+pub type Params<'a, T> = SmallVec<[Param<'a, T>; 4]>;
+pub type ParamsMut<'a, T> = SmallVec<[ParamMut<'a, T>; 4]>;
 
 /// One step of the chain. `forward` records what `backward` will need.
 pub trait Layer<T: Float>: Send + Sync {
@@ -110,12 +71,12 @@ pub trait Layer<T: Float>: Send + Sync {
     /// The result of the last `backward`.
     fn grad_input(&self) -> &Tensor<T>;
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        Vec::new()
+    fn params(&self) -> Params<'_, T> {
+        Params::new()
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        Vec::new()
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        ParamsMut::new()
     }
 
     /// State that is saved and restored but not learned by gradient descent,

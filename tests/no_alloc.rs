@@ -1,0 +1,130 @@
+//! The steady-state training loop allocates nothing: once the first batches
+//! have sized every buffer, further steps make no heap allocation, on any
+//! thread, outside the GEMM crate. (gemm 0.19 allocates small packing buffers
+//! inside some calls; that is its business, and measured cheap.) Allocations
+//! are counted by a global allocator that captures a backtrace for each one
+//! while counting is on, to tell whose allocation it is.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use backprop::data::{Dataset, DatasetName, Features, LoadOptions, load};
+use backprop::nets::{DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet};
+use backprop::optim;
+use backprop::train::Trainer;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Backtraces of the allocations made by anything but gemm while counting.
+static OURS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static INSIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn record() {
+    if !COUNTING.load(Ordering::SeqCst) || INSIDE.with(|c| c.replace(true)) {
+        return;
+    }
+    let trace = std::backtrace::Backtrace::force_capture().to_string();
+    // Also not ours, and seen on a loaded machine: the threads of the
+    // previous trainer, dropped, exit late and their thread-local destructors
+    // (rayon's epoch collector) allocate while this one is counted.
+    let late_exit = trace.contains("thread_local::native::lazy::destroy");
+    if !trace.contains("gemm_common::") && !late_exit {
+        OURS.lock().unwrap().push(trace);
+    }
+    INSIDE.with(|c| c.set(false));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn training_steps_do_not_allocate() {
+    let split = load(DatasetName::Spiral, &LoadOptions::default()).unwrap();
+    for optimizer in ["sgd", "adam"] {
+        for threads in [1, 2] {
+            let spec = MultiLayerNet::new(2, &[64, 64], 3).weight_decay_lambda(0.01);
+            let rule = optim::by_name::<f32>(optimizer, 0.01).unwrap();
+            let mut trainer = Trainer::new(spec.build(1), rule, threads, 1);
+            let batch: Vec<usize> = (0..100).collect();
+            for _ in 0..5 {
+                trainer.step(&split.train, &batch);
+            }
+            COUNTING.store(true, Ordering::SeqCst);
+            for _ in 0..20 {
+                trainer.step(&split.train, &batch);
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            let ours = std::mem::take(&mut *OURS.lock().unwrap());
+            assert!(
+                ours.is_empty(),
+                "{optimizer}, {threads} thread(s): {} allocations in 20 steps; the first:\n{}",
+                ours.len(),
+                ours[0]
+            );
+        }
+    }
+    convnet_training_steps_do_not_allocate();
+}
+
+/// The convnets too: im2col columns, pooling masks and every activation live
+/// in buffers sized by the first batches. Random 12x12 "images" suffice.
+/// Called from the one test above: the counter is process-wide, and the test
+/// harness allocates when a concurrent test finishes.
+fn convnet_training_steps_do_not_allocate() {
+    let n = 100;
+    let images = Dataset {
+        name: "noise".into(),
+        features: Features::Dense(
+            (0..n * 144)
+                .map(|i| ((i * 37) % 101) as f32 / 101.0)
+                .collect(),
+        ),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        classes: 10,
+        shape: [1, 12, 12],
+    };
+    let nets = [
+        NetSpec::SimpleCnn(SimpleConvNet::new(images.shape, 10)),
+        NetSpec::DeepCnn(DeepConvNet::new(images.shape, 10)),
+    ];
+    for spec in nets {
+        let rule = optim::by_name::<f32>("adam", 0.001).unwrap();
+        let mut trainer = Trainer::new(spec.build(1), rule, 2, 1);
+        let batch: Vec<usize> = (0..n).collect();
+        for _ in 0..3 {
+            trainer.step(&images, &batch);
+        }
+        COUNTING.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            trainer.step(&images, &batch);
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+        let ours = std::mem::take(&mut *OURS.lock().unwrap());
+        assert!(
+            ours.is_empty(),
+            "{spec:?}: {} allocations in 5 steps; the first:\n{}",
+            ours.len(),
+            ours[0]
+        );
+    }
+}
