@@ -18,7 +18,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::data::{DatasetName, LoadOptions, Split};
-use crate::nets::{MultiLayerNet, SimpleConvNet};
+use crate::nets::{MultiLayerNet, SimpleConvNet, WeightInit};
 use crate::optim;
 use crate::train::Trainer;
 
@@ -80,7 +80,9 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
             optim::by_name::<f32>("sgd", 0.01),
         ),
         "w2" => (
-            SimpleConvNet::new(data.train.shape, data.train.classes).build::<f32>(opts.seed),
+            SimpleConvNet::new(data.train.shape, data.train.classes)
+                .weight_init(WeightInit::He)
+                .build::<f32>(opts.seed),
             optim::by_name::<f32>("adam", 0.001),
         ),
         _ => (

@@ -383,7 +383,9 @@ pub fn standard_suite() -> Vec<Report> {
     }
 
     // The convnets' own layouts with few channels on small images.
-    let mut simple = SimpleConvNet::new([2, 7, 6], 3).weight_decay_lambda(0.1);
+    let mut simple = SimpleConvNet::new([2, 7, 6], 3)
+        .weight_init(WeightInit::He)
+        .weight_decay_lambda(0.1);
     simple.conv_param = ConvParam::new(3, 3, 1, 1);
     simple.hidden_size = 5;
     let mut net = simple.build::<f64>(40);

@@ -54,8 +54,9 @@ pub struct TrainArgs {
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
     /// Weight init: he (sqrt(2/fan_in)), xavier (sqrt(1/fan_in)), or a standard deviation such as 0.01.
-    #[arg(long, default_value = "he")]
-    pub init: WeightInit,
+    /// Default: he, except 0.01 for simple-cnn (the textbook's).
+    #[arg(long)]
+    pub init: Option<WeightInit>,
     /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -137,7 +138,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 data_dir: a.data,
                 hidden: a.hidden,
                 activation: a.activation,
-                init: a.init,
+                init: a.init.unwrap_or_else(|| a.net.default_init()),
                 weight_decay: a.weight_decay,
                 optimizer: a.optimizer,
                 lr: a.lr,

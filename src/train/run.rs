@@ -46,6 +46,17 @@ impl FromStr for NetKind {
     }
 }
 
+impl NetKind {
+    /// The weight init each net starts from unless `--init` says otherwise:
+    /// the textbook's, He except for SimpleConvNet's 0.01.
+    pub fn default_init(self) -> WeightInit {
+        match self {
+            NetKind::SimpleCnn => WeightInit::Std(0.01),
+            NetKind::Mlp | NetKind::DeepCnn => WeightInit::He,
+        }
+    }
+}
+
 impl fmt::Display for NetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
