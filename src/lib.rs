@@ -6,11 +6,15 @@
 //! forward, then `dout = 1` back through the layers in reverse;
 //! [`gradcheck`] compares that with central differences.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod gradcheck;
 pub mod layers;
 pub mod nets;
 pub mod optim;
+pub mod predict;
+pub mod serve;
 pub mod tensor;
 pub mod train;

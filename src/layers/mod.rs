@@ -19,6 +19,8 @@ pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
 pub use tanh::Tanh;
 
+use rand_chacha::ChaCha8Rng;
+
 use crate::tensor::{Float, Tensor};
 
 /// A learnable tensor with its gradient, named as in the textbook (`W`, `b`).
@@ -78,6 +80,21 @@ pub trait Layer<T: Float>: Send + Sync {
     /// Restarts the layer's random generator (Dropout), so that each worker
     /// replica draws its own masks, reproducibly.
     fn reseed(&mut self, _seed: u64) {}
+
+    /// The layer's random generator (Dropout), if it has one: checkpoints save
+    /// it so that a resumed run draws the same masks as an uninterrupted one.
+    fn rng(&self) -> Option<&ChaCha8Rng> {
+        None
+    }
+
+    fn set_rng(&mut self, _rng: ChaCha8Rng) {}
+
+    /// Whether PyTorch's equivalent module stores parameter `param` transposed
+    /// (Affine's `W` is (in, out); `torch.nn.Linear.weight` is (out, in)).
+    /// Checkpoints transpose such 2-D tensors on save and load.
+    fn torch_transposed(&self, _param: &str) -> bool {
+        false
+    }
 
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}

@@ -1,23 +1,27 @@
 //! The `train` job: load a data set, build a MultiLayerNet, train it epoch by
 //! epoch, print one line per epoch and write `metrics.jsonl` and
-//! `summary.json` into the run's folder.
+//! `summary.json` into the run's folder, with a checkpoint after every epoch
+//! (`model.safetensors` and `train_state.safetensors`, see [`crate::checkpoint`])
+//! from which `--resume` continues.
 
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Trainer;
+use crate::checkpoint::{self, ModelInfo};
 use crate::data::{self, DatasetName, LoadOptions};
 use crate::nets::{Activation, MultiLayerNet, WeightInit};
 use crate::optim;
 
-/// Everything a training run depends on; saved in `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+/// Everything a training run depends on; saved in `summary.json`, and in the
+/// training state so that `--resume` needs no flags.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub dataset: DatasetName,
     #[serde(skip)]
@@ -37,6 +41,9 @@ pub struct TrainConfig {
     /// Draw a progress bar per epoch (only when stderr is a terminal).
     #[serde(skip)]
     pub progress: bool,
+    /// Continue the run whose checkpoint is in `out` instead of starting anew.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 /// One line of `metrics.jsonl`.
@@ -105,12 +112,29 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let net = spec.build::<f32>(config.seed);
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
+    let done = if config.resume {
+        let state = checkpoint::restore_training(&config.out, &mut trainer)?;
+        println!(
+            "resuming {} after epoch {}",
+            config.out.display(),
+            state.epoch
+        );
+        state.epoch
+    } else {
+        0
+    };
+    let info = |epoch| ModelInfo {
+        dataset: config.dataset,
+        classes: train.classes,
+        input_shape: train.shape,
+        seed: config.seed,
+        epoch,
+    };
 
     fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create output folder {}", config.out.display()))?;
     let metrics_path = config.out.join("metrics.jsonl");
-    let mut metrics = File::create(&metrics_path)
-        .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    let mut metrics = open_metrics(&metrics_path, done)?;
 
     let sizes: Vec<String> = spec.sizes().iter().map(|s| s.to_string()).collect();
     println!(
@@ -130,7 +154,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
 
     let show_bar = config.progress && std::io::stderr().is_terminal();
     let mut last = None;
-    for epoch in 1..=config.epochs {
+    for epoch in done + 1..=config.epochs {
         let bar = if show_bar {
             let bar = ProgressBar::new(train.len().div_ceil(config.batch_size) as u64);
             bar.set_style(
@@ -178,6 +202,12 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         writeln!(metrics, "{}", serde_json::to_string(&m)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
         last = Some(m);
+        checkpoint::save_training(&config.out, &trainer, config, &info(epoch))?;
+    }
+    if last.is_none() {
+        // No epoch ran (--epochs 0, or resumed at the end): the end state still
+        // gets its checkpoint.
+        checkpoint::save_training(&config.out, &trainer, config, &info(done))?;
     }
 
     let (train_accuracy, test_accuracy) = match &last {
@@ -205,9 +235,35 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     .with_context(|| format!("cannot write {}", summary_path.display()))?;
     println!("test accuracy: {test_accuracy:.4}");
     println!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         metrics_path.display(),
-        summary_path.display()
+        summary_path.display(),
+        config.out.join(checkpoint::MODEL_FILE).display()
     );
     Ok(summary)
+}
+
+/// Opens `metrics.jsonl` for the epochs after `done`: a new run starts it
+/// afresh; a resumed run keeps the lines of epochs up to `done` (a run stopped
+/// after logging an epoch but before its checkpoint redoes that epoch).
+fn open_metrics(path: &Path, done: usize) -> Result<File> {
+    let kept = if done == 0 {
+        String::new()
+    } else {
+        let old = fs::read_to_string(path).unwrap_or_default();
+        old.lines()
+            .filter(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v["epoch"].as_u64())
+                    .is_some_and(|e| e as usize <= done)
+            })
+            .map(|line| format!("{line}\n"))
+            .collect()
+    };
+    fs::write(path, kept).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -128,6 +128,16 @@ impl<T: Float> Trainer<T> {
         &self.workers[0].net
     }
 
+    /// Every replica's net (replica 0 first); checkpoints save their Dropout
+    /// generators and BatchNorm statistics, which differ between replicas.
+    pub fn replicas(&self) -> impl Iterator<Item = &Network<T>> {
+        self.workers.iter().map(|w| &w.net)
+    }
+
+    pub fn replicas_mut(&mut self) -> impl Iterator<Item = &mut Network<T>> {
+        self.workers.iter_mut().map(|w| &mut w.net)
+    }
+
     /// Changes the weights of every replica, e.g. when loading a checkpoint.
     pub fn set_net(&mut self, net: &Network<T>) {
         for w in &mut self.workers {
