@@ -6,6 +6,7 @@
 //! forward, then `dout = 1` back through the layers in reverse;
 //! [`gradcheck`] compares that with central differences.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -18,3 +19,8 @@ pub mod predict;
 pub mod serve;
 pub mod tensor;
 pub mod train;
+
+/// The README's example, compiled and run by `cargo test` so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

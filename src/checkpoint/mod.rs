@@ -184,8 +184,8 @@ pub(crate) fn state_dict<T: Float>(net: &Network<T>, buffers_only: bool) -> Vec<
 }
 
 /// Copies tensors from `file` into the parameters (and buffers) of `net`,
-/// checking names, shapes and dtypes. Every tensor the net has must be there;
-/// `allow_extra` says whether the file may hold others.
+/// checking names, shapes and dtypes; names get `prefix` in front. Returns
+/// how many tensors were read.
 pub(crate) fn fill_from<T: Float>(
     net: &mut Network<T>,
     file: &SafeTensors<'_>,
@@ -195,63 +195,78 @@ pub(crate) fn fill_from<T: Float>(
 ) -> Result<usize, CheckpointError> {
     let mut filled = 0;
     for (i, layer) in net.layers.iter_mut().enumerate() {
-        let transposed: Vec<(&'static str, bool)> = layer
+        let flips: Vec<&'static str> = layer
             .params()
             .iter()
             .map(|p| p.name)
             .chain(layer.buffers().iter().map(|b| b.0))
-            .map(|n| (n, layer.torch_transposed(n)))
+            .filter(|n| layer.torch_transposed(n))
             .collect();
-        let mut targets: Vec<(&'static str, &mut Tensor<T>)> = Vec::new();
+        let fill = |name: &str, value: &mut Tensor<T>| {
+            let flip = flips.contains(&name) && value.shape().len() == 2;
+            fill_one(file, &format!("{prefix}{}", torch_name(i, name)), value, flip, path)
+        };
         if !buffers_only {
-            targets.extend(layer.params_mut().into_iter().map(|p| (p.name, p.value)));
+            for p in layer.params_mut() {
+                fill(p.name, p.value)?;
+                filled += 1;
+            }
         }
-        targets.extend(layer.buffers_mut());
-        for (name, value) in targets {
-            let flip = transposed.iter().any(|&(n, t)| n == name && t) && value.shape().len() == 2;
-            let full = format!("{prefix}{}", torch_name(i, name));
-            let expected: Vec<usize> = if flip {
-                vec![value.shape()[1], value.shape()[0]]
-            } else {
-                value.shape().to_vec()
-            };
-            let view = file.tensor(&full).map_err(|_| CheckpointError::MissingTensor {
-                path: path.to_owned(),
-                name: full.clone(),
-                expected: expected.clone(),
-            })?;
-            if view.dtype() != Dtype::F32 {
-                return Err(CheckpointError::Dtype {
-                    path: path.to_owned(),
-                    name: full,
-                    found: format!("{:?}", view.dtype()),
-                });
-            }
-            if view.shape() != expected.as_slice() {
-                return Err(CheckpointError::Shape {
-                    path: path.to_owned(),
-                    name: full,
-                    expected,
-                    found: view.shape().to_vec(),
-                });
-            }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            let data = if flip {
-                transpose(&data, expected[0], expected[1])
-            } else {
-                data
-            };
-            for (dst, &src) in value.data_mut().iter_mut().zip(&data) {
-                *dst = T::of(f64::from(src));
-            }
+        for (name, value) in layer.buffers_mut() {
+            fill(name, value)?;
             filled += 1;
         }
     }
     Ok(filled)
+}
+
+/// Reads tensor `name` of `file` into `value`, transposing it if `flip`.
+fn fill_one<T: Float>(
+    file: &SafeTensors<'_>,
+    name: &str,
+    value: &mut Tensor<T>,
+    flip: bool,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let expected: Vec<usize> = if flip {
+        vec![value.shape()[1], value.shape()[0]]
+    } else {
+        value.shape().to_vec()
+    };
+    let view = file.tensor(name).map_err(|_| CheckpointError::MissingTensor {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        expected: expected.clone(),
+    })?;
+    if view.dtype() != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            found: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != expected.as_slice() {
+        return Err(CheckpointError::Shape {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected,
+            found: view.shape().to_vec(),
+        });
+    }
+    let data: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let data = if flip {
+        transpose(&data, expected[0], expected[1])
+    } else {
+        data
+    };
+    for (dst, &src) in value.data_mut().iter_mut().zip(&data) {
+        *dst = T::of(f64::from(src));
+    }
+    Ok(())
 }
 
 /// Serialises tensors and metadata, and writes them atomically: to a temporary
@@ -304,7 +319,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     })
 }
 
-pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<SafeTensors<'_>, CheckpointError> {
+pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
     SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format {
         path: path.to_owned(),
         reason: e.to_string(),

@@ -19,8 +19,9 @@ use super::{
     CheckpointError, MODEL_FILE, ModelInfo, Named, fill_from, metadata, parse, read_file, save,
     state_dict, torch_name, write_safetensors,
 };
+use crate::nets::Network;
+use crate::tensor::{Float, Tensor};
 use crate::train::{TrainConfig, Trainer};
-use crate::tensor::Float;
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
@@ -47,6 +48,17 @@ pub fn save_training<T: Float>(
     config: &TrainConfig,
     info: &ModelInfo,
 ) -> Result<(), CheckpointError> {
+    write_state(&dir.join(TRAIN_STATE_FILE), trainer, config, info.epoch)?;
+    save(&dir.join(MODEL_FILE), trainer.net(), info)
+}
+
+/// Writes the training state alone (the model goes in its own file).
+pub(crate) fn write_state<T: Float>(
+    path: &Path,
+    trainer: &Trainer<T>,
+    config: &TrainConfig,
+    epoch: usize,
+) -> Result<(), CheckpointError> {
     let net = trainer.net();
     let mut tensors = Vec::new();
     for (p, slots) in net.params().iter().zip(&trainer.optimizer.state) {
@@ -65,7 +77,7 @@ pub fn save_training<T: Float>(
         }
     }
     let state = TrainState {
-        epoch: info.epoch,
+        epoch,
         config: config.clone(),
         optimizer: trainer.optimizer.rule.name().to_owned(),
         steps: trainer.optimizer.rule.steps(),
@@ -79,13 +91,16 @@ pub fn save_training<T: Float>(
         "train_state".to_owned(),
         serde_json::to_string(&state).expect("training state serialises"),
     )]);
-    write_safetensors(&dir.join(super::TRAIN_STATE_FILE), &tensors, meta)?;
-    save(&dir.join(MODEL_FILE), net, info)
+    write_safetensors(path, &tensors, meta)
 }
 
 /// Reads the JSON part of `dir/train_state.safetensors` (the run's configuration).
 pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
-    let path = dir.join(TRAIN_STATE_FILE);
+    read_state(&dir.join(TRAIN_STATE_FILE))
+}
+
+pub(crate) fn read_state(path: &Path) -> Result<TrainState, CheckpointError> {
+    let path = path.to_owned();
     let bytes = read_file(&path)?;
     let meta = metadata(&path, &bytes)?;
     let json = meta.get("train_state").ok_or(CheckpointError::MissingMetadata {
@@ -111,14 +126,10 @@ pub fn restore_training<T: Float>(
     let state_path = dir.join(TRAIN_STATE_FILE);
     let model_path = dir.join(MODEL_FILE);
     let (model, info) = super::load::<T>(&model_path)?;
-    let mismatch = |path: &Path, reason: String| CheckpointError::Mismatch {
-        path: path.to_owned(),
-        reason,
-    };
     if info.epoch != state.epoch {
         return Err(mismatch(
             &model_path,
-            format!(
+            &format!(
                 "the model is from epoch {} but {TRAIN_STATE_FILE} from epoch {}: the run was stopped while saving; start it again without --resume",
                 info.epoch, state.epoch
             ),
@@ -127,13 +138,32 @@ pub fn restore_training<T: Float>(
     if model.spec != trainer.net().spec {
         return Err(mismatch(
             &model_path,
-            "its architecture differs from the one the saved configuration builds".into(),
+            "its architecture differs from the one the saved configuration builds",
         ));
     }
+    apply_state(&state_path, &state, trainer, &model)?;
+    Ok(state)
+}
+
+fn mismatch(path: &Path, reason: &str) -> CheckpointError {
+    CheckpointError::Mismatch {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Puts `state` (read from `state_path`) and the weights of `model` into
+/// every replica of `trainer`.
+pub(crate) fn apply_state<T: Float>(
+    state_path: &Path,
+    state: &TrainState,
+    trainer: &mut Trainer<T>,
+    model: &Network<T>,
+) -> Result<(), CheckpointError> {
     if state.layer_rngs.len() != trainer.threads() {
         return Err(mismatch(
-            &state_path,
-            format!(
+            state_path,
+            &format!(
                 "it was saved with {} thread(s), this run has {}",
                 state.layer_rngs.len(),
                 trainer.threads()
@@ -142,8 +172,8 @@ pub fn restore_training<T: Float>(
     }
     if state.optimizer != trainer.optimizer.rule.name() {
         return Err(mismatch(
-            &state_path,
-            format!(
+            state_path,
+            &format!(
                 "it holds {} state, this run uses {}",
                 state.optimizer,
                 trainer.optimizer.rule.name()
@@ -151,9 +181,9 @@ pub fn restore_training<T: Float>(
         ));
     }
 
-    let bytes = read_file(&state_path)?;
-    let file = parse(&state_path, &bytes)?;
-    let buffers: Vec<(String, &crate::tensor::Tensor<T>)> = model
+    let bytes = read_file(state_path)?;
+    let file = parse(state_path, &bytes)?;
+    let buffers: Vec<(String, &Tensor<T>)> = model
         .layers
         .iter()
         .enumerate()
@@ -167,12 +197,12 @@ pub fn restore_training<T: Float>(
                 dst.copy_from(src);
             }
         } else {
-            fill_from(replica, &file, &format!("replica{r}."), true, &state_path)?;
+            fill_from(replica, &file, &format!("replica{r}."), true, state_path)?;
         }
         if rngs.len() != replica.layers.len() {
             return Err(mismatch(
-                &state_path,
-                format!(
+                state_path,
+                &format!(
                     "generators for {} layers, the net has {}",
                     rngs.len(),
                     replica.layers.len()
@@ -198,13 +228,13 @@ pub fn restore_training<T: Float>(
             let view = file
                 .tensor(&key)
                 .map_err(|_| CheckpointError::MissingTensor {
-                    path: state_path.clone(),
+                    path: state_path.to_owned(),
                     name: key.clone(),
                     expected: vec![*len],
                 })?;
-            if view.data().len() != len * 4 || view.dtype() != safetensors::Dtype::F32 {
+            if view.data().len() != *len * 4 || view.dtype() != safetensors::Dtype::F32 {
                 return Err(CheckpointError::Shape {
-                    path: state_path.clone(),
+                    path: state_path.to_owned(),
                     name: key,
                     expected: vec![*len],
                     found: view.shape().to_vec(),
@@ -217,5 +247,5 @@ pub fn restore_training<T: Float>(
     }
     trainer.optimizer.rule.set_steps(state.steps);
     trainer.rng = state.shuffle_rng.clone();
-    Ok(state)
+    Ok(())
 }

@@ -31,6 +31,8 @@ struct Worker<T: Float> {
     /// Data loss (without decay) of this worker's rows in the last step.
     loss: f64,
     correct: usize,
+    /// Predicted classes of this worker's rows (inference).
+    predicted: Vec<usize>,
 }
 
 /// Raw views of one parameter in every replica, rebuilt each step (no
@@ -106,6 +108,7 @@ impl<T: Float> Trainer<T> {
                 t: Vec::new(),
                 loss: 0.0,
                 correct: 0,
+                predicted: Vec::new(),
             })
             .collect();
         Trainer {
@@ -336,14 +339,28 @@ impl<T: Float> Trainer<T> {
         )
     }
 
-    /// Predicted class of every example of `data`, in inference mode.
+    /// Predicted class of every example of `data`, in inference mode, in
+    /// batches of `batch_size` split across the threads.
     pub fn predict_classes(&mut self, data: &Dataset, batch_size: usize) -> Vec<usize> {
+        let parts = self.workers.len();
         let mut out = Vec::with_capacity(data.len());
         let indices: Vec<usize> = (0..data.len()).collect();
-        let w = &mut self.workers[0];
         for batch in indices.chunks(batch_size.max(1)) {
-            gather(data, batch, &mut w.x, &mut w.t);
-            out.extend(w.net.predict(&w.x, false).argmax_rows());
+            let workers = &mut self.workers;
+            self.pool.install(|| {
+                workers.par_iter_mut().enumerate().for_each(|(r, w)| {
+                    let rows = &batch[share(batch.len(), parts, r)];
+                    w.predicted.clear();
+                    if rows.is_empty() {
+                        return;
+                    }
+                    gather(data, rows, &mut w.x, &mut w.t);
+                    w.predicted.extend(w.net.predict(&w.x, false).argmax_rows());
+                });
+            });
+            for w in &self.workers {
+                out.extend_from_slice(&w.predicted);
+            }
         }
         out
     }
