@@ -28,7 +28,9 @@
 
 mod train_state;
 
-pub use train_state::{TRAIN_STATE_FILE, TrainState, read_train_state, restore_training, save_training};
+pub use train_state::{
+    TRAIN_STATE_FILE, TrainState, read_train_state, restore_training, save_training,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -77,7 +79,9 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a valid safetensors file ({reason}); was it truncated or is it another format?")]
+    #[error(
+        "{path} is not a valid safetensors file ({reason}); was it truncated or is it another format?"
+    )]
     Format { path: PathBuf, reason: String },
     #[error(
         "{path} has no '{key}' in its metadata, so backprop cannot rebuild the net: write checkpoints with `backprop train`, or add the metadata keys format_version, net, dataset, classes and input_shape"
@@ -92,13 +96,17 @@ pub enum CheckpointError {
     },
     #[error("{path} has format_version {found}; this backprop reads version {FORMAT_VERSION}")]
     Version { path: PathBuf, found: String },
-    #[error("{path}: tensor '{name}' is missing; the architecture in the metadata needs it with shape {expected:?}")]
+    #[error(
+        "{path}: tensor '{name}' is missing; the architecture in the metadata needs it with shape {expected:?}"
+    )]
     MissingTensor {
         path: PathBuf,
         name: String,
         expected: Vec<usize>,
     },
-    #[error("{path}: tensor '{name}' has shape {found:?}, the architecture in the metadata expects {expected:?}")]
+    #[error(
+        "{path}: tensor '{name}' has shape {found:?}, the architecture in the metadata expects {expected:?}"
+    )]
     Shape {
         path: PathBuf,
         name: String,
@@ -111,7 +119,9 @@ pub enum CheckpointError {
         name: String,
         found: String,
     },
-    #[error("{path}: tensor '{name}' is not part of the architecture in the metadata (expected only: {expected})")]
+    #[error(
+        "{path}: tensor '{name}' is not part of the architecture in the metadata (expected only: {expected})"
+    )]
     Unexpected {
         path: PathBuf,
         name: String,
@@ -119,7 +129,9 @@ pub enum CheckpointError {
     },
     #[error("{path}: the net does not match its metadata: {reason}")]
     Mismatch { path: PathBuf, reason: String },
-    #[error("cannot save a net that was not built from a NetSpec: the checkpoint could not rebuild it")]
+    #[error(
+        "cannot save a net that was not built from a NetSpec: the checkpoint could not rebuild it"
+    )]
     NoSpec,
 }
 
@@ -204,7 +216,13 @@ pub(crate) fn fill_from<T: Float>(
             .collect();
         let fill = |name: &str, value: &mut Tensor<T>| {
             let flip = flips.contains(&name) && value.shape().len() == 2;
-            fill_one(file, &format!("{prefix}{}", torch_name(i, name)), value, flip, path)
+            fill_one(
+                file,
+                &format!("{prefix}{}", torch_name(i, name)),
+                value,
+                flip,
+                path,
+            )
         };
         if !buffers_only {
             for p in layer.params_mut() {
@@ -233,11 +251,13 @@ fn fill_one<T: Float>(
     } else {
         value.shape().to_vec()
     };
-    let view = file.tensor(name).map_err(|_| CheckpointError::MissingTensor {
-        path: path.to_owned(),
-        name: name.to_owned(),
-        expected: expected.clone(),
-    })?;
+    let view = file
+        .tensor(name)
+        .map_err(|_| CheckpointError::MissingTensor {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.clone(),
+        })?;
     if view.dtype() != Dtype::F32 {
         return Err(CheckpointError::Dtype {
             path: path.to_owned(),
@@ -326,7 +346,10 @@ pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>,
     })
 }
 
-pub(crate) fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>, CheckpointError> {
+pub(crate) fn metadata(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<HashMap<String, String>, CheckpointError> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -335,7 +358,11 @@ pub(crate) fn metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Stri
 }
 
 /// Writes `net` (which must carry its [`NetSpec`]) to `path`.
-pub fn save<T: Float>(path: &Path, net: &Network<T>, info: &ModelInfo) -> Result<(), CheckpointError> {
+pub fn save<T: Float>(
+    path: &Path,
+    net: &Network<T>,
+    info: &ModelInfo,
+) -> Result<(), CheckpointError> {
     let spec = net.spec.as_ref().ok_or(CheckpointError::NoSpec)?;
     let meta = HashMap::from([
         ("format".to_owned(), "backprop".to_owned()),
@@ -364,10 +391,12 @@ fn field<V>(
     key: &'static str,
     f: impl FnOnce(&str) -> Result<V, String>,
 ) -> Result<V, CheckpointError> {
-    let value = meta.get(key).ok_or_else(|| CheckpointError::MissingMetadata {
-        path: path.to_owned(),
-        key,
-    })?;
+    let value = meta
+        .get(key)
+        .ok_or_else(|| CheckpointError::MissingMetadata {
+            path: path.to_owned(),
+            key,
+        })?;
     f(value).map_err(|reason| CheckpointError::BadMetadata {
         path: path.to_owned(),
         key,
@@ -376,7 +405,10 @@ fn field<V>(
     })
 }
 
-fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<(NetSpec, ModelInfo), CheckpointError> {
+fn parse_info(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<(NetSpec, ModelInfo), CheckpointError> {
     let version = field(path, meta, "format_version", |v| Ok(v.to_owned()))?;
     if version.trim() != FORMAT_VERSION.to_string() {
         return Err(CheckpointError::Version {
@@ -384,8 +416,12 @@ fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<(NetSpec, M
             found: version,
         });
     }
-    let spec: NetSpec = field(path, meta, "net", |v| serde_json::from_str(v).map_err(|e| e.to_string()))?;
-    let dataset = field(path, meta, "dataset", |v| v.parse::<DatasetName>().map_err(|e| e.to_string()))?;
+    let spec: NetSpec = field(path, meta, "net", |v| {
+        serde_json::from_str(v).map_err(|e| e.to_string())
+    })?;
+    let dataset = field(path, meta, "dataset", |v| {
+        v.parse::<DatasetName>().map_err(|e| e.to_string())
+    })?;
     let classes = field(path, meta, "classes", |v| match v.trim().parse::<usize>() {
         Ok(n) if n >= 2 => Ok(n),
         _ => Err("expected a whole number of at least 2".into()),
@@ -398,7 +434,9 @@ fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<(NetSpec, M
     })?;
     let number = |key, default: u64| -> Result<u64, CheckpointError> {
         if meta.contains_key(key) {
-            field(path, meta, key, |v| v.trim().parse::<u64>().map_err(|e| e.to_string()))
+            field(path, meta, key, |v| {
+                v.trim().parse::<u64>().map_err(|e| e.to_string())
+            })
         } else {
             Ok(default)
         }
@@ -417,13 +455,19 @@ fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<(NetSpec, M
 /// `classes` scores, by the shapes of its first and last weights (the first
 /// layer with parameters is Affine (in, out) or Convolution (FN, C, FH, FW);
 /// the last is an Affine whose bias has one entry per class).
-fn check_io<T: Float>(path: &Path, net: &Network<T>, info: &ModelInfo) -> Result<(), CheckpointError> {
+fn check_io<T: Float>(
+    path: &Path,
+    net: &Network<T>,
+    info: &ModelInfo,
+) -> Result<(), CheckpointError> {
     let mismatch = |reason: String| CheckpointError::Mismatch {
         path: path.to_owned(),
         reason,
     };
     let params = net.params();
-    let first = params.first().ok_or_else(|| mismatch("the net has no parameters".into()))?;
+    let first = params
+        .first()
+        .ok_or_else(|| mismatch("the net has no parameters".into()))?;
     let [c, h, w] = info.input_shape;
     let ok = match first.value.shape() {
         [rows, _] => *rows == c * h * w,
@@ -459,7 +503,10 @@ pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), Checkpoint
     check_io(path, &net, &info)?;
     let filled = fill_from(&mut net, &file, "", false, path)?;
     if filled != file.len() {
-        let expected: Vec<String> = state_dict(&net, false).into_iter().map(|t| t.name).collect();
+        let expected: Vec<String> = state_dict(&net, false)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let extra = file
             .names()
             .into_iter()
@@ -475,8 +522,11 @@ pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), Checkpoint
     Ok((net, info))
 }
 
+/// A checkpoint's tensor shapes by name, and its metadata.
+pub type Description = (BTreeMap<String, Vec<usize>>, HashMap<String, String>);
+
 /// Tensor names, shapes and metadata of a checkpoint, for error messages and tests.
-pub fn describe(path: &Path) -> Result<(BTreeMap<String, Vec<usize>>, HashMap<String, String>), CheckpointError> {
+pub fn describe(path: &Path) -> Result<Description, CheckpointError> {
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
     let shapes = file

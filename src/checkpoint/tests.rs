@@ -36,10 +36,7 @@ fn saved(name: &str) -> (PathBuf, Network<f32>) {
 }
 
 /// Rewrites `path` with `edit` applied to its tensors and metadata.
-fn rewrite(
-    path: &Path,
-    edit: impl FnOnce(&mut Vec<Named>, &mut HashMap<String, String>),
-) {
+fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<Named>, &mut HashMap<String, String>)) {
     let bytes = fs::read(path).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let mut meta = metadata(path, &bytes).unwrap();
@@ -65,7 +62,12 @@ fn names_and_layouts_follow_pytorch() {
     let (path, net) = saved("names.safetensors");
     let (shapes, meta) = describe(&path).unwrap();
     let names: Vec<_> = shapes.keys().cloned().collect();
-    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]);
+    assert_eq!(
+        names,
+        [
+            "0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"
+        ]
+    );
     // Linear.weight is (out, in): Affine's W (in, out) transposed.
     assert_eq!(shapes["0.weight"], [6, 4]);
     assert_eq!(shapes["4.weight"], [3, 5]);
@@ -97,10 +99,16 @@ fn round_trip_gives_the_same_net() {
         assert_eq!(a.value.data(), b.value.data());
     }
     let x = Tensor::from_vec(&[2, 4], vec![0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]).unwrap();
-    assert_eq!(net.predict(&x, false).data(), back.predict(&x, false).data());
+    assert_eq!(
+        net.predict(&x, false).data(),
+        back.predict(&x, false).data()
+    );
     // f64 nets load the same numbers.
     let (back64, _) = load::<f64>(&path).unwrap();
-    assert_eq!(back64.params()[2].value.data()[3], f64::from(net.params()[2].value.data()[3]));
+    assert_eq!(
+        back64.params()[2].value.data()[3],
+        f64::from(net.params()[2].value.data()[3])
+    );
 }
 
 #[test]
@@ -121,12 +129,18 @@ fn error_of(path: &Path) -> String {
 fn missing_and_corrupt_files_are_named() {
     let missing = temp("nope.safetensors");
     let e = error_of(&missing);
-    assert!(e.contains("cannot read checkpoint") && e.contains("nope.safetensors"), "{e}");
+    assert!(
+        e.contains("cannot read checkpoint") && e.contains("nope.safetensors"),
+        "{e}"
+    );
 
     let garbage = temp("garbage.safetensors");
     fs::write(&garbage, b"this is not a checkpoint at all").unwrap();
     let e = error_of(&garbage);
-    assert!(e.contains("garbage.safetensors is not a valid safetensors file"), "{e}");
+    assert!(
+        e.contains("garbage.safetensors is not a valid safetensors file"),
+        "{e}"
+    );
 
     let (path, _) = saved("truncated.safetensors");
     let bytes = fs::read(&path).unwrap();
@@ -144,14 +158,20 @@ fn bad_metadata_says_what_is_expected() {
         m.remove("net");
     });
     let e = error_of(&path);
-    assert!(e.contains("has no 'net' in its metadata") && e.contains("backprop train"), "{e}");
+    assert!(
+        e.contains("has no 'net' in its metadata") && e.contains("backprop train"),
+        "{e}"
+    );
 
     let (path, _) = saved("badnet.safetensors");
     rewrite(&path, |_, m| {
         m.insert("net".into(), r#"{"kind":"transformer"}"#.into());
     });
     let e = error_of(&path);
-    assert!(e.contains("metadata 'net'") && e.contains("transformer"), "{e}");
+    assert!(
+        e.contains("metadata 'net'") && e.contains("transformer"),
+        "{e}"
+    );
 
     let (path, _) = saved("version.safetensors");
     rewrite(&path, |_, m| {
@@ -164,14 +184,20 @@ fn bad_metadata_says_what_is_expected() {
         m.insert("classes".into(), "10".into());
     });
     let e = error_of(&path);
-    assert!(e.contains("classes = 10 but the last layer gives [3] scores"), "{e}");
+    assert!(
+        e.contains("classes = 10 but the last layer gives [3] scores"),
+        "{e}"
+    );
 
     let (path, _) = saved("shape.safetensors");
     rewrite(&path, |_, m| {
         m.insert("input_shape".into(), "[1, 28, 28]".into());
     });
     let e = error_of(&path);
-    assert!(e.contains("input_shape [1, 28, 28] does not fit the first weights [4, 6]"), "{e}");
+    assert!(
+        e.contains("input_shape [1, 28, 28] does not fit the first weights [4, 6]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -179,7 +205,10 @@ fn tensors_that_do_not_fit_the_architecture_are_named() {
     let (path, _) = saved("missing.safetensors");
     rewrite(&path, |t, _| t.retain(|t| t.name != "2.bias"));
     let e = error_of(&path);
-    assert!(e.contains("tensor '2.bias' is missing") && e.contains("[5]"), "{e}");
+    assert!(
+        e.contains("tensor '2.bias' is missing") && e.contains("[5]"),
+        "{e}"
+    );
 
     let (path, _) = saved("wrongshape.safetensors");
     rewrite(&path, |t, _| {
@@ -188,7 +217,9 @@ fn tensors_that_do_not_fit_the_architecture_are_named() {
     });
     let e = error_of(&path);
     assert!(
-        e.contains("tensor '2.weight' has shape [6, 5], the architecture in the metadata expects [5, 6]"),
+        e.contains(
+            "tensor '2.weight' has shape [6, 5], the architecture in the metadata expects [5, 6]"
+        ),
         "{e}"
     );
 
@@ -201,7 +232,10 @@ fn tensors_that_do_not_fit_the_architecture_are_named() {
         })
     });
     let e = error_of(&path);
-    assert!(e.contains("tensor '9.weight' is not part of the architecture"), "{e}");
+    assert!(
+        e.contains("tensor '9.weight' is not part of the architecture"),
+        "{e}"
+    );
 
     // A float64 tensor: written by hand, since `Named` holds f32.
     let (path, net) = saved("dtype.safetensors");
@@ -215,9 +249,17 @@ fn tensors_that_do_not_fit_the_architecture_are_named() {
     let mut views: Vec<(String, TensorView)> = tensors
         .iter()
         .zip(&f32_bytes)
-        .map(|(t, b)| (t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap()))
+        .map(|(t, b)| {
+            (
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap(),
+            )
+        })
         .collect();
-    views.push(("0.bias".into(), TensorView::new(Dtype::F64, vec![6], &bias64).unwrap()));
+    views.push((
+        "0.bias".into(),
+        TensorView::new(Dtype::F64, vec![6], &bias64).unwrap(),
+    ));
     let meta = metadata(&path, &fs::read(&path).unwrap()).unwrap();
     fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
     let e = error_of(&path);
@@ -268,7 +310,11 @@ fn config() -> TrainConfig {
 }
 
 fn weights(t: &Trainer<f32>) -> Vec<Vec<f32>> {
-    t.net().params().iter().map(|p| p.value.data().to_vec()).collect()
+    t.net()
+        .params()
+        .iter()
+        .map(|p| p.value.data().to_vec())
+        .collect()
 }
 
 #[test]
@@ -325,10 +371,14 @@ fn a_state_from_another_setup_is_refused() {
     let state = read_state(&path).unwrap();
     let model = t.net().clone();
     let mut one_thread = Trainer::new(dropout_net(), optim::by_name("adam", 0.01).unwrap(), 1, 9);
-    let e = apply_state(&path, &state, &mut one_thread, &model).unwrap_err().to_string();
+    let e = apply_state(&path, &state, &mut one_thread, &model)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("saved with 2 thread(s), this run has 1"), "{e}");
     let mut sgd = Trainer::new(dropout_net(), optim::by_name("sgd", 0.01).unwrap(), 2, 9);
-    let e = apply_state(&path, &state, &mut sgd, &model).unwrap_err().to_string();
+    let e = apply_state(&path, &state, &mut sgd, &model)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("it holds adam state, this run uses sgd"), "{e}");
     // Still usable after the refusals.
     apply_state(&path, &state, &mut t, &model).unwrap();

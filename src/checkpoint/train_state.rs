@@ -103,10 +103,12 @@ pub(crate) fn read_state(path: &Path) -> Result<TrainState, CheckpointError> {
     let path = path.to_owned();
     let bytes = read_file(&path)?;
     let meta = metadata(&path, &bytes)?;
-    let json = meta.get("train_state").ok_or(CheckpointError::MissingMetadata {
-        path: path.clone(),
-        key: "train_state",
-    })?;
+    let json = meta
+        .get("train_state")
+        .ok_or(CheckpointError::MissingMetadata {
+            path: path.clone(),
+            key: "train_state",
+        })?;
     serde_json::from_str(json).map_err(|e| CheckpointError::BadMetadata {
         path,
         key: "train_state",
@@ -187,10 +189,14 @@ pub(crate) fn apply_state<T: Float>(
         .layers
         .iter()
         .enumerate()
-        .flat_map(|(i, l)| l.buffers().into_iter().map(move |(n, t)| (torch_name(i, n), t)))
+        .flat_map(|(i, l)| {
+            l.buffers()
+                .into_iter()
+                .map(move |(n, t)| (torch_name(i, n), t))
+        })
         .collect();
     for (r, (replica, rngs)) in trainer.replicas_mut().zip(&state.layer_rngs).enumerate() {
-        replica.copy_params_from(&model);
+        replica.copy_params_from(model);
         if r == 0 {
             let targets = replica.layers.iter_mut().flat_map(|l| l.buffers_mut());
             for ((_, dst), (_, src)) in targets.zip(&buffers) {

@@ -389,7 +389,10 @@ fn run_predict(a: PredictArgs) -> Result<()> {
         println!("{}", serde_json::Value::from(answers));
     }
     if failed > 0 {
-        bail!("{failed} of {} image(s) could not be classified", a.images.len());
+        bail!(
+            "{failed} of {} image(s) could not be classified",
+            a.images.len()
+        );
     }
     Ok(())
 }

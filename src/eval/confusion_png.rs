@@ -80,7 +80,14 @@ pub fn render_confusion(confusion: &[Vec<usize>]) -> RgbImage {
     let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
     let black = Rgb([0, 0, 0]);
     let grey = Rgb([90, 90, 90]);
-    draw_text(&mut img, "PREDICTED", LEFT + (k * CELL - text_width("PREDICTED", 2)) / 2, 8, 2, grey);
+    draw_text(
+        &mut img,
+        "PREDICTED",
+        LEFT + (k * CELL - text_width("PREDICTED", 2)) / 2,
+        8,
+        2,
+        grey,
+    );
     // "TRUE" reads downwards, one letter per line, left of the row labels.
     for (i, c) in "TRUE".chars().enumerate() {
         let y = TOP + (k * CELL).saturating_sub(4 * 14) / 2 + i as u32 * 14;
@@ -90,13 +97,28 @@ pub fn render_confusion(confusion: &[Vec<usize>]) -> RgbImage {
         let total = row.iter().sum::<usize>().max(1) as f64;
         let label = t.to_string();
         let y0 = TOP + t as u32 * CELL;
-        draw_text(&mut img, &label, LEFT - 8 - text_width(&label, 3), y0 + (CELL - 15) / 2, 3, black);
+        draw_text(
+            &mut img,
+            &label,
+            LEFT - 8 - text_width(&label, 3),
+            y0 + (CELL - 15) / 2,
+            3,
+            black,
+        );
         for (p, &n) in row.iter().enumerate() {
             let x0 = LEFT + p as u32 * CELL;
             let share = n as f64 / total;
-            let full = if t == p { [33, 102, 172] } else { [203, 24, 29] };
+            let full = if t == p {
+                [33, 102, 172]
+            } else {
+                [203, 24, 29]
+            };
             // Off-diagonal shares are small; stretch them so a few percent shows.
-            let strength = if t == p { share } else { (share * 4.0).min(1.0) };
+            let strength = if t == p {
+                share
+            } else {
+                (share * 4.0).min(1.0)
+            };
             let fill = mix([255, 255, 255], full, strength);
             for y in y0 + 1..y0 + CELL {
                 for x in x0 + 1..x0 + CELL {
@@ -105,8 +127,16 @@ pub fn render_confusion(confusion: &[Vec<usize>]) -> RgbImage {
             }
             if n > 0 {
                 let text = n.to_string();
-                let scale = if text_width(&text, 2) <= CELL - 4 { 2 } else { 1 };
-                let ink = if strength > 0.55 { Rgb([255, 255, 255]) } else { black };
+                let scale = if text_width(&text, 2) <= CELL - 4 {
+                    2
+                } else {
+                    1
+                };
+                let ink = if strength > 0.55 {
+                    Rgb([255, 255, 255])
+                } else {
+                    black
+                };
                 let tx = x0 + (CELL - text_width(&text, scale)) / 2;
                 draw_text(&mut img, &text, tx, y0 + (CELL - 5 * scale) / 2, scale, ink);
             }
@@ -133,11 +163,17 @@ mod tests {
     fn size_colours_and_digits() {
         let m = vec![vec![50, 2], vec![0, 48]];
         let img = render_confusion(&m);
-        assert_eq!(img.dimensions(), (LEFT + 2 * CELL + MARGIN, TOP + 2 * CELL + MARGIN));
+        assert_eq!(
+            img.dimensions(),
+            (LEFT + 2 * CELL + MARGIN, TOP + 2 * CELL + MARGIN)
+        );
         // A corner of the (0, 0) cell is strongly blue; the empty (1, 0) cell is white.
         let p = img.get_pixel(LEFT + 2, TOP + 2);
         assert!(p[2] > 150 && p[0] < 100, "{p:?}");
-        assert_eq!(*img.get_pixel(LEFT + 2, TOP + CELL + 2), Rgb([255, 255, 255]));
+        assert_eq!(
+            *img.get_pixel(LEFT + 2, TOP + CELL + 2),
+            Rgb([255, 255, 255])
+        );
         // The count "50" was written in white in the middle of the blue cell.
         let cell: Vec<_> = (TOP + 1..TOP + CELL)
             .flat_map(|y| (LEFT + 1..LEFT + CELL).map(move |x| (x, y)))

@@ -189,7 +189,7 @@ mod tests {
         let e = Evaluation::new(2, &[0, 1, 1], &[0, 1, 0]);
         let r = e.report();
         assert!(r.contains("accuracy 0.6667 (2/3)"), "{r}");
-        assert!(r.contains("    1     0.5000  0.5000        2"), "{r}");
-        assert!(r.contains("    1  1  1"), "{r}");
+        assert!(r.contains("    1     1.0000  0.5000        2"), "{r}");
+        assert!(r.contains("    1 1 1\n"), "{r}");
     }
 }

@@ -150,6 +150,9 @@ mod tests {
 
     #[test]
     fn ties_keep_the_lower_class_first() {
-        assert_eq!(top(&[0.25, 0.5, 0.25], 3), vec![(1, 0.5), (0, 0.25), (2, 0.25)]);
+        assert_eq!(
+            top(&[0.25, 0.5, 0.25], 3),
+            vec![(1, 0.5), (0, 0.25), (2, 0.25)]
+        );
     }
 }
