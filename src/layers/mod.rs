@@ -20,6 +20,8 @@ pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
 pub use tanh::Tanh;
 
 use rand_chacha::ChaCha8Rng;
+use smallvec::SmallVec;
+pub use smallvec::smallvec;
 
 use crate::tensor::{Float, Tensor};
 
@@ -40,6 +42,11 @@ pub struct ParamMut<'a, T> {
     pub decay: bool,
 }
 
+/// A layer's parameters. Inline up to four (a layer has at most W, b or
+/// gamma, beta), so listing them on every step allocates nothing.
+pub type Params<'a, T> = SmallVec<[Param<'a, T>; 4]>;
+pub type ParamsMut<'a, T> = SmallVec<[ParamMut<'a, T>; 4]>;
+
 /// One step of the chain. `forward` records what `backward` will need.
 pub trait Layer<T: Float>: Send + Sync {
     /// The textbook's class name: `"Affine"`, `"Relu"`, ...
@@ -59,12 +66,12 @@ pub trait Layer<T: Float>: Send + Sync {
     /// The result of the last `backward`.
     fn grad_input(&self) -> &Tensor<T>;
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        Vec::new()
+    fn params(&self) -> Params<'_, T> {
+        Params::new()
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        Vec::new()
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        ParamsMut::new()
     }
 
     /// State that is saved and restored but not learned by gradient descent,
