@@ -12,5 +12,6 @@ pub mod gradcheck;
 pub mod layers;
 pub mod nets;
 pub mod optim;
+pub mod plot;
 pub mod tensor;
 pub mod train;

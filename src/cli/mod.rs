@@ -53,6 +53,12 @@ pub struct TrainArgs {
     /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Put BatchNorm between each hidden Affine layer and its activation.
+    #[arg(long)]
+    pub batchnorm: bool,
+    /// Dropout after each hidden activation, dropping this fraction of units in training (0 = off).
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0)]
+    pub dropout: f64,
     /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
@@ -74,7 +80,7 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Output folder for metrics.jsonl and summary.json (default: runs/<timestamp>).
+    /// Output folder for metrics.jsonl, summary.json and curves.svg/.png (default: runs/<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Never draw progress bars, even on a terminal.
@@ -113,6 +119,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 activation: a.activation,
                 init: a.init,
                 weight_decay: a.weight_decay,
+                batchnorm: a.batchnorm,
+                dropout: a.dropout,
                 optimizer: a.optimizer,
                 lr: a.lr,
                 batch_size: a.batch_size,

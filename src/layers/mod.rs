@@ -6,6 +6,7 @@
 //! reused from batch to batch.
 
 mod affine;
+mod batch_norm;
 mod dropout;
 mod relu;
 mod sigmoid;
@@ -13,6 +14,7 @@ mod softmax_with_loss;
 mod tanh;
 
 pub use affine::Affine;
+pub use batch_norm::BatchNorm;
 pub use dropout::Dropout;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;

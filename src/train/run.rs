@@ -1,6 +1,7 @@
 //! The `train` job: load a data set, build a MultiLayerNet, train it epoch by
-//! epoch, print one line per epoch and write `metrics.jsonl` and
-//! `summary.json` into the run's folder.
+//! epoch, print one line per epoch and write `metrics.jsonl`,
+//! `summary.json` and the learning curves (`curves.svg`, `curves.png`) into
+//! the run's folder.
 
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
@@ -15,6 +16,7 @@ use super::Trainer;
 use crate::data::{self, DatasetName, LoadOptions};
 use crate::nets::{Activation, MultiLayerNet, WeightInit};
 use crate::optim;
+use crate::plot::{Corner, Figure, Panel, Series};
 
 /// Everything a training run depends on; saved in `summary.json`.
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +28,10 @@ pub struct TrainConfig {
     pub activation: Activation,
     pub init: WeightInit,
     pub weight_decay: f64,
+    /// BatchNorm between each hidden Affine and its activation.
+    pub batchnorm: bool,
+    /// Dropout ratio after each hidden activation (0: none).
+    pub dropout: f64,
     pub optimizer: String,
     pub lr: f64,
     pub batch_size: usize,
@@ -101,7 +107,12 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let spec = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
         .activation(config.activation)
         .weight_init(config.init)
-        .weight_decay_lambda(config.weight_decay);
+        .weight_decay_lambda(config.weight_decay)
+        .batchnorm(config.batchnorm)
+        .dropout(config.dropout);
+    if let Err(e) = spec.validate() {
+        bail!("{e} (--dropout takes a ratio such as 0.2)");
+    }
     let net = spec.build::<f32>(config.seed);
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
@@ -113,8 +124,15 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
 
     let sizes: Vec<String> = spec.sizes().iter().map(|s| s.to_string()).collect();
+    let mut extras = String::new();
+    if config.batchnorm {
+        extras.push_str(", batchnorm");
+    }
+    if config.dropout > 0.0 {
+        extras.push_str(&format!(", dropout {}", config.dropout));
+    }
     println!(
-        "{}: {} training and {} test examples; net {} ({}, {} init, {} parameters); {} lr {} weight decay {}; {} thread(s)",
+        "{}: {} training and {} test examples; net {} ({}{extras}, {} init, {} parameters); {} lr {} weight decay {}; {} thread(s)",
         config.dataset,
         train.len(),
         test.len(),
@@ -129,7 +147,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     );
 
     let show_bar = config.progress && std::io::stderr().is_terminal();
-    let mut last = None;
+    let mut history = Vec::with_capacity(config.epochs);
     for epoch in 1..=config.epochs {
         let bar = if show_bar {
             let bar = ProgressBar::new(train.len().div_ceil(config.batch_size) as u64);
@@ -177,10 +195,10 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         };
         writeln!(metrics, "{}", serde_json::to_string(&m)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
-        last = Some(m);
+        history.push(m);
     }
 
-    let (train_accuracy, test_accuracy) = match &last {
+    let (train_accuracy, test_accuracy) = match history.last() {
         Some(m) => (m.train_accuracy, m.test_accuracy),
         None => (
             trainer.evaluate(&train, EVAL_BATCH).1,
@@ -209,5 +227,90 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         metrics_path.display(),
         summary_path.display()
     );
+    if !history.is_empty() {
+        let [svg, png] =
+            curves_figure(&history, &config.dataset.to_string()).save(&config.out, "curves")?;
+        println!("wrote {} and {}", svg.display(), png.display());
+    }
     Ok(summary)
+}
+
+/// The learning curves: training loss, and train and test accuracy, per epoch.
+pub fn curves_figure(history: &[EpochMetrics], dataset: &str) -> Figure {
+    let per_epoch = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|m| (m.epoch as f64, f(m))).collect()
+    };
+    let loss = Panel::lines(
+        "loss",
+        "epoch",
+        "loss",
+        vec![
+            Series::new("train (mean over batches)", per_epoch(|m| m.train_loss)),
+            Series::new("test", per_epoch(|m| m.test_loss)).dashed(),
+        ],
+    );
+    let accuracy = Panel::lines(
+        "accuracy",
+        "epoch",
+        "accuracy",
+        vec![
+            Series::new("train", per_epoch(|m| m.train_accuracy)),
+            Series::new("test", per_epoch(|m| m.test_accuracy)).dashed(),
+        ],
+    )
+    .legend_corner(Corner::LowerRight);
+    Figure::new(vec![loss, accuracy], 2).title(format!("training on {dataset}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::testutil::TempDir;
+    use crate::plot::tests::{assert_svg, png_size};
+
+    fn spiral_config(out: &std::path::Path) -> TrainConfig {
+        TrainConfig {
+            dataset: DatasetName::Spiral,
+            data_dir: None,
+            hidden: vec![10, 10],
+            activation: Activation::Relu,
+            init: WeightInit::He,
+            weight_decay: 0.0,
+            batchnorm: true,
+            dropout: 0.1,
+            optimizer: "adam".into(),
+            lr: 0.01,
+            batch_size: 30,
+            epochs: 3,
+            train_size: None,
+            seed: 1,
+            threads: 2,
+            out: out.to_path_buf(),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn train_writes_metrics_summary_and_curves() {
+        let dir = TempDir::new("train-run");
+        let summary = run(&spiral_config(dir.path())).unwrap();
+        assert_eq!(summary.epochs, 3);
+        let metrics = fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 3);
+        let size = curves_figure(&[], "spiral").size();
+        assert_eq!(size, (1280, 460));
+        assert_eq!(png_size(&dir.path().join("curves.png")), size);
+        assert_svg(&dir.path().join("curves.svg"), size);
+    }
+
+    #[test]
+    fn a_bad_dropout_ratio_is_an_error() {
+        let dir = TempDir::new("train-bad");
+        let config = TrainConfig {
+            dropout: 1.5,
+            ..spiral_config(dir.path())
+        };
+        let err = run(&config).unwrap_err().to_string();
+        assert!(err.contains("dropout ratio"), "{err}");
+    }
 }
