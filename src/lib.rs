@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod experiments;
 pub mod gradcheck;
 pub mod layers;
 pub mod nets;

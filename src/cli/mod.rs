@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::DatasetName;
+use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::nets::{Activation, WeightInit};
 use crate::train::{self, TrainConfig};
@@ -30,6 +31,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Compare backpropagation with numerical gradients for every layer and net.
     Gradcheck(GradcheckArgs),
+    /// Run one of the textbook's training-technique experiments and draw its figure.
+    Experiment(ExperimentArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +98,31 @@ pub struct GradcheckArgs {
     pub tolerance: f64,
 }
 
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// Which experiment.
+    #[arg(value_enum, value_name = "NAME")]
+    pub name: Experiment,
+    /// Folder holding MNIST's IDX files (or a parent of mnist/); default as for train.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Output folder for the figure (PNG, SVG) and its numbers (default: runs/<name>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A short version (fewer iterations, epochs or trials) that runs in seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for weights, batches and sampled hyperparameters.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never draw progress bars or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
 /// Default thread count: the machine's cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -152,6 +180,27 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
             println!("all gradients agree within {:e}", a.tolerance);
+            Ok(())
+        }
+        Command::Experiment(a) => {
+            let name = a.name.name();
+            let out = a.out.unwrap_or_else(|| {
+                let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                PathBuf::from("runs").join(format!("{name}-{stamp}"))
+            });
+            let opts = experiments::Options {
+                data_dir: a.data,
+                out,
+                quick: a.quick,
+                seed: a.seed,
+                threads: a.threads.unwrap_or_else(default_threads).max(1),
+                progress: !a.no_progress,
+            };
+            let outcome = experiments::run(a.name, &opts)?;
+            print!("{}", outcome.table);
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
             Ok(())
         }
     }
