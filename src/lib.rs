@@ -6,6 +6,7 @@
 //! forward, then `dout = 1` back through the layers in reverse;
 //! [`gradcheck`] compares that with central differences.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod experiments;
@@ -16,3 +17,8 @@ pub mod optim;
 pub mod plot;
 pub mod tensor;
 pub mod train;
+
+/// The README's example, compiled and run by `cargo test` so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -331,24 +331,34 @@ where
         .draw()?;
     match &panel.content {
         Content::Lines(series) => {
+            let (x_range, y_range) = panel.ranges();
+            let inside = |&(x, y): &(f64, f64)| {
+                x_range.start <= x && x <= x_range.end && y_range.start <= y && y <= y_range.end
+            };
             for (i, s) in series.iter().enumerate() {
                 let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
                 let style = color.stroke_width(2);
-                let points = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|(x, y)| x.is_finite() && y.is_finite());
-                let drawn = if s.dashed {
-                    chart.draw_series(DashedLineSeries::new(points, 7, 5, style))?
-                } else {
-                    chart.draw_series(LineSeries::new(points, style))?
-                };
-                let dashed = s.dashed;
-                drawn.label(&s.label).legend(move |(x, y)| {
-                    let end = if dashed { x + 10 } else { x + 22 };
-                    PathElement::new(vec![(x, y), (end, y)], style)
-                });
+                // plotters pins points outside the axes to the frame; leave
+                // them out instead and break the line there (the textbook's
+                // loss plots clip at y = 1 the same way).
+                let segments = s.points.split(|p| !inside(p)).filter(|seg| !seg.is_empty());
+                let mut labelled = false;
+                for segment in segments {
+                    let points = segment.iter().copied();
+                    let drawn = if s.dashed {
+                        chart.draw_series(DashedLineSeries::new(points, 7, 5, style))?
+                    } else {
+                        chart.draw_series(LineSeries::new(points, style))?
+                    };
+                    if !labelled {
+                        labelled = true;
+                        let dashed = s.dashed;
+                        drawn.label(&s.label).legend(move |(x, y)| {
+                            let end = if dashed { x + 10 } else { x + 22 };
+                            PathElement::new(vec![(x, y), (end, y)], style)
+                        });
+                    }
+                }
             }
             if panel.legend && series.iter().any(|s| !s.label.is_empty()) {
                 chart

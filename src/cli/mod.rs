@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::data::DatasetName;
+use crate::bench;
+use crate::data::{DatasetName, LoadOptions};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::nets::{Activation, WeightInit};
@@ -33,6 +34,8 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
     /// Run one of the textbook's training-technique experiments and draw its figure.
     Experiment(ExperimentArgs),
+    /// Time the reference workloads (../shared/peers/README.md) on MNIST.
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -123,6 +126,25 @@ pub struct ExperimentArgs {
     pub no_progress: bool,
 }
 
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Workload: w1 (SGD + weight decay), w1-adam, w3 (inference), or all.
+    #[arg(default_value = "all")]
+    pub workload: String,
+    /// Folder holding the MNIST IDX files (default: as for train).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Training epochs per workload; seconds per epoch is the median of epochs 2..N.
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// One JSON object per workload per line, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Default thread count: the machine's cores.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -160,6 +182,50 @@ pub fn run(cli: Cli) -> Result<()> {
                 progress: !a.no_progress,
             };
             train::run(&config)?;
+            Ok(())
+        }
+        Command::Bench(a) => {
+            let workloads: Vec<&str> = match a.workload.as_str() {
+                "all" => bench::WORKLOADS.to_vec(),
+                w => vec![w],
+            };
+            if a.epochs == 0 {
+                bail!("--epochs must be at least 1");
+            }
+            let load = LoadOptions {
+                data_dir: a.data,
+                allow_download: true,
+                progress: true,
+                seed: 0,
+            };
+            let opts = bench::BenchOptions {
+                threads: a.threads.max(1),
+                epochs: a.epochs,
+                seed: 0,
+            };
+            if !a.json {
+                println!(
+                    "{:<9} {:>7} {:>16} {:>9} {:>9}",
+                    "workload", "threads", "result", "test acc", "RSS MiB"
+                );
+            }
+            bench::run(&workloads, &load, &opts, |r| {
+                if a.json {
+                    println!("{}", serde_json::to_string(r).expect("serialisable"));
+                    return;
+                }
+                let result = match (r.seconds_per_epoch, r.images_per_second) {
+                    (Some(s), _) => format!("{s:.4} s/epoch"),
+                    (_, Some(i)) => format!("{:.0}k img/s", i / 1000.0),
+                    _ => "-".into(),
+                };
+                let acc = r.test_accuracy.map_or("-".into(), |a| format!("{a:.4}"));
+                let rss = r.max_rss_mib.map_or("-".into(), |m| format!("{m:.0}"));
+                println!(
+                    "{:<9} {:>7} {result:>16} {acc:>9} {rss:>9}",
+                    r.workload, r.threads
+                );
+            })?;
             Ok(())
         }
         Command::Gradcheck(a) => {

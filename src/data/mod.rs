@@ -90,9 +90,10 @@ impl Dataset {
     /// Copies examples `indices` into `x` (row-major, `indices.len() * dim()` values),
     /// scaling pixels by 1/255, and their labels into `t`.
     ///
-    /// Runs once per mini-batch, so it allocates nothing: pixels go through a 256-entry
-    /// table, which is exact (255 maps to exactly 1) and cheaper than a conversion and a
-    /// multiply per byte.
+    /// Runs once per mini-batch, so it allocates nothing. Pixels are divided by 255
+    /// (exactly rounded, as numpy's and PyTorch's `x / 255`); the conversion and
+    /// division vectorise, where a 256-entry lookup table does not (a table took 14%
+    /// of a W1 epoch on one thread, perf).
     ///
     /// Panics if `x` or `t` has the wrong length or an index is out of range.
     pub fn gather<T: Float>(&self, indices: &[usize], x: &mut [T], t: &mut [usize]) {
@@ -121,11 +122,14 @@ impl Dataset {
         }
         match &self.features {
             Features::Pixels(px) => {
-                let table: [T; 256] = std::array::from_fn(|v| T::of(v as f64 / 255.0));
-                for (&i, row) in indices.iter().zip(x.chunks_exact_mut(dim)) {
+                let scale = T::of(255.0);
+                for (k, (&i, row)) in indices.iter().zip(x.chunks_exact_mut(dim)).enumerate() {
+                    if let Some(&next) = indices.get(k + 2) {
+                        prefetch(&px[next * dim..(next + 1) * dim]);
+                    }
                     let src = &px[i * dim..(i + 1) * dim];
                     for (o, &p) in row.iter_mut().zip(src) {
-                        *o = table[usize::from(p)];
+                        *o = T::from_u8(p) / scale;
                     }
                 }
             }
@@ -173,6 +177,23 @@ impl Dataset {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             classes: self.classes,
             shape: self.shape,
+        }
+    }
+}
+
+/// Asks the CPU to start loading `bytes` into cache. The batch gather reads
+/// images in shuffled order, so the hardware prefetcher cannot guess the next
+/// one; asking two images ahead hides most of the memory latency.
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch is only a hint; it cannot fault, and the address
+        // comes from a live slice.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            );
         }
     }
 }

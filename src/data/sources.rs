@@ -158,7 +158,11 @@ pub(crate) fn locate(
         ));
     }
 
-    if let Some(root) = &env.backprop_data {
+    // BACKPROP_DATA may hold some data sets and not others (the shared folder
+    // has only mnist/): a missing subfolder falls through, a broken one is an error.
+    if let Some(root) = &env.backprop_data
+        && root.join(name.as_str()).is_dir()
+    {
         let dir = root.join(name.as_str());
         return match first_missing(name, &dir) {
             None => Ok(dir),
@@ -336,11 +340,23 @@ mod tests {
     fn backprop_data_missing_files_is_an_error() {
         let tmp = TempDir::new("src-backprop-data");
         write_fake(&tmp.path().join("cache").join("mnist"), 10, 10, true);
+        std::fs::create_dir_all(tmp.path().join("shared").join("mnist")).unwrap();
         let e = Env {
             backprop_data: Some(tmp.path().join("shared")),
             ..env(&tmp)
         };
-        // Even though the cache holds MNIST, a BACKPROP_DATA without it is an error.
+        // Even though the cache holds MNIST, a BACKPROP_DATA/mnist without the files is an error.
+        let err = locate(DatasetName::Mnist, &opts(None, true), &e).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::Missing { .. }), "{err:?}");
+        assert!(msg.contains("BACKPROP_DATA"), "{msg}");
+        // Without the subfolder at all, BACKPROP_DATA simply does not have this data set.
+        std::fs::remove_dir(tmp.path().join("shared").join("mnist")).unwrap();
+        assert_eq!(
+            locate(DatasetName::Mnist, &opts(None, true), &e).unwrap(),
+            tmp.path().join("cache").join("mnist")
+        );
+        std::fs::create_dir_all(tmp.path().join("shared").join("mnist")).unwrap();
         let err = locate(DatasetName::Mnist, &opts(None, true), &e).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataError::Missing { .. }), "{err:?}");

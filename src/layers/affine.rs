@@ -14,7 +14,7 @@
 //! assert_eq!(affine.forward(&x, true).data(), &[11.5]);
 //! ```
 
-use super::{Layer, Param, ParamMut};
+use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
 
 #[derive(Clone)]
@@ -161,8 +161,8 @@ impl<T: Float> Layer<T> for Affine<T> {
         &self.dx
     }
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        vec![
+    fn params(&self) -> Params<'_, T> {
+        smallvec![
             Param {
                 name: "W",
                 value: &self.w,
@@ -178,8 +178,8 @@ impl<T: Float> Layer<T> for Affine<T> {
         ]
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        vec![
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        smallvec![
             ParamMut {
                 name: "W",
                 value: &mut self.w,

@@ -30,7 +30,7 @@
 //! assert!((bn.running_mean.data()[0] - 0.25).abs() < 1e-12); // 0.9 · 0 + 0.1 · 2.5
 //! ```
 
-use super::{Layer, Param, ParamMut};
+use super::{Buffers, BuffersMut, Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor};
 
 /// The textbook's `10e-7`: added to the variance so a constant feature does
@@ -243,8 +243,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         &self.dx
     }
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        vec![
+    fn params(&self) -> Params<'_, T> {
+        smallvec![
             Param {
                 name: "gamma",
                 value: &self.gamma,
@@ -260,8 +260,8 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         ]
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        vec![
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        smallvec![
             ParamMut {
                 name: "gamma",
                 value: &mut self.gamma,
@@ -277,15 +277,15 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         ]
     }
 
-    fn buffers(&self) -> Vec<(&'static str, &Tensor<T>)> {
-        vec![
+    fn buffers(&self) -> Buffers<'_, T> {
+        smallvec![
             ("running_mean", &self.running_mean),
             ("running_var", &self.running_var),
         ]
     }
 
-    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
-        vec![
+    fn buffers_mut(&mut self) -> BuffersMut<'_, T> {
+        smallvec![
             ("running_mean", &mut self.running_mean),
             ("running_var", &mut self.running_var),
         ]

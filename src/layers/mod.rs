@@ -21,6 +21,9 @@ pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
 pub use tanh::Tanh;
 
+use smallvec::SmallVec;
+pub use smallvec::smallvec;
+
 use crate::tensor::{Float, Tensor};
 
 /// A learnable tensor with its gradient, named as in the textbook (`W`, `b`).
@@ -39,6 +42,16 @@ pub struct ParamMut<'a, T> {
     pub grad: &'a mut Tensor<T>,
     pub decay: bool,
 }
+
+/// A layer's parameters. Inline up to four (a layer has at most W, b or
+/// gamma, beta), so listing them on every step allocates nothing.
+pub type Params<'a, T> = SmallVec<[Param<'a, T>; 4]>;
+pub type ParamsMut<'a, T> = SmallVec<[ParamMut<'a, T>; 4]>;
+
+/// A layer's buffers by name, inline up to two (BatchNorm's running mean and
+/// variance), so the trainer can average them every step without allocating.
+pub type Buffers<'a, T> = SmallVec<[(&'static str, &'a Tensor<T>); 2]>;
+pub type BuffersMut<'a, T> = SmallVec<[(&'static str, &'a mut Tensor<T>); 2]>;
 
 /// One step of the chain. `forward` records what `backward` will need.
 pub trait Layer<T: Float>: Send + Sync {
@@ -59,22 +72,22 @@ pub trait Layer<T: Float>: Send + Sync {
     /// The result of the last `backward`.
     fn grad_input(&self) -> &Tensor<T>;
 
-    fn params(&self) -> Vec<Param<'_, T>> {
-        Vec::new()
+    fn params(&self) -> Params<'_, T> {
+        Params::new()
     }
 
-    fn params_mut(&mut self) -> Vec<ParamMut<'_, T>> {
-        Vec::new()
+    fn params_mut(&mut self) -> ParamsMut<'_, T> {
+        ParamsMut::new()
     }
 
     /// State that is saved and restored but not learned by gradient descent,
     /// such as BatchNorm's running mean and variance.
-    fn buffers(&self) -> Vec<(&'static str, &Tensor<T>)> {
-        Vec::new()
+    fn buffers(&self) -> Buffers<'_, T> {
+        Buffers::new()
     }
 
-    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
-        Vec::new()
+    fn buffers_mut(&mut self) -> BuffersMut<'_, T> {
+        BuffersMut::new()
     }
 
     /// Restarts the layer's random generator (Dropout), so that each worker

@@ -26,6 +26,8 @@ pub trait Float:
     fn of(v: f64) -> Self;
     /// Widens to `f64` for reporting and comparison.
     fn as_f64(self) -> f64;
+    /// Converts a pixel byte (exact for both types).
+    fn from_u8(v: u8) -> Self;
 }
 
 impl Float for f32 {
@@ -38,6 +40,10 @@ impl Float for f32 {
     fn as_f64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn from_u8(v: u8) -> Self {
+        v as f32
+    }
 }
 
 impl Float for f64 {
@@ -49,5 +55,9 @@ impl Float for f64 {
     #[inline(always)]
     fn as_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn from_u8(v: u8) -> Self {
+        v as f64
     }
 }

@@ -1,0 +1,171 @@
+//! `backprop bench`: the reference workloads of ../shared/peers/README.md,
+//! measured the way the peers measure them, so the figures compare as ratios.
+//!
+//! - `w1`: 784-100x5-10 ReLU MLP, He init, weight decay 0.1, SGD lr 0.01,
+//!   batch 100: seconds per training epoch (shuffle, gather and normalise,
+//!   forward, backward, update; evaluation excluded), median of epochs 2..N.
+//! - `w1-adam`: the same net without decay, Adam lr 0.001.
+//! - `w3`: the W1 net's forward pass and argmax over the 10,000 test images
+//!   in batches of 1,000: images per second of the median of 20 passes,
+//!   after 2 warm-up passes (a fresh He-initialised net, as the peers use).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::data::{DatasetName, LoadOptions, Split};
+use crate::nets::MultiLayerNet;
+use crate::optim;
+use crate::train::Trainer;
+
+pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w3"];
+
+/// One measured workload; serialised as one JSON line with `--json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub workload: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_epoch: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// Every timed epoch or pass, in seconds, for anyone checking the median.
+    pub samples: Vec<f64>,
+    pub threads: usize,
+    /// Peak resident memory of this process so far, in MiB.
+    pub max_rss_mib: Option<f64>,
+}
+
+pub struct BenchOptions {
+    pub threads: usize,
+    pub epochs: usize,
+    pub seed: u64,
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut s = xs.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// Peak resident set size (VmHWM) from /proc, where there is one.
+pub fn max_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn w1_spec(weight_decay: f64) -> MultiLayerNet {
+    MultiLayerNet::new(784, &[100; 5], 10).weight_decay_lambda(weight_decay)
+}
+
+/// W1 or W1-adam: trains `epochs` epochs, times each.
+fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
+    let (spec, rule) = match name {
+        "w1" => (w1_spec(0.1), optim::by_name::<f32>("sgd", 0.01)),
+        _ => (w1_spec(0.0), optim::by_name::<f32>("adam", 0.001)),
+    };
+    let rule = rule.map_err(anyhow::Error::msg)?;
+    let mut trainer = Trainer::new(spec.build::<f32>(opts.seed), rule, opts.threads, opts.seed);
+    let mut samples = Vec::new();
+    for _ in 0..opts.epochs {
+        let t0 = Instant::now();
+        trainer.train_epoch(&data.train, 100, |_, _| {});
+        samples.push(t0.elapsed().as_secs_f64());
+    }
+    let timed = if samples.len() > 1 {
+        &samples[1..]
+    } else {
+        &samples[..]
+    };
+    let (_, accuracy) = trainer.evaluate(&data.test, 1000);
+    Ok(BenchResult {
+        workload: name.to_string(),
+        seconds_per_epoch: Some(median(timed)),
+        images_per_second: None,
+        test_accuracy: Some(accuracy),
+        samples,
+        threads: trainer.threads(),
+        max_rss_mib: max_rss_mib(),
+    })
+}
+
+fn inference_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
+    let rule = optim::by_name::<f32>("sgd", 0.01).map_err(anyhow::Error::msg)?;
+    let mut trainer = Trainer::new(
+        w1_spec(0.0).build::<f32>(opts.seed),
+        rule,
+        opts.threads,
+        opts.seed,
+    );
+    for _ in 0..2 {
+        trainer.predict_classes(&data.test, 1000);
+    }
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        std::hint::black_box(trainer.predict_classes(&data.test, 1000));
+        samples.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(BenchResult {
+        workload: "w3".into(),
+        seconds_per_epoch: None,
+        images_per_second: Some(data.test.len() as f64 / median(&samples)),
+        test_accuracy: None,
+        samples,
+        threads: trainer.threads(),
+        max_rss_mib: max_rss_mib(),
+    })
+}
+
+/// Loads MNIST and runs the named workloads, calling `report` after each.
+pub fn run(
+    workloads: &[&str],
+    load: &LoadOptions,
+    opts: &BenchOptions,
+    mut report: impl FnMut(&BenchResult),
+) -> Result<Vec<BenchResult>> {
+    let data = crate::data::load(DatasetName::Mnist, load)?;
+    let mut results = Vec::new();
+    for &w in workloads {
+        let r = match w {
+            "w1" | "w1-adam" => train_workload(w, &data, opts)?,
+            "w3" => inference_workload(&data, opts)?,
+            other => anyhow::bail!(
+                "unknown workload '{other}': use {} or all",
+                WORKLOADS.join(", ")
+            ),
+        };
+        report(&r);
+        results.push(r);
+    }
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn rss_is_readable_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(max_rss_mib().unwrap() > 0.0);
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! End-to-end runs of the `backprop` binary: training, gradient checks, and
+//! what a user sees when the data is wrong or missing.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{TempDir, mnist_dir, run, serve, stderr, stdout};
+use serde_json::Value;
+
+fn summary(dir: &TempDir) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"))
+        .unwrap()
+}
+
+#[test]
+fn gradcheck_passes_and_reports_every_parameter() {
+    let out = run(&["gradcheck"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for needle in [
+        "Affine",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "SoftmaxWithLoss",
+        "W1",
+        "b3",
+        "lambda=0.1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains("NOT OK"));
+    // A tolerance nothing can meet makes it fail with a non-zero exit.
+    let strict = run(&["gradcheck", "--tolerance", "1e-30"]);
+    assert!(!strict.status.success());
+    assert!(stderr(&strict).contains("exceed the tolerance"));
+}
+
+#[test]
+fn spiral_trains_to_95_percent_without_files() {
+    let out_dir = TempDir::new("spiral");
+    let start = std::time::Instant::now();
+    let out = run(&[
+        "train",
+        "--dataset",
+        "spiral",
+        "--hidden",
+        "100,100",
+        "--epochs",
+        "30",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(start.elapsed().as_secs() < 60);
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with("wrote "), "{last}");
+    let s = summary(&out_dir);
+    assert!(s["test_accuracy"].as_f64().unwrap() >= 0.95, "{s}");
+    assert_eq!(s["config"]["dataset"], "spiral");
+    assert_eq!(s["epochs"], 30);
+    let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    let lines: Vec<Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 30);
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "seconds",
+    ] {
+        assert!(lines[0].get(key).is_some(), "metrics line lacks {key}");
+    }
+    // Training lowers the loss.
+    assert!(lines[29]["train_loss"].as_f64() < lines[0]["train_loss"].as_f64());
+}
+
+#[test]
+fn same_seed_and_threads_give_the_same_run() {
+    let a = TempDir::new("repro-a");
+    let b = TempDir::new("repro-b");
+    for d in [&a, &b] {
+        let out = run(&[
+            "train",
+            "--dataset",
+            "spiral",
+            "--hidden",
+            "50",
+            "--epochs",
+            "3",
+            "--threads",
+            "2",
+            "--seed",
+            "7",
+            "--out",
+            d.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let strip = |d: &TempDir| -> Vec<(f64, f64)> {
+        std::fs::read_to_string(d.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["train_loss"].as_f64().unwrap(),
+                    v["test_accuracy"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+}
+
+#[test]
+fn mnist_two_epochs_reach_95_percent() {
+    let Some(dir) = mnist_dir("mnist_two_epochs_reach_95_percent") else {
+        return;
+    };
+    let out_dir = TempDir::new("mnist");
+    let out = run(&[
+        "train",
+        "--data",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let acc = summary(&out_dir)["test_accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.95, "test accuracy {acc}\n{text}");
+    assert!(text.contains("test accuracy: 0.9"), "{text}");
+}
+
+/// Copies the four MNIST files into `dir`, with `edit` applied to one of them.
+fn broken_copy(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl Fn(Vec<u8>) -> Vec<u8>,
+) {
+    use std::io::{Read, Write};
+    for f in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(src.join(format!("{f}.gz"))).unwrap())
+            .read_to_end(&mut raw)
+            .unwrap();
+        if f == name {
+            raw = edit(raw);
+        }
+        std::fs::File::create(dir.join(f))
+            .unwrap()
+            .write_all(&raw)
+            .unwrap();
+    }
+}
+
+fn assert_clean_failure(out: &std::process::Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1 (a reported error, not a panic): {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "the error should be one line: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "'{n}' not in: {err}");
+    }
+}
+
+#[test]
+fn truncated_and_mislabelled_idx_files_give_one_clear_line() {
+    let Some(src) = mnist_dir("truncated_and_mislabelled_idx_files_give_one_clear_line") else {
+        return;
+    };
+    let truncated = TempDir::new("truncated");
+    broken_copy(&src, truncated.path(), "t10k-images-idx3-ubyte", |mut v| {
+        v.truncate(v.len() / 2);
+        v
+    });
+    let out = run(&[
+        "train",
+        "--data",
+        truncated.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&out, &["t10k-images-idx3-ubyte", "truncated", "7840016"]);
+
+    let mislabelled = TempDir::new("mislabelled");
+    broken_copy(
+        &src,
+        mislabelled.path(),
+        "train-labels-idx1-ubyte",
+        |mut v| {
+            v[8 + 123] = 42; // a label of 42 in a 10-class set
+            v
+        },
+    );
+    let out = run(&[
+        "train",
+        "--data",
+        mislabelled.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&out, &["train-labels-idx1-ubyte", "42"]);
+
+    let bad_magic = TempDir::new("magic");
+    broken_copy(
+        &src,
+        bad_magic.path(),
+        "train-labels-idx1-ubyte",
+        |mut v| {
+            v[2] = 0x0d;
+            v
+        },
+    );
+    let out = run(&[
+        "train",
+        "--data",
+        bad_magic.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert_clean_failure(&out, &["train-labels-idx1-ubyte", "0x0d"]);
+}
+
+#[test]
+fn offline_without_data_names_the_ways_out() {
+    let cache = TempDir::new("offline-cache");
+    let out = common::backprop()
+        .args(["train", "--epochs", "1"])
+        .env_remove("BACKPROP_DATA")
+        .env("BACKPROP_CACHE", cache.path())
+        .env("BACKPROP_MIRROR", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, &["--data", "BACKPROP_DATA", "--dataset spiral"]);
+}
+
+#[test]
+fn downloads_into_the_cache_from_a_mirror_and_trains() {
+    let Some(src) = mnist_dir("downloads_into_the_cache_from_a_mirror_and_trains") else {
+        return;
+    };
+    let mut files = HashMap::new();
+    for f in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        files.insert(f.to_string(), std::fs::read(src.join(f)).unwrap());
+    }
+    let base = serve(files, 8);
+    let cache = TempDir::new("download-cache");
+    let out_dir = TempDir::new("download-run");
+    let out = common::backprop()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--train-size",
+            "2000",
+            "--hidden",
+            "50",
+            "--out",
+        ])
+        .arg(out_dir.path())
+        .env_remove("BACKPROP_DATA")
+        .env("BACKPROP_CACHE", cache.path())
+        .env("BACKPROP_MIRROR", &base)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        cache
+            .path()
+            .join("mnist")
+            .join("train-images-idx3-ubyte.gz")
+            .is_file()
+    );
+    assert_eq!(summary(&out_dir)["test_examples"], 10000);
+    // A second run finds the cache and needs no server (this one has stopped
+    // after its requests, or points nowhere).
+    let again = common::backprop()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--train-size",
+            "500",
+            "--hidden",
+            "20",
+            "--out",
+        ])
+        .arg(out_dir.path())
+        .env_remove("BACKPROP_DATA")
+        .env("BACKPROP_CACHE", cache.path())
+        .env("BACKPROP_MIRROR", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
+#[test]
+fn bad_arguments_are_reported_not_panicked() {
+    for args in [
+        &["train", "--dataset", "spiral", "--batch-size", "0"][..],
+        &["train", "--dataset", "spiral", "--lr=-1"],
+        &["train", "--dataset", "spiral", "--optimizer", "sgdd"],
+        &["train", "--dataset", "spiral", "--hidden", "10,0"],
+        &["train", "--dataset", "spiral", "--train-size", "0"],
+    ] {
+        let out = run(args);
+        assert_clean_failure(&out, &["error:"]);
+    }
+    // clap's own usage errors exit 2 with a usage message.
+    let out = run(&["train", "--dataset", "cifar"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cifar"));
+}
