@@ -113,6 +113,10 @@ impl<T: Float> Trainer<T> {
                 .build()
                 .expect("cannot start worker threads"),
         );
+        // rayon starts its threads asynchronously: under load one could start
+        // only after training began, and a starting worker allocates (its
+        // name, its job deque). A no-op on every thread waits for them all.
+        pool.broadcast(|_| ());
         let optimizer = OptimizerState::new(rule, &net);
         let has_buffers = net.layers.iter().any(|l| !l.buffers().is_empty());
         let workers = (0..threads)
