@@ -76,7 +76,7 @@ impl<T: Float> Layer<T> for Affine<T> {
         "Affine"
     }
 
-    fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
+    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let (n, din, dout) = (x.rows(), self.input_size(), self.output_size());
         assert_eq!(
             x.cols(),
@@ -88,8 +88,13 @@ impl<T: Float> Layer<T> for Affine<T> {
         );
         self.x_shape.clear();
         self.x_shape.extend_from_slice(x.shape());
-        self.x.resize(&[n, din]);
-        self.x.data_mut().copy_from_slice(x.data());
+        // Inference never runs backward: skip the copy (for W3, a tenth of the time).
+        if train {
+            self.x.resize(&[n, din]);
+            self.x.data_mut().copy_from_slice(x.data());
+        } else {
+            self.x.resize(&[0, din]);
+        }
         self.out.resize(&[n, dout]);
         for row in self.out.data_mut().chunks_exact_mut(dout) {
             row.copy_from_slice(self.b.data());
@@ -110,6 +115,10 @@ impl<T: Float> Layer<T> for Affine<T> {
 
     fn backward(&mut self, dout: &Tensor<T>) -> &Tensor<T> {
         let (n, din, dn) = (self.x.rows(), self.input_size(), self.output_size());
+        assert!(
+            n > 0 || dout.rows() == 0,
+            "Affine backward: the last forward ran in inference mode (train = false), which keeps no input"
+        );
         assert_eq!(
             dout.shape(),
             &[n, dn],
