@@ -105,6 +105,9 @@ fn spiral_args(out: &Path, epochs: &str) -> Vec<String> {
         "0.01",
         "--weight-decay",
         "0.001",
+        "--batchnorm",
+        "--dropout",
+        "0.1",
         "--batch-size",
         "30",
         "--threads",
@@ -185,7 +188,11 @@ fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
 
     let (a, meta_a) = contents(&straight.join("model.safetensors"));
     let (b, meta_b) = contents(&stopped.join("model.safetensors"));
-    assert_eq!(a.len(), 6);
+    // Three Affine layers (weight, bias) and two BatchNorm layers (weight,
+    // bias, running_mean, running_var); each replica's Dropout generator and
+    // BatchNorm statistics are in the training state.
+    assert_eq!(a.len(), 14);
+    assert!(a.iter().any(|(n, _)| n == "1.running_var"));
     assert_eq!(a, b, "weights differ after resuming");
     assert_eq!(meta_a, meta_b);
     // Adam's moments agree too, so a further resume would also match.

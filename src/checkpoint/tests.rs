@@ -296,6 +296,8 @@ fn config() -> TrainConfig {
         activation: crate::nets::Activation::Relu,
         init: crate::nets::WeightInit::He,
         weight_decay: 0.01,
+        batchnorm: false,
+        dropout: 0.3,
         optimizer: "adam".into(),
         lr: 0.01,
         batch_size: 30,

@@ -10,6 +10,7 @@ use crate::bench;
 use crate::checkpoint;
 use crate::data::{self, DatasetName, LoadOptions};
 use crate::eval::{self, Evaluation};
+use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::nets::{Activation, WeightInit};
 use crate::train::{self, TrainConfig};
@@ -39,6 +40,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
     Serve(ServeArgs),
+    /// Run one of the textbook's training-technique experiments and draw its figure.
+    Experiment(ExperimentArgs),
     /// Time the reference workloads (../shared/peers/README.md) on MNIST.
     Bench(BenchArgs),
 }
@@ -64,6 +67,12 @@ pub struct TrainArgs {
     /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Put BatchNorm between each hidden Affine layer and its activation.
+    #[arg(long)]
+    pub batchnorm: bool,
+    /// Dropout after each hidden activation, dropping this fraction of units in training (0 = off).
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0)]
+    pub dropout: f64,
     /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
@@ -85,7 +94,7 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Output folder for metrics.jsonl and summary.json (default: runs/<timestamp>).
+    /// Output folder for metrics.jsonl, summary.json and curves.svg/.png (default: runs/<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Never draw progress bars, even on a terminal.
@@ -95,7 +104,7 @@ pub struct TrainArgs {
     /// generators, epoch) with its own settings; --epochs may raise its length.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "dataset", "hidden", "activation", "init", "weight_decay", "optimizer", "lr",
-        "batch_size", "train_size", "seed", "threads", "out",
+        "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -156,6 +165,31 @@ pub struct GradcheckArgs {
 }
 
 #[derive(Args)]
+pub struct ExperimentArgs {
+    /// Which experiment.
+    #[arg(value_enum, value_name = "NAME")]
+    pub name: Experiment,
+    /// Folder holding MNIST's IDX files (or a parent of mnist/); default as for train.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Output folder for the figure (PNG, SVG) and its numbers (default: runs/<name>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A short version (fewer iterations, epochs or trials) that runs in seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for weights, batches and sampled hyperparameters.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never draw progress bars or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args)]
 pub struct BenchArgs {
     /// Workload: w1 (SGD + weight decay), w1-adam, w3 (inference), or all.
     #[arg(default_value = "all")]
@@ -210,6 +244,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 activation: a.activation,
                 init: a.init,
                 weight_decay: a.weight_decay,
+                batchnorm: a.batchnorm,
+                dropout: a.dropout,
                 optimizer: a.optimizer,
                 lr: a.lr,
                 batch_size: a.batch_size,
@@ -291,6 +327,27 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => run_eval(a),
         Command::Predict(a) => run_predict(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
+        Command::Experiment(a) => {
+            let name = a.name.name();
+            let out = a.out.unwrap_or_else(|| {
+                let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                PathBuf::from("runs").join(format!("{name}-{stamp}"))
+            });
+            let opts = experiments::Options {
+                data_dir: a.data,
+                out,
+                quick: a.quick,
+                seed: a.seed,
+                threads: a.threads.unwrap_or_else(default_threads).max(1),
+                progress: !a.no_progress,
+            };
+            let outcome = experiments::run(a.name, &opts)?;
+            print!("{}", outcome.table);
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! reused from batch to batch.
 
 mod affine;
+mod batch_norm;
 mod dropout;
 mod relu;
 mod sigmoid;
@@ -13,6 +14,7 @@ mod softmax_with_loss;
 mod tanh;
 
 pub use affine::Affine;
+pub use batch_norm::BatchNorm;
 pub use dropout::Dropout;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
@@ -47,6 +49,11 @@ pub struct ParamMut<'a, T> {
 pub type Params<'a, T> = SmallVec<[Param<'a, T>; 4]>;
 pub type ParamsMut<'a, T> = SmallVec<[ParamMut<'a, T>; 4]>;
 
+/// A layer's buffers by name, inline up to two (BatchNorm's running mean and
+/// variance), so the trainer can average them every step without allocating.
+pub type Buffers<'a, T> = SmallVec<[(&'static str, &'a Tensor<T>); 2]>;
+pub type BuffersMut<'a, T> = SmallVec<[(&'static str, &'a mut Tensor<T>); 2]>;
+
 /// One step of the chain. `forward` records what `backward` will need.
 pub trait Layer<T: Float>: Send + Sync {
     /// The textbook's class name: `"Affine"`, `"Relu"`, ...
@@ -76,12 +83,12 @@ pub trait Layer<T: Float>: Send + Sync {
 
     /// State that is saved and restored but not learned by gradient descent,
     /// such as BatchNorm's running mean and variance.
-    fn buffers(&self) -> Vec<(&'static str, &Tensor<T>)> {
-        Vec::new()
+    fn buffers(&self) -> Buffers<'_, T> {
+        Buffers::new()
     }
 
-    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
-        Vec::new()
+    fn buffers_mut(&mut self) -> BuffersMut<'_, T> {
+        BuffersMut::new()
     }
 
     /// Restarts the layer's random generator (Dropout), so that each worker
