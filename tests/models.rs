@@ -499,6 +499,8 @@ fn python(test: &str) -> Option<Command> {
         .is_ok_and(|o| o.status.success());
     if ok {
         let mut c = Command::new("python3");
+        // The scripts import their helper module from their own folder; paths
+        // handed to them must therefore be absolute.
         c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"));
         return Some(c);
     }
@@ -534,7 +536,7 @@ fn python_reads_a_backprop_checkpoint_and_predicts_the_same() {
     let o = py
         .arg("numpy_forward.py")
         .arg(&model)
-        .arg(&mnist)
+        .arg(fs::canonicalize(&mnist).unwrap())
         .arg("1000")
         .output()
         .unwrap();
@@ -561,7 +563,7 @@ fn backprop_reads_weights_written_by_numpy() {
     let o = py
         .arg("numpy_train.py")
         .arg(&file)
-        .arg(&mnist)
+        .arg(fs::canonicalize(&mnist).unwrap())
         .arg("1000")
         .output()
         .unwrap();
