@@ -7,12 +7,18 @@
 //! [`gradcheck`] compares that with central differences.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod eval;
+pub mod experiments;
 pub mod gradcheck;
 pub mod layers;
 pub mod nets;
 pub mod optim;
+pub mod plot;
+pub mod predict;
+pub mod serve;
 pub mod show;
 pub mod tensor;
 pub mod train;

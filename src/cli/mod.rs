@@ -1,13 +1,16 @@
 //! The command line: argument parsing (clap) and dispatch to the library.
 //! Every command returns `anyhow::Result`; `main` prints the error as one line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
-use crate::data::{DatasetName, LoadOptions};
+use crate::checkpoint;
+use crate::data::{self, DatasetName, LoadOptions};
+use crate::eval::{self, Evaluation};
+use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::nets::{Activation, WeightInit};
 use crate::train::{self, NetKind, TrainConfig};
@@ -31,6 +34,14 @@ pub enum Command {
     Train(TrainArgs),
     /// Compare backpropagation with numerical gradients for every layer and net.
     Gradcheck(GradcheckArgs),
+    /// Test a saved model: accuracy, per-class precision/recall, confusion matrix.
+    Eval(EvalArgs),
+    /// Classify pictures of digits (PNG, JPEG, BMP) with a saved model.
+    Predict(PredictArgs),
+    /// Serve a draw-a-digit web page backed by a saved model.
+    Serve(ServeArgs),
+    /// Run one of the textbook's training-technique experiments and draw its figure.
+    Experiment(ExperimentArgs),
     /// Time the reference workloads (../shared/peers/README.md) on MNIST.
     Bench(BenchArgs),
 }
@@ -60,6 +71,12 @@ pub struct TrainArgs {
     /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Put BatchNorm between each hidden Affine layer and its activation.
+    #[arg(long)]
+    pub batchnorm: bool,
+    /// Dropout after each hidden activation, dropping this fraction of units in training (0 = off).
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0)]
+    pub dropout: f64,
     /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
@@ -69,9 +86,9 @@ pub struct TrainArgs {
     /// Examples per mini-batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Passes over the training set [default: 10; with --resume: the run's own].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Train on the first N training examples only (the textbook's overfitting experiments use 300).
     #[arg(long, value_name = "N")]
     pub train_size: Option<usize>,
@@ -81,12 +98,67 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Output folder for metrics.jsonl and summary.json (default: runs/<timestamp>).
+    /// Output folder for metrics.jsonl, summary.json and curves.svg/.png (default: runs/<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Continue the run in DIR from its last checkpoint (weights, optimizer state,
+    /// generators, epoch) with its own settings; --epochs may raise its length.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "dataset", "hidden", "activation", "init", "weight_decay", "optimizer", "lr",
+        "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout",
+    ])]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A model.safetensors written by `backprop train` (or with the same metadata).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Test set to use [default: the one the model was trained on].
+    #[arg(long)]
+    pub dataset: Option<DatasetName>,
+    /// Folder holding the data set's files (as for train).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Only the first N test examples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Where to draw the confusion matrix [default: confusion.png beside the model].
+    #[arg(long, value_name = "FILE")]
+    pub confusion: Option<PathBuf>,
+    /// Print JSON (with every prediction) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model.safetensors of 28x28 grayscale images (mnist, fashion-mnist).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Pictures of one digit each, any size, dark on light or light on dark.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Print JSON: every image's ten probabilities.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A model.safetensors of 28x28 grayscale images (mnist, fashion-mnist).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Args)]
@@ -94,6 +166,31 @@ pub struct GradcheckArgs {
     /// Largest relative error accepted.
     #[arg(long, default_value_t = gradcheck::TOLERANCE)]
     pub tolerance: f64,
+}
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// Which experiment.
+    #[arg(value_enum, value_name = "NAME")]
+    pub name: Experiment,
+    /// Folder holding MNIST's IDX files (or a parent of mnist/); default as for train.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Output folder for the figure (PNG, SVG) and its numbers (default: runs/<name>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A short version (fewer iterations, epochs or trials) that runs in seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for weights, batches and sampled hyperparameters.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never draw progress bars or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +229,18 @@ pub fn run(cli: Cli) -> Result<()> {
             if a.hidden.contains(&0) {
                 bail!("--hidden sizes must be positive, got {:?}", a.hidden);
             }
+            if let Some(dir) = a.resume {
+                let state = checkpoint::read_train_state(&dir)
+                    .with_context(|| format!("cannot resume from {}", dir.display()))?;
+                let mut config = state.config;
+                config.out = dir;
+                config.resume = true;
+                config.data_dir = a.data;
+                config.progress = !a.no_progress;
+                config.epochs = a.epochs.unwrap_or(config.epochs);
+                train::run(&config)?;
+                return Ok(());
+            }
             let config = TrainConfig {
                 dataset: a.dataset,
                 net: a.net,
@@ -140,15 +249,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 activation: a.activation,
                 init: a.init.unwrap_or_else(|| a.net.default_init()),
                 weight_decay: a.weight_decay,
+                batchnorm: a.batchnorm,
+                dropout: a.dropout,
                 optimizer: a.optimizer,
                 lr: a.lr,
                 batch_size: a.batch_size,
-                epochs: a.epochs,
+                epochs: a.epochs.unwrap_or(10),
                 train_size: a.train_size,
                 seed: a.seed,
                 threads: a.threads.unwrap_or_else(default_threads),
                 out: a.out.unwrap_or_else(timestamped_run_dir),
                 progress: !a.no_progress,
+                resume: false,
             };
             train::run(&config)?;
             Ok(())
@@ -217,5 +329,132 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("all gradients agree within {:e}", a.tolerance);
             Ok(())
         }
+        Command::Eval(a) => run_eval(a),
+        Command::Predict(a) => run_predict(a),
+        Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
+        Command::Experiment(a) => {
+            let name = a.name.name();
+            let out = a.out.unwrap_or_else(|| {
+                let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                PathBuf::from("runs").join(format!("{name}-{stamp}"))
+            });
+            let opts = experiments::Options {
+                data_dir: a.data,
+                out,
+                quick: a.quick,
+                seed: a.seed,
+                threads: a.threads.unwrap_or_else(default_threads).max(1),
+                progress: !a.no_progress,
+            };
+            let outcome = experiments::run(a.name, &opts)?;
+            print!("{}", outcome.table);
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
     }
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    let (mut net, info) = checkpoint::load::<f32>(&a.model)?;
+    let dataset = a.dataset.unwrap_or(info.dataset);
+    let split = data::load(
+        dataset,
+        &LoadOptions {
+            data_dir: a.data,
+            allow_download: true,
+            progress: !a.json,
+            seed: info.seed,
+        },
+    )?;
+    let test = split.test;
+    if test.shape != info.input_shape || test.classes != info.classes {
+        bail!(
+            "{} takes inputs {:?} in {} classes, but the {dataset} test set has {:?} in {}: pick the data set it was trained on ({})",
+            a.model.display(),
+            info.input_shape,
+            info.classes,
+            test.shape,
+            test.classes,
+            info.dataset
+        );
+    }
+    let n = a.limit.unwrap_or(test.len()).min(test.len());
+    let predictions = eval::predict_classes(&mut net, &test, n);
+    let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
+    let result = Evaluation::new(info.classes, &labels, &predictions);
+    let png = a.confusion.unwrap_or_else(|| {
+        a.model
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("confusion.png")
+    });
+    eval::draw_confusion(&result.confusion, &png)
+        .with_context(|| format!("cannot write {}", png.display()))?;
+    if a.json {
+        let mut j = result.to_json();
+        j["model"] = a.model.display().to_string().into();
+        j["dataset"] = dataset.as_str().into();
+        j["confusion_png"] = png.display().to_string().into();
+        println!("{j}");
+    } else {
+        println!(
+            "{} (epoch {}) on the {dataset} test set, {n} examples",
+            a.model.display(),
+            info.epoch
+        );
+        print!("{}", result.report());
+        println!("wrote {}", png.display());
+    }
+    Ok(())
+}
+
+fn run_predict(a: PredictArgs) -> Result<()> {
+    let mut classifier = crate::predict::Classifier::load(&a.model)?;
+    let mut failed = 0;
+    let mut answers = Vec::new();
+    for path in &a.images {
+        match classifier.classify_file(path) {
+            Ok(p) => {
+                if a.json {
+                    let top: Vec<_> = crate::predict::top(&p, 3)
+                        .into_iter()
+                        .map(|(class, probability)| {
+                            serde_json::json!({ "class": class, "probability": probability })
+                        })
+                        .collect();
+                    answers.push(serde_json::json!({
+                        "file": path.display().to_string(),
+                        "prediction": top[0]["class"],
+                        "top": top,
+                        "probabilities": p,
+                    }));
+                } else {
+                    println!("{}: {}", path.display(), crate::predict::format_top(&p, 3));
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if a.json {
+                    answers.push(serde_json::json!({
+                        "file": path.display().to_string(),
+                        "error": e.to_string(),
+                    }));
+                } else {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::Value::from(answers));
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} image(s) could not be classified",
+            a.images.len()
+        );
+    }
+    Ok(())
 }

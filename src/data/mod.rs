@@ -10,7 +10,7 @@ pub mod idx;
 mod sources;
 pub mod spiral;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::fmt;
 use std::path::PathBuf;

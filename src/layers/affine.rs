@@ -204,6 +204,10 @@ impl<T: Float> Layer<T> for Affine<T> {
         ]
     }
 
+    fn torch_transposed(&self, param: &str) -> bool {
+        param == "W"
+    }
+
     fn set_input_grad_needed(&mut self, needed: bool) {
         self.input_grad_needed = needed;
     }

@@ -136,6 +136,14 @@ impl<T: Float> Layer<T> for Dropout<T> {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    fn rng(&self) -> Option<&ChaCha8Rng> {
+        Some(&self.rng)
+    }
+
+    fn set_rng(&mut self, rng: ChaCha8Rng) {
+        self.rng = rng;
+    }
+
     fn box_clone(&self) -> Box<dyn Layer<T>> {
         Box::new(self.clone())
     }

@@ -6,6 +6,7 @@
 //! reused from batch to batch.
 
 mod affine;
+mod batch_norm;
 pub mod convolution;
 mod dropout;
 mod flatten;
@@ -16,6 +17,7 @@ mod softmax_with_loss;
 mod tanh;
 
 pub use affine::Affine;
+pub use batch_norm::BatchNorm;
 pub use convolution::Convolution;
 pub use dropout::Dropout;
 pub use flatten::Flatten;
@@ -25,6 +27,7 @@ pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::{Labels, SoftmaxWithLoss};
 pub use tanh::Tanh;
 
+use rand_chacha::ChaCha8Rng;
 use smallvec::SmallVec;
 pub use smallvec::smallvec;
 
@@ -51,6 +54,11 @@ pub struct ParamMut<'a, T> {
 /// gamma, beta), so listing them on every step allocates nothing.
 pub type Params<'a, T> = SmallVec<[Param<'a, T>; 4]>;
 pub type ParamsMut<'a, T> = SmallVec<[ParamMut<'a, T>; 4]>;
+
+/// A layer's buffers by name, inline up to two (BatchNorm's running mean and
+/// variance), so the trainer can average them every step without allocating.
+pub type Buffers<'a, T> = SmallVec<[(&'static str, &'a Tensor<T>); 2]>;
+pub type BuffersMut<'a, T> = SmallVec<[(&'static str, &'a mut Tensor<T>); 2]>;
 
 /// One step of the chain. `forward` records what `backward` will need.
 pub trait Layer<T: Float>: Send + Sync {
@@ -81,17 +89,32 @@ pub trait Layer<T: Float>: Send + Sync {
 
     /// State that is saved and restored but not learned by gradient descent,
     /// such as BatchNorm's running mean and variance.
-    fn buffers(&self) -> Vec<(&'static str, &Tensor<T>)> {
-        Vec::new()
+    fn buffers(&self) -> Buffers<'_, T> {
+        Buffers::new()
     }
 
-    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor<T>)> {
-        Vec::new()
+    fn buffers_mut(&mut self) -> BuffersMut<'_, T> {
+        BuffersMut::new()
     }
 
     /// Restarts the layer's random generator (Dropout), so that each worker
     /// replica draws its own masks, reproducibly.
     fn reseed(&mut self, _seed: u64) {}
+
+    /// The layer's random generator (Dropout), if it has one: checkpoints save
+    /// it so that a resumed run draws the same masks as an uninterrupted one.
+    fn rng(&self) -> Option<&ChaCha8Rng> {
+        None
+    }
+
+    fn set_rng(&mut self, _rng: ChaCha8Rng) {}
+
+    /// Whether PyTorch's equivalent module stores parameter `param` transposed
+    /// (Affine's `W` is (in, out); `torch.nn.Linear.weight` is (out, in)).
+    /// Checkpoints transpose such 2-D tensors on save and load.
+    fn torch_transposed(&self, _param: &str) -> bool {
+        false
+    }
 
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}

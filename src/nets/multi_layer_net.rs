@@ -5,6 +5,12 @@
 //! He `sqrt(2 / fan_in)` for ReLU, Xavier `sqrt(1 / fan_in)` for sigmoid and
 //! tanh, or a fixed value such as the textbook's 0.01. Biases start at zero.
 //!
+//! The textbook's MultiLayerNetExtend options are here too: with
+//! [`MultiLayerNet::batchnorm`] each hidden block is `Affine - BatchNorm - act`,
+//! and with [`MultiLayerNet::dropout`] a Dropout layer follows each hidden
+//! activation. Both behave differently in training and inference, which the
+//! `train` flag of [`Network::loss`] and [`Network::predict`] selects.
+//!
 //! ```
 //! use backprop::nets::{Activation, MultiLayerNet, WeightInit};
 //! let spec = MultiLayerNet::new(784, &[100, 100], 10)
@@ -23,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{NetSpec, Network};
-use crate::layers::{Affine, Layer, Relu, Sigmoid, Tanh};
+use crate::layers::{Affine, BatchNorm, Dropout, Layer, Relu, Sigmoid, Tanh};
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +131,12 @@ pub struct MultiLayerNet {
     pub activation: Activation,
     pub weight_init_std: WeightInit,
     pub weight_decay_lambda: f64,
+    /// BatchNorm between each hidden Affine and its activation.
+    #[serde(default)]
+    pub use_batchnorm: bool,
+    /// Dropout ratio after each hidden activation; 0 means no Dropout layers.
+    #[serde(default)]
+    pub dropout_ratio: f64,
 }
 
 impl MultiLayerNet {
@@ -137,6 +149,8 @@ impl MultiLayerNet {
             activation: Activation::Relu,
             weight_init_std: WeightInit::He,
             weight_decay_lambda: 0.0,
+            use_batchnorm: false,
+            dropout_ratio: 0.0,
         }
     }
 
@@ -153,6 +167,36 @@ impl MultiLayerNet {
     pub fn weight_decay_lambda(mut self, lambda: f64) -> Self {
         self.weight_decay_lambda = lambda;
         self
+    }
+
+    pub fn batchnorm(mut self, on: bool) -> Self {
+        self.use_batchnorm = on;
+        self
+    }
+
+    /// Dropout with `ratio` in `[0, 1)` after each hidden activation (0: none).
+    /// [`MultiLayerNet::build`] panics on a ratio outside that range; user
+    /// input goes through [`MultiLayerNet::validate`] first.
+    pub fn dropout(mut self, ratio: f64) -> Self {
+        self.dropout_ratio = ratio;
+        self
+    }
+
+    /// Checks the settings that come from users, with a message naming the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.dropout_ratio) {
+            return Err(format!(
+                "the dropout ratio must be at least 0 and below 1, got {}",
+                self.dropout_ratio
+            ));
+        }
+        if !(self.weight_decay_lambda >= 0.0 && self.weight_decay_lambda.is_finite()) {
+            return Err(format!(
+                "the weight decay must be zero or positive, got {}",
+                self.weight_decay_lambda
+            ));
+        }
+        Ok(())
     }
 
     /// Layer widths from input to output: `[784, 100, ..., 10]`.
@@ -177,7 +221,16 @@ impl MultiLayerNet {
             );
             layers.push(Box::new(Affine::from_params(w, Tensor::zeros(&[fan_out]))));
             if i + 2 < sizes.len() {
+                if self.use_batchnorm {
+                    layers.push(Box::new(BatchNorm::new(fan_out)));
+                }
                 layers.push(self.activation.layer());
+                if self.dropout_ratio > 0.0 {
+                    // Each Dropout its own mask stream; the trainer reseeds
+                    // replicas anyway.
+                    let stream = seed ^ (0xd50_u64 << 32 | i as u64);
+                    layers.push(Box::new(Dropout::new(self.dropout_ratio, stream)));
+                }
             }
         }
         let mut net = Network::new(layers, self.weight_decay_lambda);
@@ -262,5 +315,113 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn extended_net_places_batchnorm_and_dropout_like_the_textbook() {
+        let net = MultiLayerNet::new(6, &[5, 4], 3)
+            .batchnorm(true)
+            .dropout(0.2)
+            .build::<f64>(1);
+        let names: Vec<_> = net.layers.iter().map(|l| l.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "Affine",
+                "BatchNorm",
+                "Relu",
+                "Dropout",
+                "Affine",
+                "BatchNorm",
+                "Relu",
+                "Dropout",
+                "Affine"
+            ]
+        );
+        let params: Vec<_> = net.params().iter().map(|p| p.name.clone()).collect();
+        assert_eq!(
+            params,
+            [
+                "W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"
+            ]
+        );
+        // gamma and beta are not weights: no decay.
+        assert!(
+            net.params()
+                .iter()
+                .all(|p| p.decay == p.name.starts_with('W'))
+        );
+    }
+
+    #[test]
+    fn extended_spec_round_trips_and_old_specs_still_load() {
+        let spec = MultiLayerNet::new(6, &[5], 3).batchnorm(true).dropout(0.5);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<MultiLayerNet>(&json).unwrap(), spec);
+        // A spec written before these options existed means "neither".
+        let old = r#"{"input_size":6,"hidden_size_list":[5],"output_size":3,
+            "activation":"relu","weight_init_std":"he","weight_decay_lambda":0.0}"#;
+        let old: MultiLayerNet = serde_json::from_str(old).unwrap();
+        assert!(!old.use_batchnorm && old.dropout_ratio == 0.0);
+    }
+
+    #[test]
+    fn validate_rejects_bad_ratios() {
+        let base = MultiLayerNet::new(6, &[5], 3);
+        assert!(base.clone().dropout(0.5).validate().is_ok());
+        for bad in [1.0, -0.1, f64::NAN] {
+            let err = base.clone().dropout(bad).validate().unwrap_err();
+            assert!(err.contains("dropout ratio"), "{err}");
+        }
+    }
+
+    /// Backpropagation through BatchNorm in a whole net, every activation,
+    /// with and without weight decay (gamma and beta get no decay).
+    #[test]
+    fn whole_net_gradient_check_with_batchnorm() {
+        let x = random_tensor(&[6, 6], 1.0, 32);
+        let t = [0usize, 2, 1, 2, 0, 1];
+        for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+            for lambda in [0.0, 0.1] {
+                let mut net = MultiLayerNet::new(6, &[5, 4], 3)
+                    .activation(activation)
+                    .weight_init(WeightInit::Std(0.5))
+                    .weight_decay_lambda(lambda)
+                    .batchnorm(true)
+                    .build::<f64>(33);
+                let report = check_network(&mut net, &x, Labels::Index(&t), "net");
+                assert_eq!(report.entries.len(), 10);
+                assert!(
+                    report.passed(TOLERANCE),
+                    "{activation} lambda={lambda}\n{report}"
+                );
+            }
+        }
+    }
+
+    /// Dropout in a whole net, with its masks fixed so that the numerical
+    /// derivative sees the same function as backpropagation.
+    #[test]
+    fn whole_net_gradient_check_with_batchnorm_and_fixed_dropout_masks() {
+        let x = random_tensor(&[6, 6], 1.0, 34);
+        let t = [1usize, 0, 2, 2, 1, 0];
+        let mut net = MultiLayerNet::new(6, &[5, 4], 3)
+            .activation(Activation::Tanh)
+            .weight_init(WeightInit::Std(0.5))
+            .batchnorm(true)
+            .dropout(0.3)
+            .build::<f64>(35);
+        let dropouts = net.layers.iter_mut().filter(|l| l.name() == "Dropout");
+        for ((layer, width), seed) in dropouts.zip([5usize, 4]).zip(36..) {
+            let mut keep = random_tensor(&[6, width], 1.0, seed);
+            for v in keep.data_mut() {
+                *v = if *v > -0.4 { 1.0 } else { 0.0 };
+            }
+            let mut d = crate::layers::Dropout::new(0.3, 0);
+            d.set_fixed_mask(&keep);
+            *layer = Box::new(d);
+        }
+        let report = check_network(&mut net, &x, Labels::Index(&t), "net");
+        assert!(report.passed(TOLERANCE), "{report}");
     }
 }

@@ -1,12 +1,15 @@
 //! The `train` job: load a data set, build the net `--net` names (a
 //! MultiLayerNet by default, or a convnet), train it epoch by
-//! epoch, print one line per epoch and write `metrics.jsonl` and
-//! `summary.json` into the run's folder.
+//! epoch, print one line per epoch and write `metrics.jsonl`,
+//! `summary.json` and the learning curves (`curves.svg`, `curves.png`) into
+//! the run's folder, with a checkpoint after every epoch (`model.safetensors`
+//! and `train_state.safetensors`, see [`crate::checkpoint`]) from which
+//! `--resume` continues.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -15,9 +18,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::Trainer;
+use crate::checkpoint::{self, ModelInfo};
 use crate::data::{self, DatasetName, LoadOptions};
 use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
 use crate::optim;
+use crate::plot::{Corner, Figure, Panel, Series};
 
 /// The architectures `--net` chooses between.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,11 +72,14 @@ impl fmt::Display for NetKind {
     }
 }
 
-/// Everything a training run depends on; saved in `summary.json`.
-#[derive(Clone, Debug, Serialize)]
+/// Everything a training run depends on; saved in `summary.json`, and in the
+/// training state so that `--resume` needs no flags.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub dataset: DatasetName,
     /// The architecture; `hidden` and `activation` apply to `mlp` only.
+    /// (Training states saved before convnets existed have none: mlp.)
+    #[serde(default)]
     pub net: NetKind,
     #[serde(skip)]
     pub data_dir: Option<PathBuf>,
@@ -79,6 +87,10 @@ pub struct TrainConfig {
     pub activation: Activation,
     pub init: WeightInit,
     pub weight_decay: f64,
+    /// BatchNorm between each hidden Affine and its activation.
+    pub batchnorm: bool,
+    /// Dropout ratio after each hidden activation (0: none).
+    pub dropout: f64,
     pub optimizer: String,
     pub lr: f64,
     pub batch_size: usize,
@@ -90,10 +102,13 @@ pub struct TrainConfig {
     /// Draw a progress bar per epoch (only when stderr is a terminal).
     #[serde(skip)]
     pub progress: bool,
+    /// Continue the run whose checkpoint is in `out` instead of starting anew.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 /// One line of `metrics.jsonl`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
@@ -152,12 +167,18 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let test = split.test;
 
     let spec = match config.net {
-        NetKind::Mlp => NetSpec::Mlp(
-            MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
+        NetKind::Mlp => {
+            let mlp = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
                 .activation(config.activation)
                 .weight_init(config.init)
-                .weight_decay_lambda(config.weight_decay),
-        ),
+                .weight_decay_lambda(config.weight_decay)
+                .batchnorm(config.batchnorm)
+                .dropout(config.dropout);
+            if let Err(e) = mlp.validate() {
+                bail!("{e} (--dropout takes a ratio such as 0.2)");
+            }
+            NetSpec::Mlp(mlp)
+        }
         NetKind::SimpleCnn => NetSpec::SimpleCnn(
             SimpleConvNet::new(train.shape, train.classes)
                 .weight_init(config.init)
@@ -178,19 +199,43 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let net = spec.build::<f32>(config.seed);
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
+    let done = if config.resume {
+        let state = checkpoint::restore_training(&config.out, &mut trainer)?;
+        println!(
+            "resuming {} after epoch {}",
+            config.out.display(),
+            state.epoch
+        );
+        state.epoch
+    } else {
+        0
+    };
+    let info = |epoch| ModelInfo {
+        dataset: config.dataset,
+        classes: train.classes,
+        input_shape: train.shape,
+        seed: config.seed,
+        epoch,
+    };
 
     fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create output folder {}", config.out.display()))?;
     let metrics_path = config.out.join("metrics.jsonl");
-    let mut metrics = File::create(&metrics_path)
-        .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    let (mut metrics, mut history) = open_metrics(&metrics_path, done)?;
 
     // The MLP's line stays as it was: "net 784-100-10 (relu, he init, N parameters)".
     let description = match &spec {
         NetSpec::Mlp(mlp) => {
             let sizes: Vec<String> = mlp.sizes().iter().map(|s| s.to_string()).collect();
+            let mut extras = String::new();
+            if config.batchnorm {
+                extras.push_str(", batchnorm");
+            }
+            if config.dropout > 0.0 {
+                extras.push_str(&format!(", dropout {}", config.dropout));
+            }
             format!(
-                "{} ({}, {} init, {parameters} parameters)",
+                "{} ({}{extras}, {} init, {parameters} parameters)",
                 sizes.join("-"),
                 config.activation,
                 config.init
@@ -211,8 +256,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     );
 
     let show_bar = config.progress && std::io::stderr().is_terminal();
-    let mut last = None;
-    for epoch in 1..=config.epochs {
+    for epoch in done + 1..=config.epochs {
         let bar = if show_bar {
             let bar = ProgressBar::new(train.len().div_ceil(config.batch_size) as u64);
             bar.set_style(
@@ -259,10 +303,16 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         };
         writeln!(metrics, "{}", serde_json::to_string(&m)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
-        last = Some(m);
+        history.push(m);
+        checkpoint::save_training(&config.out, &trainer, config, &info(epoch))?;
+    }
+    if done >= config.epochs {
+        // No epoch ran (--epochs 0, or resumed at the end): the end state still
+        // gets its checkpoint.
+        checkpoint::save_training(&config.out, &trainer, config, &info(done))?;
     }
 
-    let (train_accuracy, test_accuracy) = match &last {
+    let (train_accuracy, test_accuracy) = match history.last() {
         Some(m) => (m.train_accuracy, m.test_accuracy),
         None => (
             trainer.evaluate(&train, EVAL_BATCH).1,
@@ -287,9 +337,125 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     .with_context(|| format!("cannot write {}", summary_path.display()))?;
     println!("test accuracy: {test_accuracy:.4}");
     println!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         metrics_path.display(),
-        summary_path.display()
+        summary_path.display(),
+        config.out.join(checkpoint::MODEL_FILE).display()
     );
+    if !history.is_empty() {
+        let [svg, png] =
+            curves_figure(&history, &config.dataset.to_string()).save(&config.out, "curves")?;
+        println!("wrote {} and {}", svg.display(), png.display());
+    }
     Ok(summary)
+}
+
+/// Opens `metrics.jsonl` for the epochs after `done` and returns the
+/// metrics kept: a new run starts afresh; a resumed run keeps the lines of
+/// epochs up to `done` (a run stopped after logging an epoch but before its
+/// checkpoint redoes that epoch), so its curves cover the whole run.
+fn open_metrics(path: &Path, done: usize) -> Result<(File, Vec<EpochMetrics>)> {
+    let kept: Vec<EpochMetrics> = if done == 0 {
+        Vec::new()
+    } else {
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<EpochMetrics>(line).ok())
+            .filter(|m| m.epoch <= done)
+            .collect()
+    };
+    let mut text = String::new();
+    for m in &kept {
+        text += &serde_json::to_string(m)?;
+        text.push('\n');
+    }
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let file = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((file, kept))
+}
+
+/// The learning curves: training loss, and train and test accuracy, per epoch.
+pub fn curves_figure(history: &[EpochMetrics], dataset: &str) -> Figure {
+    let per_epoch = |f: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|m| (m.epoch as f64, f(m))).collect()
+    };
+    let loss = Panel::lines(
+        "loss",
+        "epoch",
+        "loss",
+        vec![
+            Series::new("train (mean over batches)", per_epoch(|m| m.train_loss)),
+            Series::new("test", per_epoch(|m| m.test_loss)).dashed(),
+        ],
+    );
+    let accuracy = Panel::lines(
+        "accuracy",
+        "epoch",
+        "accuracy",
+        vec![
+            Series::new("train", per_epoch(|m| m.train_accuracy)),
+            Series::new("test", per_epoch(|m| m.test_accuracy)).dashed(),
+        ],
+    )
+    .legend_corner(Corner::LowerRight);
+    Figure::new(vec![loss, accuracy], 2).title(format!("training on {dataset}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::testutil::TempDir;
+    use crate::plot::tests::{assert_svg, png_size};
+
+    fn spiral_config(out: &std::path::Path) -> TrainConfig {
+        TrainConfig {
+            dataset: DatasetName::Spiral,
+            net: NetKind::Mlp,
+            data_dir: None,
+            hidden: vec![10, 10],
+            activation: Activation::Relu,
+            init: WeightInit::He,
+            weight_decay: 0.0,
+            batchnorm: true,
+            dropout: 0.1,
+            optimizer: "adam".into(),
+            lr: 0.01,
+            batch_size: 30,
+            epochs: 3,
+            train_size: None,
+            seed: 1,
+            threads: 2,
+            out: out.to_path_buf(),
+            progress: false,
+            resume: false,
+        }
+    }
+
+    #[test]
+    fn train_writes_metrics_summary_and_curves() {
+        let dir = TempDir::new("train-run");
+        let summary = run(&spiral_config(dir.path())).unwrap();
+        assert_eq!(summary.epochs, 3);
+        let metrics = fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 3);
+        let size = curves_figure(&[], "spiral").size();
+        assert_eq!(size, (1280, 460));
+        assert_eq!(png_size(&dir.path().join("curves.png")), size);
+        assert_svg(&dir.path().join("curves.svg"), size);
+    }
+
+    #[test]
+    fn a_bad_dropout_ratio_is_an_error() {
+        let dir = TempDir::new("train-bad");
+        let config = TrainConfig {
+            dropout: 1.5,
+            ..spiral_config(dir.path())
+        };
+        let err = run(&config).unwrap_err().to_string();
+        assert!(err.contains("dropout ratio"), "{err}");
+    }
 }

@@ -1,0 +1,541 @@
+//! Checkpoints: a trained net in the safetensors format, readable by PyTorch.
+//!
+//! Tensors are f32 and named as in the `state_dict` of the equivalent
+//! `torch.nn.Sequential`: layer `i` of [`Network::layers`] is module `i`, its
+//! parameter `W`/`gamma` is `i.weight`, `b`/`beta` is `i.bias`, and buffers keep
+//! their names (`i.running_mean`). Layers that PyTorch stores transposed say so
+//! through [`Layer::torch_transposed`] (Affine's `W` is (in, out), `Linear.weight`
+//! is (out, in)).
+//!
+//! The safetensors metadata (string to string) carries what rebuilds and feeds
+//! the net: `format_version`, `net` (the [`NetSpec`] as JSON), `dataset`,
+//! `classes`, `input_shape` (JSON `[C, H, W]`), `seed` (generated data sets are
+//! drawn from it), `epoch` and `preprocess` (how pixels become inputs).
+//!
+//! ```
+//! use backprop::checkpoint::{self, ModelInfo};
+//! use backprop::data::DatasetName;
+//! use backprop::nets::MultiLayerNet;
+//! let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1);
+//! let info = ModelInfo { dataset: DatasetName::Spiral, classes: 2, input_shape: [1, 1, 4], seed: 1, epoch: 0 };
+//! let path = std::env::temp_dir().join(format!("doc-{}.safetensors", std::process::id()));
+//! checkpoint::save(&path, &net, &info).unwrap();
+//! let (back, info_back) = checkpoint::load::<f32>(&path).unwrap();
+//! assert_eq!(back.params()[0].value.data(), net.params()[0].value.data());
+//! assert_eq!(info_back, info);
+//! # std::fs::remove_file(&path).unwrap();
+//! ```
+
+mod train_state;
+
+pub use train_state::{
+    TRAIN_STATE_FILE, TrainState, read_train_state, restore_training, save_training,
+};
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::data::DatasetName;
+use crate::layers::Layer;
+use crate::nets::{NetSpec, Network};
+use crate::tensor::{Float, Tensor};
+
+/// The file `train` writes in its output folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// Bumped when the meaning of names, layouts or metadata changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How a data set's pixels become the net's inputs (all loaders do this).
+pub const PREPROCESS: &str = "x = pixel / 255 (MNIST layout: ink 255 on background 0)";
+
+/// What a checkpoint says besides its tensors and architecture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    /// The data set the net was trained on; `eval` uses its test split.
+    pub dataset: DatasetName,
+    pub classes: usize,
+    /// One example's shape, `[C, H, W]` (`[1, 28, 28]` for MNIST).
+    pub input_shape: [usize; 3],
+    /// The run's seed: generated data sets (spiral) are drawn from it.
+    pub seed: u64,
+    /// Epochs trained when the file was written.
+    pub epoch: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("cannot read checkpoint {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write checkpoint {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a valid safetensors file ({reason}); was it truncated or is it another format?"
+    )]
+    Format { path: PathBuf, reason: String },
+    #[error(
+        "{path} has no '{key}' in its metadata, so backprop cannot rebuild the net: write checkpoints with `backprop train`, or add the metadata keys format_version, net, dataset, classes and input_shape"
+    )]
+    MissingMetadata { path: PathBuf, key: &'static str },
+    #[error("{path}: metadata '{key}' = {value:?} is invalid: {reason}")]
+    BadMetadata {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{path} has format_version {found}; this backprop reads version {FORMAT_VERSION}")]
+    Version { path: PathBuf, found: String },
+    #[error(
+        "{path}: tensor '{name}' is missing; the architecture in the metadata needs it with shape {expected:?}"
+    )]
+    MissingTensor {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+    },
+    #[error(
+        "{path}: tensor '{name}' has shape {found:?}, the architecture in the metadata expects {expected:?}"
+    )]
+    Shape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("{path}: tensor '{name}' is {found}, expected F32")]
+    Dtype {
+        path: PathBuf,
+        name: String,
+        found: String,
+    },
+    #[error(
+        "{path}: tensor '{name}' is not part of the architecture in the metadata (expected only: {expected})"
+    )]
+    Unexpected {
+        path: PathBuf,
+        name: String,
+        expected: String,
+    },
+    #[error("{path}: the net does not match its metadata: {reason}")]
+    Mismatch { path: PathBuf, reason: String },
+    #[error(
+        "cannot save a net that was not built from a NetSpec: the checkpoint could not rebuild it"
+    )]
+    NoSpec,
+}
+
+/// PyTorch's name for tensor `name` of layer `index`.
+pub fn torch_name(index: usize, name: &str) -> String {
+    let suffix = match name {
+        "W" | "gamma" => "weight",
+        "b" | "beta" => "bias",
+        other => other,
+    };
+    format!("{index}.{suffix}")
+}
+
+/// A tensor in PyTorch's layout, as f32.
+pub(crate) struct Named {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Transposes a row-major `(rows, cols)` matrix.
+fn transpose<T: Copy>(data: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for c in 0..cols {
+        out.extend((0..rows).map(|r| data[r * cols + c]));
+    }
+    out
+}
+
+fn to_torch<T: Float>(layer: &dyn Layer<T>, index: usize, name: &str, t: &Tensor<T>) -> Named {
+    let data: Vec<f32> = t.data().iter().map(|v| v.as_f64() as f32).collect();
+    let shape = t.shape().to_vec();
+    if layer.torch_transposed(name) && shape.len() == 2 {
+        Named {
+            name: torch_name(index, name),
+            data: transpose(&data, shape[0], shape[1]),
+            shape: vec![shape[1], shape[0]],
+        }
+    } else {
+        Named {
+            name: torch_name(index, name),
+            shape,
+            data,
+        }
+    }
+}
+
+/// Every parameter and buffer of `net` in PyTorch's names and layouts.
+pub(crate) fn state_dict<T: Float>(net: &Network<T>, buffers_only: bool) -> Vec<Named> {
+    let mut out = Vec::new();
+    for (i, layer) in net.layers.iter().enumerate() {
+        if !buffers_only {
+            for p in layer.params() {
+                out.push(to_torch(layer.as_ref(), i, p.name, p.value));
+            }
+        }
+        for (name, t) in layer.buffers() {
+            out.push(to_torch(layer.as_ref(), i, name, t));
+        }
+    }
+    out
+}
+
+/// Copies tensors from `file` into the parameters (and buffers) of `net`,
+/// checking names, shapes and dtypes; names get `prefix` in front. Returns
+/// how many tensors were read.
+pub(crate) fn fill_from<T: Float>(
+    net: &mut Network<T>,
+    file: &SafeTensors<'_>,
+    prefix: &str,
+    buffers_only: bool,
+    path: &Path,
+) -> Result<usize, CheckpointError> {
+    let mut filled = 0;
+    for (i, layer) in net.layers.iter_mut().enumerate() {
+        let flips: Vec<&'static str> = layer
+            .params()
+            .iter()
+            .map(|p| p.name)
+            .chain(layer.buffers().iter().map(|b| b.0))
+            .filter(|n| layer.torch_transposed(n))
+            .collect();
+        let fill = |name: &str, value: &mut Tensor<T>| {
+            let flip = flips.contains(&name) && value.shape().len() == 2;
+            fill_one(
+                file,
+                &format!("{prefix}{}", torch_name(i, name)),
+                value,
+                flip,
+                path,
+            )
+        };
+        if !buffers_only {
+            for p in layer.params_mut() {
+                fill(p.name, p.value)?;
+                filled += 1;
+            }
+        }
+        for (name, value) in layer.buffers_mut() {
+            fill(name, value)?;
+            filled += 1;
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads tensor `name` of `file` into `value`, transposing it if `flip`.
+fn fill_one<T: Float>(
+    file: &SafeTensors<'_>,
+    name: &str,
+    value: &mut Tensor<T>,
+    flip: bool,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let expected: Vec<usize> = if flip {
+        vec![value.shape()[1], value.shape()[0]]
+    } else {
+        value.shape().to_vec()
+    };
+    let view = file
+        .tensor(name)
+        .map_err(|_| CheckpointError::MissingTensor {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.clone(),
+        })?;
+    if view.dtype() != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            found: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != expected.as_slice() {
+        return Err(CheckpointError::Shape {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected,
+            found: view.shape().to_vec(),
+        });
+    }
+    let data: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let data = if flip {
+        transpose(&data, expected[0], expected[1])
+    } else {
+        data
+    };
+    for (dst, &src) in value.data_mut().iter_mut().zip(&data) {
+        *dst = T::of(f64::from(src));
+    }
+    Ok(())
+}
+
+/// Serialises tensors and metadata, and writes them atomically: to a temporary
+/// file in the same folder, then renamed, so a run killed mid-write leaves the
+/// previous checkpoint intact.
+pub(crate) fn write_safetensors(
+    path: &Path,
+    tensors: &[Named],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (t.name.clone(), v))
+                .map_err(|e| CheckpointError::Format {
+                    path: path.to_owned(),
+                    reason: format!("tensor {}: {e}", t.name),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let data =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let write_err = |source| CheckpointError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut f = fs::File::create(&tmp).map_err(write_err)?;
+    f.write_all(&data).map_err(write_err)?;
+    f.sync_all().map_err(write_err)?;
+    fs::rename(&tmp, path).map_err(write_err)
+}
+
+/// Reads a whole file, naming it in the error.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    fs::read(path).map_err(|source| CheckpointError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub(crate) fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, CheckpointError> {
+    SafeTensors::deserialize(bytes).map_err(|e| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+pub(crate) fn metadata(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<HashMap<String, String>, CheckpointError> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
+/// Writes `net` (which must carry its [`NetSpec`]) to `path`.
+pub fn save<T: Float>(
+    path: &Path,
+    net: &Network<T>,
+    info: &ModelInfo,
+) -> Result<(), CheckpointError> {
+    let spec = net.spec.as_ref().ok_or(CheckpointError::NoSpec)?;
+    let meta = HashMap::from([
+        ("format".to_owned(), "backprop".to_owned()),
+        ("format_version".to_owned(), FORMAT_VERSION.to_string()),
+        (
+            "net".to_owned(),
+            serde_json::to_string(spec).expect("NetSpec serialises"),
+        ),
+        ("dataset".to_owned(), info.dataset.as_str().to_owned()),
+        ("classes".to_owned(), info.classes.to_string()),
+        (
+            "input_shape".to_owned(),
+            serde_json::to_string(&info.input_shape).expect("array serialises"),
+        ),
+        ("seed".to_owned(), info.seed.to_string()),
+        ("epoch".to_owned(), info.epoch.to_string()),
+        ("preprocess".to_owned(), PREPROCESS.to_owned()),
+    ]);
+    write_safetensors(path, &state_dict(net, false), meta)
+}
+
+/// Parses metadata key `key` with `f`, naming the file and key on failure.
+fn field<V>(
+    path: &Path,
+    meta: &HashMap<String, String>,
+    key: &'static str,
+    f: impl FnOnce(&str) -> Result<V, String>,
+) -> Result<V, CheckpointError> {
+    let value = meta
+        .get(key)
+        .ok_or_else(|| CheckpointError::MissingMetadata {
+            path: path.to_owned(),
+            key,
+        })?;
+    f(value).map_err(|reason| CheckpointError::BadMetadata {
+        path: path.to_owned(),
+        key,
+        value: value.chars().take(200).collect(),
+        reason,
+    })
+}
+
+fn parse_info(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<(NetSpec, ModelInfo), CheckpointError> {
+    let version = field(path, meta, "format_version", |v| Ok(v.to_owned()))?;
+    if version.trim() != FORMAT_VERSION.to_string() {
+        return Err(CheckpointError::Version {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    let spec: NetSpec = field(path, meta, "net", |v| {
+        serde_json::from_str(v).map_err(|e| e.to_string())
+    })?;
+    let dataset = field(path, meta, "dataset", |v| {
+        v.parse::<DatasetName>().map_err(|e| e.to_string())
+    })?;
+    let classes = field(path, meta, "classes", |v| match v.trim().parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err("expected a whole number of at least 2".into()),
+    })?;
+    let input_shape = field(path, meta, "input_shape", |v| {
+        match serde_json::from_str::<[usize; 3]>(v) {
+            Ok(s) if s.iter().all(|&d| d > 0) => Ok(s),
+            _ => Err("expected [C, H, W] with positive sizes, e.g. [1, 28, 28]".into()),
+        }
+    })?;
+    let number = |key, default: u64| -> Result<u64, CheckpointError> {
+        if meta.contains_key(key) {
+            field(path, meta, key, |v| {
+                v.trim().parse::<u64>().map_err(|e| e.to_string())
+            })
+        } else {
+            Ok(default)
+        }
+    };
+    let info = ModelInfo {
+        dataset,
+        classes,
+        input_shape,
+        seed: number("seed", 0)?,
+        epoch: number("epoch", 0)? as usize,
+    };
+    Ok((spec, info))
+}
+
+/// Checks that the net built from the metadata takes `input_shape` and gives
+/// `classes` scores, by the shapes of its first and last weights (the first
+/// layer with parameters is Affine (in, out) or Convolution (FN, C, FH, FW);
+/// the last is an Affine whose bias has one entry per class).
+fn check_io<T: Float>(
+    path: &Path,
+    net: &Network<T>,
+    info: &ModelInfo,
+) -> Result<(), CheckpointError> {
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: path.to_owned(),
+        reason,
+    };
+    let params = net.params();
+    let first = params
+        .first()
+        .ok_or_else(|| mismatch("the net has no parameters".into()))?;
+    let [c, h, w] = info.input_shape;
+    let ok = match first.value.shape() {
+        [rows, _] => *rows == c * h * w,
+        [_, channels, _, _] => *channels == c,
+        _ => true,
+    };
+    if !ok {
+        return Err(mismatch(format!(
+            "input_shape {:?} does not fit the first weights {:?} ({})",
+            info.input_shape,
+            first.value.shape(),
+            first.name
+        )));
+    }
+    let last = params.last().expect("non-empty");
+    if last.value.shape() != [info.classes] {
+        return Err(mismatch(format!(
+            "classes = {} but the last layer gives {:?} scores ({})",
+            info.classes,
+            last.value.shape(),
+            last.name
+        )));
+    }
+    Ok(())
+}
+
+/// Rebuilds the net a checkpoint describes and loads its tensors.
+pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), CheckpointError> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    let (spec, info) = parse_info(path, &metadata(path, &bytes)?)?;
+    let mut net = spec.build::<T>(info.seed);
+    check_io(path, &net, &info)?;
+    let filled = fill_from(&mut net, &file, "", false, path)?;
+    if filled != file.len() {
+        let expected: Vec<String> = state_dict(&net, false)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let extra = file
+            .names()
+            .into_iter()
+            .find(|n| !expected.iter().any(|e| e == n))
+            .unwrap_or_default()
+            .to_owned();
+        return Err(CheckpointError::Unexpected {
+            path: path.to_owned(),
+            name: extra,
+            expected: expected.join(", "),
+        });
+    }
+    Ok((net, info))
+}
+
+/// A checkpoint's tensor shapes by name, and its metadata.
+pub type Description = (BTreeMap<String, Vec<usize>>, HashMap<String, String>);
+
+/// Tensor names, shapes and metadata of a checkpoint, for error messages and tests.
+pub fn describe(path: &Path) -> Result<Description, CheckpointError> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    let shapes = file
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().to_vec()))
+        .collect();
+    Ok((shapes, metadata(path, &bytes)?))
+}
+
+#[cfg(test)]
+mod tests;

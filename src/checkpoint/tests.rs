@@ -1,0 +1,388 @@
+//! Round trips, PyTorch names and layouts, every way a file can be wrong, and
+//! the bit-for-bit resume of a trainer whose replicas draw Dropout masks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::train_state::{apply_state, read_state, write_state};
+use super::*;
+use crate::data::spiral;
+use crate::layers::{Affine, Dropout, Relu};
+use crate::nets::MultiLayerNet;
+use crate::optim;
+use crate::train::{TrainConfig, Trainer};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("backprop-ckpt-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn info() -> ModelInfo {
+    ModelInfo {
+        dataset: DatasetName::Spiral,
+        classes: 3,
+        input_shape: [1, 1, 4],
+        seed: 5,
+        epoch: 2,
+    }
+}
+
+fn saved(name: &str) -> (PathBuf, Network<f32>) {
+    let net = MultiLayerNet::new(4, &[6, 5], 3).build::<f32>(11);
+    let path = temp(name);
+    save(&path, &net, &info()).unwrap();
+    (path, net)
+}
+
+/// Rewrites `path` with `edit` applied to its tensors and metadata.
+fn rewrite(path: &Path, edit: impl FnOnce(&mut Vec<Named>, &mut HashMap<String, String>)) {
+    let bytes = fs::read(path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut meta = metadata(path, &bytes).unwrap();
+    let mut tensors: Vec<Named> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| Named {
+            name,
+            shape: v.shape().to_vec(),
+            data: v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        })
+        .collect();
+    edit(&mut tensors, &mut meta);
+    write_safetensors(path, &tensors, meta).unwrap();
+}
+
+#[test]
+fn names_and_layouts_follow_pytorch() {
+    let (path, net) = saved("names.safetensors");
+    let (shapes, meta) = describe(&path).unwrap();
+    let names: Vec<_> = shapes.keys().cloned().collect();
+    assert_eq!(
+        names,
+        [
+            "0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"
+        ]
+    );
+    // Linear.weight is (out, in): Affine's W (in, out) transposed.
+    assert_eq!(shapes["0.weight"], [6, 4]);
+    assert_eq!(shapes["4.weight"], [3, 5]);
+    let bytes = fs::read(&path).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let w = file.tensor("0.weight").unwrap();
+    let at = |out: usize, inp: usize| {
+        let i = 4 * (out * 4 + inp);
+        f32::from_le_bytes(w.data()[i..i + 4].try_into().unwrap())
+    };
+    let w1 = net.params()[0].value.clone();
+    assert_eq!(at(5, 2), w1.data()[2 * 6 + 5]);
+    assert_eq!(at(0, 3), w1.data()[3 * 6]);
+    // The metadata rebuilds the net.
+    let spec: NetSpec = serde_json::from_str(&meta["net"]).unwrap();
+    assert_eq!(Some(spec), net.spec);
+    assert_eq!(meta["input_shape"], "[1,1,4]");
+    assert_eq!(meta["format_version"], "1");
+}
+
+#[test]
+fn round_trip_gives_the_same_net() {
+    let (path, mut net) = saved("round.safetensors");
+    let (mut back, back_info) = load::<f32>(&path).unwrap();
+    assert_eq!(back_info, info());
+    assert_eq!(back.spec, net.spec);
+    for (a, b) in net.params().iter().zip(back.params()) {
+        assert_eq!(a.name, b.name);
+        assert_eq!(a.value.data(), b.value.data());
+    }
+    let x = Tensor::from_vec(&[2, 4], vec![0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]).unwrap();
+    assert_eq!(
+        net.predict(&x, false).data(),
+        back.predict(&x, false).data()
+    );
+    // f64 nets load the same numbers.
+    let (back64, _) = load::<f64>(&path).unwrap();
+    assert_eq!(
+        back64.params()[2].value.data()[3],
+        f64::from(net.params()[2].value.data()[3])
+    );
+}
+
+#[test]
+fn save_is_atomic_and_leaves_no_temporary_file() {
+    let (path, _) = saved("atomic.safetensors");
+    let tmp = path.with_file_name("atomic.safetensors.tmp");
+    assert!(path.is_file() && !tmp.exists());
+}
+
+fn error_of(path: &Path) -> String {
+    match load::<f32>(path) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_and_corrupt_files_are_named() {
+    let missing = temp("nope.safetensors");
+    let e = error_of(&missing);
+    assert!(
+        e.contains("cannot read checkpoint") && e.contains("nope.safetensors"),
+        "{e}"
+    );
+
+    let garbage = temp("garbage.safetensors");
+    fs::write(&garbage, b"this is not a checkpoint at all").unwrap();
+    let e = error_of(&garbage);
+    assert!(
+        e.contains("garbage.safetensors is not a valid safetensors file"),
+        "{e}"
+    );
+
+    let (path, _) = saved("truncated.safetensors");
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let e = error_of(&path);
+    assert!(e.contains("is not a valid safetensors file"), "{e}");
+    fs::write(&path, &bytes[..3]).unwrap();
+    assert!(error_of(&path).contains("is not a valid safetensors file"));
+}
+
+#[test]
+fn bad_metadata_says_what_is_expected() {
+    let (path, _) = saved("nometa.safetensors");
+    rewrite(&path, |_, m| {
+        m.remove("net");
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains("has no 'net' in its metadata") && e.contains("backprop train"),
+        "{e}"
+    );
+
+    let (path, _) = saved("badnet.safetensors");
+    rewrite(&path, |_, m| {
+        m.insert("net".into(), r#"{"kind":"transformer"}"#.into());
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains("metadata 'net'") && e.contains("transformer"),
+        "{e}"
+    );
+
+    let (path, _) = saved("version.safetensors");
+    rewrite(&path, |_, m| {
+        m.insert("format_version".into(), "7".into());
+    });
+    assert!(error_of(&path).contains("format_version 7; this backprop reads version 1"));
+
+    let (path, _) = saved("classes.safetensors");
+    rewrite(&path, |_, m| {
+        m.insert("classes".into(), "10".into());
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains("classes = 10 but the last layer gives [3] scores"),
+        "{e}"
+    );
+
+    let (path, _) = saved("shape.safetensors");
+    rewrite(&path, |_, m| {
+        m.insert("input_shape".into(), "[1, 28, 28]".into());
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains("input_shape [1, 28, 28] does not fit the first weights [4, 6]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tensors_that_do_not_fit_the_architecture_are_named() {
+    let (path, _) = saved("missing.safetensors");
+    rewrite(&path, |t, _| t.retain(|t| t.name != "2.bias"));
+    let e = error_of(&path);
+    assert!(
+        e.contains("tensor '2.bias' is missing") && e.contains("[5]"),
+        "{e}"
+    );
+
+    let (path, _) = saved("wrongshape.safetensors");
+    rewrite(&path, |t, _| {
+        let w = t.iter_mut().find(|t| t.name == "2.weight").unwrap();
+        w.shape = vec![6, 5]; // (in, out) instead of PyTorch's (out, in)
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains(
+            "tensor '2.weight' has shape [6, 5], the architecture in the metadata expects [5, 6]"
+        ),
+        "{e}"
+    );
+
+    let (path, _) = saved("extra.safetensors");
+    rewrite(&path, |t, _| {
+        t.push(Named {
+            name: "9.weight".into(),
+            shape: vec![1],
+            data: vec![0.0],
+        })
+    });
+    let e = error_of(&path);
+    assert!(
+        e.contains("tensor '9.weight' is not part of the architecture"),
+        "{e}"
+    );
+
+    // A float64 tensor: written by hand, since `Named` holds f32.
+    let (path, net) = saved("dtype.safetensors");
+    let mut tensors = state_dict(&net, false);
+    tensors.retain(|t| t.name != "0.bias");
+    let bias64: Vec<u8> = [0f64; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f32_bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&f32_bytes)
+        .map(|(t, b)| {
+            (
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    views.push((
+        "0.bias".into(),
+        TensorView::new(Dtype::F64, vec![6], &bias64).unwrap(),
+    ));
+    let meta = metadata(&path, &fs::read(&path).unwrap()).unwrap();
+    fs::write(&path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+    let e = error_of(&path);
+    assert!(e.contains("tensor '0.bias' is F64, expected F32"), "{e}");
+}
+
+/// A net whose replicas draw Dropout masks, so that resuming needs every
+/// replica's generator, not only the weights and the optimizer.
+fn dropout_net() -> Network<f32> {
+    let spec = MultiLayerNet::new(2, &[16, 16], 3);
+    let built = spec.build::<f32>(3);
+    let w = |i: usize| built.params()[i].value.clone();
+    let layers: Vec<Box<dyn Layer<f32>>> = vec![
+        Box::new(Affine::from_params(w(0), w(1))),
+        Box::new(Relu::new()),
+        Box::new(Dropout::new(0.3, 1)),
+        Box::new(Affine::from_params(w(2), w(3))),
+        Box::new(Relu::new()),
+        Box::new(Dropout::new(0.3, 2)),
+        Box::new(Affine::from_params(w(4), w(5))),
+    ];
+    Network::new(layers, 0.01)
+}
+
+fn trainer() -> Trainer<f32> {
+    Trainer::new(dropout_net(), optim::by_name("adam", 0.01).unwrap(), 2, 9)
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        dataset: DatasetName::Spiral,
+        net: crate::train::NetKind::Mlp,
+        data_dir: None,
+        hidden: vec![16, 16],
+        activation: crate::nets::Activation::Relu,
+        init: crate::nets::WeightInit::He,
+        weight_decay: 0.01,
+        batchnorm: false,
+        dropout: 0.3,
+        optimizer: "adam".into(),
+        lr: 0.01,
+        batch_size: 30,
+        epochs: 6,
+        train_size: None,
+        seed: 9,
+        threads: 2,
+        out: PathBuf::from("unused"),
+        progress: false,
+        resume: false,
+    }
+}
+
+fn weights(t: &Trainer<f32>) -> Vec<Vec<f32>> {
+    t.net()
+        .params()
+        .iter()
+        .map(|p| p.value.data().to_vec())
+        .collect()
+}
+
+#[test]
+fn resumed_trainer_equals_uninterrupted_bit_for_bit() {
+    let data = spiral::split(4).train;
+    let mut straight = trainer();
+    for _ in 0..6 {
+        straight.train_epoch(&data, 30, |_, _| {});
+    }
+
+    let mut first = trainer();
+    for _ in 0..3 {
+        first.train_epoch(&data, 30, |_, _| {});
+    }
+    let path = temp("state.safetensors");
+    write_state(&path, &first, &config(), 3).unwrap();
+    let model = first.net().clone();
+    drop(first);
+
+    let state = read_state(&path).unwrap();
+    let mut resumed = trainer();
+    apply_state(&path, &state, &mut resumed, &model).unwrap();
+    assert_eq!(state.epoch, 3);
+    for _ in 3..6 {
+        resumed.train_epoch(&data, 30, |_, _| {});
+    }
+    assert_eq!(weights(&resumed), weights(&straight));
+
+    // The Dropout generators matter: weights, moments and the shuffle alone do
+    // not reproduce the run.
+    let mut no_rngs = trainer();
+    no_rngs.set_net(&model);
+    no_rngs.optimizer.state = resumed_optimizer(&path, &state);
+    no_rngs.optimizer.rule.set_steps(state.steps);
+    no_rngs.rng = state.shuffle_rng.clone();
+    for _ in 3..6 {
+        no_rngs.train_epoch(&data, 30, |_, _| {});
+    }
+    assert_ne!(weights(&no_rngs), weights(&straight));
+}
+
+/// The optimizer state as `apply_state` restores it, for the control run.
+fn resumed_optimizer(path: &Path, state: &TrainState) -> Vec<Vec<Vec<f32>>> {
+    let mut t = trainer();
+    apply_state(path, state, &mut t, &dropout_net()).unwrap();
+    t.optimizer.state.clone()
+}
+
+#[test]
+fn a_state_from_another_setup_is_refused() {
+    let mut t = trainer();
+    let path = temp("other.safetensors");
+    write_state(&path, &t, &config(), 1).unwrap();
+    let state = read_state(&path).unwrap();
+    let model = t.net().clone();
+    let mut one_thread = Trainer::new(dropout_net(), optim::by_name("adam", 0.01).unwrap(), 1, 9);
+    let e = apply_state(&path, &state, &mut one_thread, &model)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("saved with 2 thread(s), this run has 1"), "{e}");
+    let mut sgd = Trainer::new(dropout_net(), optim::by_name("sgd", 0.01).unwrap(), 2, 9);
+    let e = apply_state(&path, &state, &mut sgd, &model)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("it holds adam state, this run uses sgd"), "{e}");
+    // Still usable after the refusals.
+    apply_state(&path, &state, &mut t, &model).unwrap();
+}

@@ -1,0 +1,257 @@
+//! What `--resume` needs beyond the model: the optimizer's moments and step
+//! count, the shuffling generator, every replica's Dropout generators and
+//! BatchNorm statistics, the epoch counter and the run's configuration.
+//!
+//! It lives in `train_state.safetensors` beside `model.safetensors`, so that the
+//! model file holds exactly a PyTorch `state_dict`. Tensors:
+//! `optimizer.<param>.<slot>` in backprop's own layout (`W1`, `b1`, ...; slot 0 is
+//! Momentum's `v` or Adam's `m`, slot 1 Adam's `v`), and `replica<r>.<name>` for
+//! the buffers of replicas 1.. (replica 0's are in the model file). The rest is
+//! JSON in the metadata key `train_state`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    CheckpointError, MODEL_FILE, ModelInfo, Named, fill_from, metadata, parse, read_file, save,
+    state_dict, torch_name, write_safetensors,
+};
+use crate::nets::Network;
+use crate::tensor::{Float, Tensor};
+use crate::train::{TrainConfig, Trainer};
+
+pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
+
+/// The JSON part of the training state.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub config: TrainConfig,
+    /// The optimizer's name and step count (Adam's `t`).
+    pub optimizer: String,
+    pub steps: u64,
+    pub shuffle_rng: ChaCha8Rng,
+    /// `layer_rngs[r][i]`: the generator of layer `i` in replica `r`, if it has one.
+    pub layer_rngs: Vec<Vec<Option<ChaCha8Rng>>>,
+}
+
+/// Writes `model.safetensors` and `train_state.safetensors` into `dir` after
+/// `epoch` epochs. The training state is written first: a run killed between
+/// the two leaves files whose epochs disagree, which `--resume` reports.
+pub fn save_training<T: Float>(
+    dir: &Path,
+    trainer: &Trainer<T>,
+    config: &TrainConfig,
+    info: &ModelInfo,
+) -> Result<(), CheckpointError> {
+    write_state(&dir.join(TRAIN_STATE_FILE), trainer, config, info.epoch)?;
+    save(&dir.join(MODEL_FILE), trainer.net(), info)
+}
+
+/// Writes the training state alone (the model goes in its own file).
+pub(crate) fn write_state<T: Float>(
+    path: &Path,
+    trainer: &Trainer<T>,
+    config: &TrainConfig,
+    epoch: usize,
+) -> Result<(), CheckpointError> {
+    let net = trainer.net();
+    let mut tensors = Vec::new();
+    for (p, slots) in net.params().iter().zip(&trainer.optimizer.state) {
+        for (s, slot) in slots.iter().enumerate() {
+            tensors.push(Named {
+                name: format!("optimizer.{}.{s}", p.name),
+                shape: p.value.shape().to_vec(),
+                data: slot.iter().map(|v| v.as_f64() as f32).collect(),
+            });
+        }
+    }
+    for (r, replica) in trainer.replicas().enumerate().skip(1) {
+        for mut t in state_dict(replica, true) {
+            t.name = format!("replica{r}.{}", t.name);
+            tensors.push(t);
+        }
+    }
+    let state = TrainState {
+        epoch,
+        config: config.clone(),
+        optimizer: trainer.optimizer.rule.name().to_owned(),
+        steps: trainer.optimizer.rule.steps(),
+        shuffle_rng: trainer.rng.clone(),
+        layer_rngs: trainer
+            .replicas()
+            .map(|net| net.layers.iter().map(|l| l.rng().cloned()).collect())
+            .collect(),
+    };
+    let meta = HashMap::from([(
+        "train_state".to_owned(),
+        serde_json::to_string(&state).expect("training state serialises"),
+    )]);
+    write_safetensors(path, &tensors, meta)
+}
+
+/// Reads the JSON part of `dir/train_state.safetensors` (the run's configuration).
+pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
+    read_state(&dir.join(TRAIN_STATE_FILE))
+}
+
+pub(crate) fn read_state(path: &Path) -> Result<TrainState, CheckpointError> {
+    let path = path.to_owned();
+    let bytes = read_file(&path)?;
+    let meta = metadata(&path, &bytes)?;
+    let json = meta
+        .get("train_state")
+        .ok_or(CheckpointError::MissingMetadata {
+            path: path.clone(),
+            key: "train_state",
+        })?;
+    serde_json::from_str(json).map_err(|e| CheckpointError::BadMetadata {
+        path,
+        key: "train_state",
+        value: json.chars().take(200).collect(),
+        reason: e.to_string(),
+    })
+}
+
+/// Puts a trainer built from the saved configuration back where the run in
+/// `dir` stopped: weights, buffers, optimizer state, generators. Returns the
+/// saved state (its `epoch` is the last completed one).
+pub fn restore_training<T: Float>(
+    dir: &Path,
+    trainer: &mut Trainer<T>,
+) -> Result<TrainState, CheckpointError> {
+    let state = read_train_state(dir)?;
+    let state_path = dir.join(TRAIN_STATE_FILE);
+    let model_path = dir.join(MODEL_FILE);
+    let (model, info) = super::load::<T>(&model_path)?;
+    if info.epoch != state.epoch {
+        return Err(mismatch(
+            &model_path,
+            &format!(
+                "the model is from epoch {} but {TRAIN_STATE_FILE} from epoch {}: the run was stopped while saving; start it again without --resume",
+                info.epoch, state.epoch
+            ),
+        ));
+    }
+    if model.spec != trainer.net().spec {
+        return Err(mismatch(
+            &model_path,
+            "its architecture differs from the one the saved configuration builds",
+        ));
+    }
+    apply_state(&state_path, &state, trainer, &model)?;
+    Ok(state)
+}
+
+fn mismatch(path: &Path, reason: &str) -> CheckpointError {
+    CheckpointError::Mismatch {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Puts `state` (read from `state_path`) and the weights of `model` into
+/// every replica of `trainer`.
+pub(crate) fn apply_state<T: Float>(
+    state_path: &Path,
+    state: &TrainState,
+    trainer: &mut Trainer<T>,
+    model: &Network<T>,
+) -> Result<(), CheckpointError> {
+    if state.layer_rngs.len() != trainer.threads() {
+        return Err(mismatch(
+            state_path,
+            &format!(
+                "it was saved with {} thread(s), this run has {}",
+                state.layer_rngs.len(),
+                trainer.threads()
+            ),
+        ));
+    }
+    if state.optimizer != trainer.optimizer.rule.name() {
+        return Err(mismatch(
+            state_path,
+            &format!(
+                "it holds {} state, this run uses {}",
+                state.optimizer,
+                trainer.optimizer.rule.name()
+            ),
+        ));
+    }
+
+    let bytes = read_file(state_path)?;
+    let file = parse(state_path, &bytes)?;
+    let buffers: Vec<(String, &Tensor<T>)> = model
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            l.buffers()
+                .into_iter()
+                .map(move |(n, t)| (torch_name(i, n), t))
+        })
+        .collect();
+    for (r, (replica, rngs)) in trainer.replicas_mut().zip(&state.layer_rngs).enumerate() {
+        replica.copy_params_from(model);
+        if r == 0 {
+            let targets = replica.layers.iter_mut().flat_map(|l| l.buffers_mut());
+            for ((_, dst), (_, src)) in targets.zip(&buffers) {
+                dst.copy_from(src);
+            }
+        } else {
+            fill_from(replica, &file, &format!("replica{r}."), true, state_path)?;
+        }
+        if rngs.len() != replica.layers.len() {
+            return Err(mismatch(
+                state_path,
+                &format!(
+                    "generators for {} layers, the net has {}",
+                    rngs.len(),
+                    replica.layers.len()
+                ),
+            ));
+        }
+        for (layer, rng) in replica.layers.iter_mut().zip(rngs) {
+            if let Some(rng) = rng {
+                layer.set_rng(rng.clone());
+            }
+        }
+    }
+
+    let names: Vec<(String, usize)> = trainer
+        .net()
+        .params()
+        .iter()
+        .map(|p| (p.name.clone(), p.value.len()))
+        .collect();
+    for ((name, len), slots) in names.iter().zip(&mut trainer.optimizer.state) {
+        for (s, slot) in slots.iter_mut().enumerate() {
+            let key = format!("optimizer.{name}.{s}");
+            let view = file
+                .tensor(&key)
+                .map_err(|_| CheckpointError::MissingTensor {
+                    path: state_path.to_owned(),
+                    name: key.clone(),
+                    expected: vec![*len],
+                })?;
+            if view.data().len() != *len * 4 || view.dtype() != safetensors::Dtype::F32 {
+                return Err(CheckpointError::Shape {
+                    path: state_path.to_owned(),
+                    name: key,
+                    expected: vec![*len],
+                    found: view.shape().to_vec(),
+                });
+            }
+            for (dst, b) in slot.iter_mut().zip(view.data().chunks_exact(4)) {
+                *dst = T::of(f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            }
+        }
+    }
+    trainer.optimizer.rule.set_steps(state.steps);
+    trainer.rng = state.shuffle_rng.clone();
+    Ok(())
+}
