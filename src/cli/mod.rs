@@ -1,6 +1,8 @@
 //! The command line: argument parsing (clap) and dispatch to the library.
 //! Every command returns `anyhow::Result`; `main` prints the error as one line.
 
+mod show;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -8,11 +10,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
 use crate::checkpoint;
-use crate::data::{self, DatasetName, LoadOptions};
-use crate::eval::{self, Evaluation};
+use crate::checkpoint::ModelInfo;
+use crate::data::{self, Dataset, DatasetName, LoadOptions};
+use crate::eval::{self, Evaluation, Precision};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
-use crate::nets::{Activation, WeightInit};
+use crate::nets::{Activation, Network, WeightInit};
 use crate::train::{self, NetKind, TrainConfig};
 
 #[derive(Parser)]
@@ -40,6 +43,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
     Serve(ServeArgs),
+    /// Draw a saved model's first-layer filters or its misclassified test images (PNG).
+    Show(show::ShowArgs),
     /// Run one of the textbook's training-technique experiments and draw its figure.
     Experiment(ExperimentArgs),
     /// Time the reference workloads (../shared/peers/README.md) on MNIST.
@@ -113,8 +118,9 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 }
 
+/// A saved model and the test set to judge it on (`eval`, `show misclassified`).
 #[derive(Args)]
-pub struct EvalArgs {
+pub struct ModelOnTestSet {
     /// A model.safetensors written by `backprop train` (or with the same metadata).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
@@ -124,6 +130,12 @@ pub struct EvalArgs {
     /// Folder holding the data set's files (as for train).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub test: ModelOnTestSet,
     /// Only the first N test examples.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -133,6 +145,10 @@ pub struct EvalArgs {
     /// Print JSON (with every prediction) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Weights as saved (f32), or rounded to half precision (f16: parameters
+    /// and buffers only, activations stay f32), reported beside f32.
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 #[derive(Args)]
@@ -332,6 +348,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => run_eval(a),
         Command::Predict(a) => run_predict(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
+        Command::Show(a) => show::run(a),
         Command::Experiment(a) => {
             let name = a.name.name();
             let out = a.out.unwrap_or_else(|| {
@@ -356,15 +373,26 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn run_eval(a: EvalArgs) -> Result<()> {
-    let (mut net, info) = checkpoint::load::<f32>(&a.model)?;
-    let dataset = a.dataset.unwrap_or(info.dataset);
+/// `name` in the folder of `model` (where `train` put it).
+fn beside(model: &Path, name: &str) -> PathBuf {
+    model.parent().unwrap_or(Path::new(".")).join(name)
+}
+
+/// The saved model and the test split of its `--dataset` (default: the
+/// model's own), checked to fit each other.
+fn load_model_and_test_set(
+    args: &ModelOnTestSet,
+    progress: bool,
+) -> Result<(Network<f32>, ModelInfo, DatasetName, Dataset)> {
+    let model = &args.model;
+    let (net, info) = checkpoint::load::<f32>(model)?;
+    let dataset = args.dataset.unwrap_or(info.dataset);
     let split = data::load(
         dataset,
         &LoadOptions {
-            data_dir: a.data,
+            data_dir: args.data.clone(),
             allow_download: true,
-            progress: !a.json,
+            progress,
             seed: info.seed,
         },
     )?;
@@ -372,7 +400,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     if test.shape != info.input_shape || test.classes != info.classes {
         bail!(
             "{} takes inputs {:?} in {} classes, but the {dataset} test set has {:?} in {}: pick the data set it was trained on ({})",
-            a.model.display(),
+            model.display(),
             info.input_shape,
             info.classes,
             test.shape,
@@ -380,31 +408,78 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             info.dataset
         );
     }
+    Ok((net, info, dataset, test))
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    let (mut net, info, dataset, test) = load_model_and_test_set(&a.test, !a.json)?;
+    let model = &a.test.model;
     let n = a.limit.unwrap_or(test.len()).min(test.len());
-    let predictions = eval::predict_classes(&mut net, &test, n);
     let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
-    let result = Evaluation::new(info.classes, &labels, &predictions);
-    let png = a.confusion.unwrap_or_else(|| {
-        a.model
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("confusion.png")
-    });
+    let f32_predictions = eval::predict_classes(&mut net, &test, n);
+    let f32_result = Evaluation::new(info.classes, &labels, &f32_predictions);
+    // With f16 the report, the matrix and the predictions are the f16 net's;
+    // f32 is kept for the comparison line.
+    let (result, f16) = match a.precision {
+        Precision::F32 => (f32_result, None),
+        Precision::F16 => {
+            let rounding = eval::round_to_f16(&mut net);
+            let predictions = eval::predict_classes(&mut net, &test, n);
+            let changed = predictions
+                .iter()
+                .zip(&f32_predictions)
+                .filter(|(a, b)| a != b)
+                .count();
+            let result = Evaluation::new(info.classes, &labels, &predictions);
+            (result, Some((f32_result, rounding, changed)))
+        }
+    };
+    let png = a
+        .confusion
+        .unwrap_or_else(|| beside(model, "confusion.png"));
     eval::draw_confusion(&result.confusion, &png)
         .with_context(|| format!("cannot write {}", png.display()))?;
     if a.json {
         let mut j = result.to_json();
-        j["model"] = a.model.display().to_string().into();
+        j["model"] = model.display().to_string().into();
         j["dataset"] = dataset.as_str().into();
         j["confusion_png"] = png.display().to_string().into();
+        j["precision"] = a.precision.as_str().into();
+        if let Some((f32_result, rounding, changed)) = &f16 {
+            j["f32_accuracy"] = f32_result.accuracy().into();
+            j["f16_accuracy"] = result.accuracy().into();
+            j["predictions_changed"] = (*changed).into();
+            j["f16_max_weight_change"] = rounding.max_abs_change.into();
+            j["f16_overflowed"] = rounding.overflowed.into();
+        }
         println!("{j}");
     } else {
         println!(
-            "{} (epoch {}) on the {dataset} test set, {n} examples",
-            a.model.display(),
-            info.epoch
+            "{} (epoch {}) on the {dataset} test set, {n} examples, weights in {}",
+            model.display(),
+            info.epoch,
+            a.precision
         );
         print!("{}", result.report());
+        if let Some((f32_result, rounding, changed)) = &f16 {
+            println!(
+                "\nf16 weights: accuracy {:.4} ({}/{n}); f32 weights: {:.4} ({}/{n}); {changed} of {n} predictions changed",
+                result.accuracy(),
+                result.correct(),
+                f32_result.accuracy(),
+                f32_result.correct(),
+            );
+            println!(
+                "({} parameters and buffers rounded to f16, largest change {:.2e}; inputs and activations stay f32)",
+                rounding.values, rounding.max_abs_change
+            );
+            if rounding.overflowed > 0 {
+                println!(
+                    "warning: {} weights exceed f16's range (65504) and became infinite",
+                    rounding.overflowed
+                );
+            }
+        }
         println!("wrote {}", png.display());
     }
     Ok(())

@@ -1,0 +1,164 @@
+//! `backprop show filters|misclassified`: pictures of a saved model, drawn by
+//! [`crate::show`] and written as PNG (beside the model unless `--out` says
+//! otherwise).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use image::{DynamicImage, ImageFormat};
+
+use super::{ModelOnTestSet, beside, load_model_and_test_set};
+use crate::checkpoint;
+use crate::eval;
+use crate::show::{self, FilterGrid, FilterSource, MistakeGrid};
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(subcommand)]
+    pub what: ShowCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ShowCommand {
+    /// The first layer's filters as a PNG grid (a convnet's kernels; an MLP's
+    /// weights into each first hidden unit, drawn as input images).
+    Filters(FiltersArgs),
+    /// The test images a model gets wrong as a PNG grid, captioned true→predicted.
+    Misclassified(MisclassifiedArgs),
+}
+
+#[derive(Args)]
+pub struct FiltersArgs {
+    /// A model.safetensors written by `backprop train`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Where to write the PNG [default: filters.png beside the model,
+    /// filters-untrained.png with --untrained].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Draw the same architecture with fresh weights instead of the trained
+    /// ones, to compare noise with what training made of it.
+    #[arg(long)]
+    pub untrained: bool,
+    /// Seed of the fresh weights [default: the model's own, so the picture
+    /// shows exactly the weights its training started from].
+    #[arg(long, requires = "untrained")]
+    pub seed: Option<u64>,
+    /// Draw at most this many filters (hidden units, for an MLP).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = positive)]
+    pub limit: usize,
+}
+
+#[derive(Args)]
+pub struct MisclassifiedArgs {
+    #[command(flatten)]
+    pub test: ModelOnTestSet,
+    /// Where to write the PNG [default: misclassified.png beside the model].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Draw the first N mistakes (in test-set order).
+    #[arg(long, value_name = "N", default_value_t = 36,
+          value_parser = positive)]
+    pub limit: usize,
+}
+
+/// A count of at least 1 (a grid of nothing is not a picture).
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got '{s}'")),
+    }
+}
+
+pub fn run(a: ShowArgs) -> Result<()> {
+    match a.what {
+        ShowCommand::Filters(a) => filters(a),
+        ShowCommand::Misclassified(a) => misclassified(a),
+    }
+}
+
+/// Writes `img` as PNG whatever the file's extension says.
+fn save_png(img: DynamicImage, path: &Path) -> Result<()> {
+    img.save_with_format(path, ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn filters(a: FiltersArgs) -> Result<()> {
+    let (mut net, info) = checkpoint::load::<f32>(&a.model)?;
+    let whose = if a.untrained {
+        let spec = net.spec.clone().with_context(|| {
+            format!(
+                "{} was loaded without its architecture, so it cannot be rebuilt with fresh weights",
+                a.model.display()
+            )
+        })?;
+        let seed = a.seed.unwrap_or(info.seed);
+        net = spec.build(seed);
+        let start = if seed == info.seed {
+            ", the weights its training started from"
+        } else {
+            ""
+        };
+        format!("untrained, seed {seed}{start}")
+    } else {
+        format!("epoch {}", info.epoch)
+    };
+    let filters = show::first_layer_filters(&net, info.input_shape, a.limit)
+        .with_context(|| format!("cannot draw the filters of {}", a.model.display()))?;
+    let img = show::filter_grid(&filters, &FilterGrid::for_filters(&filters));
+    let default_name = if a.untrained {
+        "filters-untrained.png"
+    } else {
+        "filters.png"
+    };
+    let out = a.out.unwrap_or_else(|| beside(&a.model, default_name));
+    let (width, height) = img.dimensions();
+    save_png(img.into(), &out)?;
+    let [c, h, w] = filters.shape;
+    let what = match filters.source {
+        FilterSource::Convolution => "filters of the first Convolution",
+        FilterSource::Affine => "hidden units' input weights, columns of the first Affine",
+    };
+    println!(
+        "{} ({whose}): {} of {} {what} ({}), as {c}x{h}x{w} tiles",
+        a.model.display(),
+        filters.count(),
+        filters.total,
+        filters.param,
+    );
+    println!("wrote {} ({width}x{height})", out.display());
+    Ok(())
+}
+
+fn misclassified(a: MisclassifiedArgs) -> Result<()> {
+    let (mut net, _info, dataset, test) = load_model_and_test_set(&a.test, true)?;
+    let model = &a.test.model;
+    let predictions = eval::predict_classes(&mut net, &test, test.len());
+    let labels: Vec<usize> = test.labels.iter().map(|&l| usize::from(l)).collect();
+    let mistakes = show::mistakes(&labels, &predictions);
+    let shown = &mistakes[..mistakes.len().min(a.limit)];
+    let img = show::misclassified_grid(&test, shown, &MistakeGrid::default())
+        .with_context(|| format!("cannot draw the mistakes of {}", model.display()))?;
+    println!(
+        "{}: {} of {} {dataset} test images misclassified (accuracy {:.4})",
+        model.display(),
+        mistakes.len(),
+        test.len(),
+        1.0 - mistakes.len() as f64 / test.len().max(1) as f64
+    );
+    if mistakes.is_empty() {
+        println!("nothing to draw");
+        return Ok(());
+    }
+    let out = a.out.unwrap_or_else(|| beside(model, "misclassified.png"));
+    let (width, height) = img.dimensions();
+    save_png(img.into(), &out)?;
+    println!(
+        "wrote {} ({width}x{height}): the first {}, captioned true→predicted",
+        out.display(),
+        shown.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! Pictures of a net, for looking at what it learned and where it fails
+//! (`backprop show`):
+//!
+//! - [`filters`]: the first layer's weights as a grid of grey tiles, as the
+//!   textbook's `visualize_filter.py` draws them: the convolution filters of a
+//!   convnet, or, for a MultiLayerNet, the weights into each first hidden unit
+//!   laid out as an input image. Before training the tiles are noise; after,
+//!   edge and blob detectors.
+//! - [`misclassified`]: the test images a model gets wrong, each captioned
+//!   `true→predicted`.
+//!
+//! Both return `image` buffers; the command line saves them as PNG.
+//!
+//! ```
+//! use backprop::nets::SimpleConvNet;
+//! use backprop::show::{FilterGrid, filter_grid, first_layer_filters};
+//! let net = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(0);
+//! let filters = first_layer_filters(&net, [1, 28, 28], 100).unwrap();
+//! assert_eq!((filters.count(), filters.shape), (30, [1, 5, 5]));
+//! let img = filter_grid(&filters, &FilterGrid::for_filters(&filters));
+//! // 30 tiles of 5x5 in rows of 8, each weight an 8x8 block, 3-pixel gaps.
+//! assert_eq!(img.dimensions(), (8 * (40 + 3) + 3, 4 * (40 + 3) + 3));
+//! ```
+
+mod filters;
+mod misclassified;
+
+pub use filters::{FilterGrid, FilterSource, Filters, filter_grid, first_layer_filters};
+pub use misclassified::{Mistake, MistakeGrid, misclassified_grid, mistakes};
+
+/// Why a picture cannot be drawn; the command line adds the file it was drawing from.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShowError {
+    #[error(
+        "the first layer with weights is {layer}, which has no filters to show (expected Convolution or Affine)"
+    )]
+    NoFilters { layer: String },
+    #[error(
+        "the first Affine layer takes {inputs} inputs, which do not form the model's input images {shape:?}"
+    )]
+    InputMismatch { inputs: usize, shape: [usize; 3] },
+    #[error(
+        "the {dataset} data set is not made of images ({shape:?} values per example), so there are no pictures of its mistakes to draw"
+    )]
+    NotImages { dataset: String, shape: [usize; 3] },
+}
