@@ -304,6 +304,26 @@ pub fn check_softmax_with_loss(x: &Tensor<f64>, t: Labels<'_, f64>) -> Report {
     }
 }
 
+/// Whole MultiLayerNets 6-5-4-3 on a batch of 4: ReLU, Sigmoid and Tanh, each
+/// with weight decay 0 and 0.1, weights drawn from `seed`.
+pub fn check_multi_layer_nets(seed: u64) -> Vec<Report> {
+    let x = random_tensor(&[4, 6], 1.0, 12);
+    let t = [0usize, 2, 1, 2];
+    let mut reports = Vec::new();
+    for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+        for lambda in [0.0, 0.1] {
+            let spec = MultiLayerNet::new(6, &[5, 4], 3)
+                .activation(activation)
+                .weight_init(WeightInit::Std(0.5))
+                .weight_decay_lambda(lambda);
+            let mut net = spec.build::<f64>(seed);
+            let subject = format!("MultiLayerNet 6-5-4-3 {activation} lambda={lambda}");
+            reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject));
+        }
+    }
+    reports
+}
+
 /// The checks `backprop gradcheck` runs: every layer type on its own, then
 /// whole MultiLayerNets (ReLU, Sigmoid and Tanh; weight decay 0 and 0.1) on a
 /// small batch, then MultiLayerNets with BatchNorm, then SimpleConvNet and DeepConvNet with
@@ -384,19 +404,9 @@ pub fn standard_suite() -> Vec<Report> {
     }
     reports.push(check_softmax_with_loss(&scores, Labels::OneHot(&one_hot)));
 
+    reports.extend(check_multi_layer_nets(13));
     let x = random_tensor(&[4, 6], 1.0, 12);
     let t = [0usize, 2, 1, 2];
-    for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
-        for lambda in [0.0, 0.1] {
-            let spec = MultiLayerNet::new(6, &[5, 4], 3)
-                .activation(activation)
-                .weight_init(WeightInit::Std(0.5))
-                .weight_decay_lambda(lambda);
-            let mut net = spec.build::<f64>(13);
-            let subject = format!("MultiLayerNet 6-5-4-3 {activation} lambda={lambda}");
-            reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject));
-        }
-    }
     // The extended net: Affine - BatchNorm - act per hidden layer, lambda 0.1.
     for activation in [Activation::Relu, Activation::Sigmoid] {
         let mut net = MultiLayerNet::new(6, &[5, 4], 3)

@@ -172,35 +172,15 @@ impl<T: Float> Layer<T> for Affine<T> {
 
     fn params(&self) -> Params<'_, T> {
         smallvec![
-            Param {
-                name: "W",
-                value: &self.w,
-                grad: &self.dw,
-                decay: true,
-            },
-            Param {
-                name: "b",
-                value: &self.b,
-                grad: &self.db,
-                decay: false,
-            },
+            Param::new("W", &self.w, &self.dw, true),
+            Param::new("b", &self.b, &self.db, false),
         ]
     }
 
     fn params_mut(&mut self) -> ParamsMut<'_, T> {
         smallvec![
-            ParamMut {
-                name: "W",
-                value: &mut self.w,
-                grad: &mut self.dw,
-                decay: true,
-            },
-            ParamMut {
-                name: "b",
-                value: &mut self.b,
-                grad: &mut self.db,
-                decay: false,
-            },
+            ParamMut::new("W", &mut self.w, &mut self.dw, true),
+            ParamMut::new("b", &mut self.b, &mut self.db, false),
         ]
     }
 

@@ -245,35 +245,15 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
 
     fn params(&self) -> Params<'_, T> {
         smallvec![
-            Param {
-                name: "gamma",
-                value: &self.gamma,
-                grad: &self.dgamma,
-                decay: false,
-            },
-            Param {
-                name: "beta",
-                value: &self.beta,
-                grad: &self.dbeta,
-                decay: false,
-            },
+            Param::new("gamma", &self.gamma, &self.dgamma, false),
+            Param::new("beta", &self.beta, &self.dbeta, false),
         ]
     }
 
     fn params_mut(&mut self) -> ParamsMut<'_, T> {
         smallvec![
-            ParamMut {
-                name: "gamma",
-                value: &mut self.gamma,
-                grad: &mut self.dgamma,
-                decay: false,
-            },
-            ParamMut {
-                name: "beta",
-                value: &mut self.beta,
-                grad: &mut self.dbeta,
-                decay: false,
-            },
+            ParamMut::new("gamma", &mut self.gamma, &mut self.dgamma, false),
+            ParamMut::new("beta", &mut self.beta, &mut self.dbeta, false),
         ]
     }
 

@@ -42,12 +42,39 @@ pub struct Param<'a, T> {
     pub decay: bool,
 }
 
+impl<'a, T> Param<'a, T> {
+    pub fn new(name: &'static str, value: &'a Tensor<T>, grad: &'a Tensor<T>, decay: bool) -> Self {
+        Param {
+            name,
+            value,
+            grad,
+            decay,
+        }
+    }
+}
+
 /// Mutable access to a parameter and its gradient, for optimizers and checks.
 pub struct ParamMut<'a, T> {
     pub name: &'static str,
     pub value: &'a mut Tensor<T>,
     pub grad: &'a mut Tensor<T>,
     pub decay: bool,
+}
+
+impl<'a, T> ParamMut<'a, T> {
+    pub fn new(
+        name: &'static str,
+        value: &'a mut Tensor<T>,
+        grad: &'a mut Tensor<T>,
+        decay: bool,
+    ) -> Self {
+        ParamMut {
+            name,
+            value,
+            grad,
+            decay,
+        }
+    }
 }
 
 /// A layer's parameters. Inline up to four (a layer has at most W, b or
