@@ -69,16 +69,10 @@ pub struct ModelInfo {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot read checkpoint {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write checkpoint {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read checkpoint {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("cannot write checkpoint {path}: {err}")]
+    Write { path: PathBuf, err: std::io::Error },
     #[error(
         "{path} is not a valid safetensors file ({reason}); was it truncated or is it another format?"
     )]
@@ -318,9 +312,9 @@ pub(crate) fn write_safetensors(
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-    let write_err = |source| CheckpointError::Write {
+    let write_err = |err| CheckpointError::Write {
         path: path.to_owned(),
-        source,
+        err,
     };
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
@@ -333,9 +327,9 @@ pub(crate) fn write_safetensors(
 
 /// Reads a whole file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    fs::read(path).map_err(|source| CheckpointError::Read {
+    fs::read(path).map_err(|err| CheckpointError::Read {
         path: path.to_owned(),
-        source,
+        err,
     })
 }
 
