@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use backprop::data::{self, DatasetName, LoadOptions};
-use common::{TempDir, backprop, mnist_dir, run, stderr, stdout};
+use common::{TempDir, backprop, mnist_dir, run, stderr, stdout, train_model};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
@@ -36,34 +36,29 @@ fn mnist_model(test: &str) -> Option<PathBuf> {
     let dir = mnist_dir(test)?;
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     let model = MODEL.get_or_init(|| {
-        let out = out_dir().join("mnist-run");
-        let _ = fs::remove_dir_all(&out);
-        let o = run(&[
-            "train",
-            "--dataset",
-            "mnist",
-            "--data",
-            dir.to_str().unwrap(),
-            "--train-size",
-            "20000",
-            "--epochs",
-            "2",
-            "--hidden",
-            "100",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.002",
-            "--threads",
-            "2",
-            "--seed",
-            "1",
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "training failed: {}", stderr(&o));
-        out.join("model.safetensors")
+        train_model(
+            &out_dir().join("mnist-run"),
+            &[
+                "--dataset",
+                "mnist",
+                "--data",
+                dir.to_str().unwrap(),
+                "--train-size",
+                "20000",
+                "--epochs",
+                "2",
+                "--hidden",
+                "100",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.002",
+                "--threads",
+                "2",
+                "--seed",
+                "1",
+            ],
+        )
     });
     Some(model.clone())
 }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use backprop::checkpoint::{self, ModelInfo};
 use backprop::data::DatasetName;
 use backprop::nets::{MultiLayerNet, Network, SimpleConvNet};
-use common::{TempDir, mnist_dir, run, stderr, stdout};
+use common::{TempDir, mnist_dir, run, stderr, stdout, train_model};
 use serde_json::Value;
 
 fn mnist_info(seed: u64) -> ModelInfo {
@@ -145,36 +145,31 @@ fn mnist_cnn(test: &str) -> Option<PathBuf> {
     let dir = mnist_dir(test)?;
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     let model = MODEL.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("show-tests-cnn");
-        let _ = std::fs::remove_dir_all(&out);
-        let o = run(&[
-            "train",
-            "--net",
-            "simple-cnn",
-            "--init",
-            "he",
-            "--data",
-            dir.to_str().unwrap(),
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.001",
-            "--train-size",
-            "3000",
-            "--batch-size",
-            "50",
-            "--epochs",
-            "1",
-            "--threads",
-            "2",
-            "--seed",
-            "1",
-            "--no-progress",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "training failed: {}", stderr(&o));
-        out.join("model.safetensors")
+        train_model(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("show-tests-cnn"),
+            &[
+                "--net",
+                "simple-cnn",
+                "--init",
+                "he",
+                "--data",
+                dir.to_str().unwrap(),
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.001",
+                "--train-size",
+                "3000",
+                "--batch-size",
+                "50",
+                "--epochs",
+                "1",
+                "--threads",
+                "2",
+                "--seed",
+                "1",
+            ],
+        )
     });
     Some(model.clone())
 }

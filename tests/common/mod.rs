@@ -126,3 +126,19 @@ pub fn serve(files: HashMap<String, Vec<u8>>, max_requests: usize) -> String {
     });
     base
 }
+
+/// Runs `backprop train ARGS --no-progress --out OUT` in a fresh `out` and
+/// returns the model it saved; panics with the error if training fails.
+pub fn train_model(out: &Path, args: &[&str]) -> PathBuf {
+    let _ = std::fs::remove_dir_all(out);
+    let o = backprop()
+        .arg("train")
+        .args(args)
+        .arg("--no-progress")
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("backprop runs");
+    assert!(o.status.success(), "training failed: {}", stderr(&o));
+    out.join("model.safetensors")
+}
