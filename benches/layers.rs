@@ -48,11 +48,15 @@ fn bench(c: &mut Criterion) {
 
     let mut net = MultiLayerNet::new(784, &[100; 5], 10)
         .weight_decay_lambda(0.1)
-        .build::<f32>(0);
+        .build::<f32>(0)
+        .unwrap();
     let mut sgd = OptimizerState::new(optim::by_name("sgd", 0.01).unwrap(), &net);
     c.bench_function("W1 step (gradient + SGD), 1 thread", |b| {
         b.iter(|| {
-            black_box(net.gradient(black_box(&x784), Labels::Index(&labels)));
+            black_box(
+                net.gradient(black_box(&x784), Labels::Index(&labels))
+                    .unwrap(),
+            );
             sgd.step(&mut net);
         })
     });

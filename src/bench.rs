@@ -91,11 +91,11 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
         ),
     };
     let rule = rule.map_err(anyhow::Error::msg)?;
-    let mut trainer = Trainer::new(net, rule, opts.threads, opts.seed);
+    let mut trainer = Trainer::new(net?, rule, opts.threads, opts.seed);
     let mut samples = Vec::new();
     for _ in 0..opts.epochs {
         let t0 = Instant::now();
-        trainer.train_epoch(&data.train, 100, |_, _| {});
+        trainer.train_epoch(&data.train, 100, |_, _| {})?;
         samples.push(t0.elapsed().as_secs_f64());
     }
     let timed = if samples.len() > 1 {
@@ -103,7 +103,7 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
     } else {
         &samples[..]
     };
-    let (_, accuracy) = trainer.evaluate(&data.test, 1000);
+    let (_, accuracy) = trainer.evaluate(&data.test, 1000)?;
     Ok(BenchResult {
         workload: name.to_string(),
         seconds_per_epoch: Some(median(timed)),
@@ -118,18 +118,18 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
 fn inference_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
     let rule = optim::by_name::<f32>("sgd", 0.01).map_err(anyhow::Error::msg)?;
     let mut trainer = Trainer::new(
-        w1_spec(0.0).build::<f32>(opts.seed),
+        w1_spec(0.0).build::<f32>(opts.seed)?,
         rule,
         opts.threads,
         opts.seed,
     );
     for _ in 0..2 {
-        trainer.predict_classes(&data.test, 1000);
+        trainer.predict_classes(&data.test, 1000)?;
     }
     let mut samples = Vec::new();
     for _ in 0..20 {
         let t0 = Instant::now();
-        std::hint::black_box(trainer.predict_classes(&data.test, 1000));
+        std::hint::black_box(trainer.predict_classes(&data.test, 1000)?);
         samples.push(t0.elapsed().as_secs_f64());
     }
     Ok(BenchResult {

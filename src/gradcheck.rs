@@ -27,9 +27,13 @@ use crate::layers::{
     SoftmaxWithLoss, Tanh,
 };
 use crate::nets::{
-    Activation, ConvParam, DeepConvNet, MultiLayerNet, Network, SimpleConvNet, WeightInit,
+    Activation, ConvParam, DeepConvNet, InputError, MultiLayerNet, Network, SimpleConvNet,
+    WeightInit,
 };
 use crate::tensor::Tensor;
+
+/// The standard suite's nets and inputs are fixed here and fit each other.
+const SUITE: &str = "the suite's inputs fit its nets";
 
 /// The step of the central difference.
 pub const H: f64 = 1e-4;
@@ -217,9 +221,9 @@ pub fn check_network(
     x: &Tensor<f64>,
     t: Labels<'_, f64>,
     subject: &str,
-) -> Report {
-    let numerical = net.numerical_gradient(x, t);
-    net.gradient(x, t);
+) -> Result<Report, InputError> {
+    let numerical = net.numerical_gradient(x, t)?;
+    net.gradient(x, t)?;
     let entries = net
         .params()
         .iter()
@@ -229,10 +233,10 @@ pub fn check_network(
             max_relative_error: max_relative_error(p.grad, num),
         })
         .collect();
-    Report {
+    Ok(Report {
         subject: subject.to_string(),
         entries,
-    }
+    })
 }
 
 /// [`check_network`] for nets with Dropout: a mask drawn afresh on every
@@ -246,8 +250,8 @@ pub fn check_network_with_fixed_dropout(
     ratio: f64,
     seed: u64,
     subject: &str,
-) -> Report {
-    net.predict(x, false);
+) -> Result<Report, InputError> {
+    net.predict(x, false)?;
     for i in 0..net.layers.len() {
         if net.layers[i].name() != "Dropout" {
             continue;
@@ -316,9 +320,9 @@ pub fn check_multi_layer_nets(seed: u64) -> Vec<Report> {
                 .activation(activation)
                 .weight_init(WeightInit::Std(0.5))
                 .weight_decay_lambda(lambda);
-            let mut net = spec.build::<f64>(seed);
+            let mut net = spec.build::<f64>(seed).expect(SUITE);
             let subject = format!("MultiLayerNet 6-5-4-3 {activation} lambda={lambda}");
-            reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject));
+            reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject).expect(SUITE));
         }
     }
     reports
@@ -414,10 +418,11 @@ pub fn standard_suite() -> Vec<Report> {
             .weight_init(WeightInit::Std(0.5))
             .weight_decay_lambda(0.1)
             .batchnorm(true)
-            .build::<f64>(13);
+            .build::<f64>(13)
+            .expect(SUITE);
         // The textbook calls this net MultiLayerNetExtend; the name fits the report column.
         let subject = format!("MultiLayerNetExtend 6-5-4-3 {activation} BN");
-        reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject));
+        reports.push(check_network(&mut net, &x, Labels::Index(&t), &subject).expect(SUITE));
     }
 
     // The convnets' own layouts with few channels on small images.
@@ -426,29 +431,35 @@ pub fn standard_suite() -> Vec<Report> {
         .weight_decay_lambda(0.1);
     simple.conv_param = ConvParam::new(3, 3, 1, 1);
     simple.hidden_size = 5;
-    let mut net = simple.build::<f64>(40);
+    let mut net = simple.build::<f64>(40).expect(SUITE);
     randomize_biases(&mut net, 41);
-    reports.push(check_network(
-        &mut net,
-        &random_tensor(&[2, 2, 7, 6], 1.0, 42),
-        Labels::Index(&[2, 0]),
-        "SimpleConvNet 2x7x6 conv3x3p1 lambda=0.1",
-    ));
+    reports.push(
+        check_network(
+            &mut net,
+            &random_tensor(&[2, 2, 7, 6], 1.0, 42),
+            Labels::Index(&[2, 0]),
+            "SimpleConvNet 2x7x6 conv3x3p1 lambda=0.1",
+        )
+        .expect(SUITE),
+    );
     let mut deep = DeepConvNet::new([1, 8, 8], 3);
     for (p, n) in deep.conv_params.iter_mut().zip([2, 2, 3, 3, 4, 4]) {
         p.filter_num = n;
     }
     deep.hidden_size = 5;
-    let mut net = deep.build::<f64>(43);
+    let mut net = deep.build::<f64>(43).expect(SUITE);
     randomize_biases(&mut net, 44);
-    reports.push(check_network_with_fixed_dropout(
-        &mut net,
-        &random_tensor(&[2, 1, 8, 8], 1.0, 45),
-        Labels::Index(&[1, 2]),
-        deep.dropout_ratio,
-        46,
-        "DeepConvNet 1x8x8 filters 2-2-3-3-4-4",
-    ));
+    reports.push(
+        check_network_with_fixed_dropout(
+            &mut net,
+            &random_tensor(&[2, 1, 8, 8], 1.0, 45),
+            Labels::Index(&[1, 2]),
+            deep.dropout_ratio,
+            46,
+            "DeepConvNet 1x8x8 filters 2-2-3-3-4-4",
+        )
+        .expect(SUITE),
+    );
     reports
 }
 

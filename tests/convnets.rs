@@ -28,13 +28,13 @@ fn mnist(test: &str) -> Option<Split> {
 fn loss_before_and_after(spec: &NetSpec, data: &Split, n: usize, epochs: usize) -> (f64, f64) {
     let train = data.train.take(n);
     let rule = optim::by_name::<f32>("adam", 0.001).unwrap();
-    let mut trainer = Trainer::new(spec.build::<f32>(1), rule, 2, 1);
-    let (before, _) = trainer.evaluate(&train, 100);
+    let mut trainer = Trainer::new(spec.build::<f32>(1).unwrap(), rule, 2, 1);
+    let (before, _) = trainer.evaluate(&train, 100).unwrap();
     for _ in 0..epochs {
-        let loss = trainer.train_epoch(&train, 50, |_, _| {});
+        let loss = trainer.train_epoch(&train, 50, |_, _| {}).unwrap();
         assert!(loss.is_finite(), "training loss {loss}");
     }
-    let (after, _) = trainer.evaluate(&train, 100);
+    let (after, _) = trainer.evaluate(&train, 100).unwrap();
     (before, after)
 }
 
@@ -49,8 +49,8 @@ fn mnist_images_arrive_unflattened() {
     // layer asserts that shape, so a forward pass is the check.
     let spec = NetSpec::SimpleCnn(SimpleConvNet::new(data.train.shape, 10));
     let rule = optim::by_name::<f32>("sgd", 0.01).unwrap();
-    let mut trainer = Trainer::new(spec.build::<f32>(0), rule, 2, 0);
-    let (loss, accuracy) = trainer.evaluate(&data.test.take(200), 100);
+    let mut trainer = Trainer::new(spec.build::<f32>(0).unwrap(), rule, 2, 0);
+    let (loss, accuracy) = trainer.evaluate(&data.test.take(200), 100).unwrap();
     assert!(loss.is_finite() && (0.0..=1.0).contains(&accuracy));
 }
 

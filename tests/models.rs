@@ -217,7 +217,7 @@ fn resume_errors_are_one_clear_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 
-    // A damaged model file is named, not panicked over.
+    // A damaged training state (what --resume reads) is named, not panicked over.
     let dir = TempDir::new("damaged");
     let o = backprop()
         .args(spiral_args(dir.path(), "1"))
@@ -225,7 +225,7 @@ fn resume_errors_are_one_clear_line() {
         .unwrap();
     assert!(o.status.success());
     fs::write(
-        dir.join("model.safetensors"),
+        dir.join("train_state.safetensors"),
         b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
     )
     .unwrap();
@@ -239,7 +239,7 @@ fn resume_errors_are_one_clear_line() {
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
-        e.contains("model.safetensors") && !e.contains("panicked"),
+        e.contains("train_state.safetensors") && !e.contains("panicked"),
         "{e}"
     );
 }

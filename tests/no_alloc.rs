@@ -66,14 +66,14 @@ fn training_steps_do_not_allocate() {
                 .weight_decay_lambda(0.01)
                 .batchnorm(batchnorm);
             let rule = optim::by_name::<f32>(optimizer, 0.01).unwrap();
-            let mut trainer = Trainer::new(spec.build(1), rule, threads, 1);
+            let mut trainer = Trainer::new(spec.build(1).unwrap(), rule, threads, 1);
             let batch: Vec<usize> = (0..100).collect();
             for _ in 0..5 {
-                trainer.step(&split.train, &batch);
+                trainer.step(&split.train, &batch).unwrap();
             }
             COUNTING.store(true, Ordering::SeqCst);
             for _ in 0..20 {
-                trainer.step(&split.train, &batch);
+                trainer.step(&split.train, &batch).unwrap();
             }
             COUNTING.store(false, Ordering::SeqCst);
             let ours = std::mem::take(&mut *OURS.lock().unwrap());
@@ -111,14 +111,14 @@ fn convnet_training_steps_do_not_allocate() {
     ];
     for spec in nets {
         let rule = optim::by_name::<f32>("adam", 0.001).unwrap();
-        let mut trainer = Trainer::new(spec.build(1), rule, 2, 1);
+        let mut trainer = Trainer::new(spec.build(1).unwrap(), rule, 2, 1);
         let batch: Vec<usize> = (0..n).collect();
         for _ in 0..3 {
-            trainer.step(&images, &batch);
+            trainer.step(&images, &batch).unwrap();
         }
         COUNTING.store(true, Ordering::SeqCst);
         for _ in 0..5 {
-            trainer.step(&images, &batch);
+            trainer.step(&images, &batch).unwrap();
         }
         COUNTING.store(false, Ordering::SeqCst);
         let ours = std::mem::take(&mut *OURS.lock().unwrap());

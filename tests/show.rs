@@ -47,7 +47,7 @@ fn filters_of_a_convnet_and_of_an_mlp() {
     let dir = TempDir::new("show-filters");
     // Saved straight after building: its "trained" weights are the ones
     // `--untrained` rebuilds from the model's seed.
-    let cnn = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(5);
+    let cnn = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(5).unwrap();
     let model = save(&dir, "cnn.safetensors", &cnn, &mnist_info(5));
     let m = model.to_str().unwrap();
     let (text, trained) = show(&["filters", "--model", m], &dir.join("a.png"));
@@ -77,7 +77,7 @@ fn filters_of_a_convnet_and_of_an_mlp() {
 
     // An MLP's first Affine: each hidden unit's 784 weights as a 28x28 tile,
     // magnified 2x, 10 per row; --limit keeps the first 12 of 20.
-    let mlp = MultiLayerNet::new(784, &[20], 10).build::<f32>(1);
+    let mlp = MultiLayerNet::new(784, &[20], 10).build::<f32>(1).unwrap();
     let model = save(&dir, "mlp.safetensors", &mlp, &mnist_info(1));
     let (text, img) = show(
         &[
@@ -115,7 +115,7 @@ fn bad_models_and_arguments_are_one_clear_line() {
         );
     }
     // A spiral net's inputs are points, not images: nothing to draw.
-    let net = MultiLayerNet::new(2, &[10], 3).build::<f32>(0);
+    let net = MultiLayerNet::new(2, &[10], 3).build::<f32>(0).unwrap();
     let info = ModelInfo {
         dataset: DatasetName::Spiral,
         classes: 3,

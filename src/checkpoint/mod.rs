@@ -16,7 +16,7 @@
 //! use backprop::checkpoint::{self, ModelInfo};
 //! use backprop::data::DatasetName;
 //! use backprop::nets::MultiLayerNet;
-//! let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1);
+//! let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
 //! let info = ModelInfo { dataset: DatasetName::Spiral, classes: 2, input_shape: [1, 1, 4], seed: 1, epoch: 0 };
 //! let path = std::env::temp_dir().join(format!("doc-{}.safetensors", std::process::id()));
 //! checkpoint::save(&path, &net, &info).unwrap();
@@ -322,7 +322,15 @@ pub(crate) fn write_safetensors(
     let mut f = fs::File::create(&tmp).map_err(write_err)?;
     f.write_all(&data).map_err(write_err)?;
     f.sync_all().map_err(write_err)?;
-    fs::rename(&tmp, path).map_err(write_err)
+    fs::rename(&tmp, path).map_err(write_err)?;
+    // The rename itself is durable only once the folder is synced (after a
+    // power cut; a killed process needs only the rename).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err)?;
+    }
+    Ok(())
 }
 
 /// Reads a whole file, naming it in the error.
@@ -493,7 +501,14 @@ pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), Checkpoint
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
     let (spec, info) = parse_info(path, &metadata(path, &bytes)?)?;
-    let mut net = spec.build::<T>(info.seed);
+    let mut net = spec
+        .build::<T>(info.seed)
+        .map_err(|e| CheckpointError::BadMetadata {
+            path: path.to_owned(),
+            key: "net",
+            value: String::new(),
+            reason: e.to_string(),
+        })?;
     check_io(path, &net, &info)?;
     let filled = fill_from(&mut net, &file, "", false, path)?;
     if filled != file.len() {

@@ -1,13 +1,18 @@
-//! What `--resume` needs beyond the model: the optimizer's moments and step
+//! Everything `--resume` needs: the weights, the optimizer's moments and step
 //! count, the shuffling generator, every replica's Dropout generators and
-//! BatchNorm statistics, the epoch counter and the run's configuration.
+//! BatchNorm statistics, the epoch counter, the metrics so far and the run's
+//! configuration.
 //!
 //! It lives in `train_state.safetensors` beside `model.safetensors`, so that the
-//! model file holds exactly a PyTorch `state_dict`. Tensors:
-//! `optimizer.<param>.<slot>` in backprop's own layout (`W1`, `b1`, ...; slot 0 is
-//! Momentum's `v` or Adam's `m`, slot 1 Adam's `v`), and `replica<r>.<name>` for
-//! the buffers of replicas 1.. (replica 0's are in the model file). The rest is
-//! JSON in the metadata key `train_state`.
+//! model file holds exactly a PyTorch `state_dict`. The state file holds the
+//! weights too: each file is replaced atomically, but a process killed between
+//! the two replacements leaves files from different epochs, and a resume that
+//! reads one file only is always consistent. Tensors: `replica0.<name>` for the
+//! weights and buffers (PyTorch names, as in the model file),
+//! `replica<r>.<name>` for the buffers of replicas 1.., and
+//! `optimizer.<param>.<slot>` in backprop's own layout (`W1`, `b1`, ...; slot 0
+//! is Momentum's `v` or Adam's `m`, slot 1 Adam's `v`). The rest is JSON in the
+//! metadata key `train_state`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,11 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CheckpointError, MODEL_FILE, ModelInfo, Named, fill_from, metadata, parse, read_file, save,
-    state_dict, torch_name, write_safetensors,
+    state_dict, write_safetensors,
 };
-use crate::nets::Network;
-use crate::tensor::{Float, Tensor};
-use crate::train::{TrainConfig, Trainer};
+use crate::tensor::Float;
+use crate::train::{EpochMetrics, TrainConfig, Trainer};
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
@@ -37,18 +41,31 @@ pub struct TrainState {
     pub shuffle_rng: ChaCha8Rng,
     /// `layer_rngs[r][i]`: the generator of layer `i` in replica `r`, if it has one.
     pub layer_rngs: Vec<Vec<Option<ChaCha8Rng>>>,
+    /// The metrics of the epochs so far, from which a resumed run rewrites
+    /// `metrics.jsonl` (a run killed between the two writes logs nothing twice
+    /// and loses no line).
+    #[serde(default)]
+    pub history: Vec<EpochMetrics>,
 }
 
-/// Writes `model.safetensors` and `train_state.safetensors` into `dir` after
-/// `epoch` epochs. The training state is written first: a run killed between
-/// the two leaves files whose epochs disagree, which `--resume` reports.
+/// Writes `train_state.safetensors` and `model.safetensors` into `dir` after
+/// `info.epoch` epochs, each replaced atomically. The training state goes
+/// first, so that a run killed at any moment resumes from the newest state it
+/// completed; the model file is then at most one epoch behind.
 pub fn save_training<T: Float>(
     dir: &Path,
     trainer: &Trainer<T>,
     config: &TrainConfig,
     info: &ModelInfo,
+    history: &[EpochMetrics],
 ) -> Result<(), CheckpointError> {
-    write_state(&dir.join(TRAIN_STATE_FILE), trainer, config, info.epoch)?;
+    write_state(
+        &dir.join(TRAIN_STATE_FILE),
+        trainer,
+        config,
+        info.epoch,
+        history,
+    )?;
     save(&dir.join(MODEL_FILE), trainer.net(), info)
 }
 
@@ -58,6 +75,7 @@ pub(crate) fn write_state<T: Float>(
     trainer: &Trainer<T>,
     config: &TrainConfig,
     epoch: usize,
+    history: &[EpochMetrics],
 ) -> Result<(), CheckpointError> {
     let net = trainer.net();
     let mut tensors = Vec::new();
@@ -70,8 +88,10 @@ pub(crate) fn write_state<T: Float>(
             });
         }
     }
-    for (r, replica) in trainer.replicas().enumerate().skip(1) {
-        for mut t in state_dict(replica, true) {
+    for (r, replica) in trainer.replicas().enumerate() {
+        // Replica 0 holds the weights every replica shares; the others only
+        // their own buffers.
+        for mut t in state_dict(replica, r > 0) {
             t.name = format!("replica{r}.{}", t.name);
             tensors.push(t);
         }
@@ -86,6 +106,7 @@ pub(crate) fn write_state<T: Float>(
             .replicas()
             .map(|net| net.layers.iter().map(|l| l.rng().cloned()).collect())
             .collect(),
+        history: history.to_vec(),
     };
     let meta = HashMap::from([(
         "train_state".to_owned(),
@@ -125,25 +146,7 @@ pub fn restore_training<T: Float>(
     trainer: &mut Trainer<T>,
 ) -> Result<TrainState, CheckpointError> {
     let state = read_train_state(dir)?;
-    let state_path = dir.join(TRAIN_STATE_FILE);
-    let model_path = dir.join(MODEL_FILE);
-    let (model, info) = super::load::<T>(&model_path)?;
-    if info.epoch != state.epoch {
-        return Err(mismatch(
-            &model_path,
-            &format!(
-                "the model is from epoch {} but {TRAIN_STATE_FILE} from epoch {}: the run was stopped while saving; start it again without --resume",
-                info.epoch, state.epoch
-            ),
-        ));
-    }
-    if model.spec != trainer.net().spec {
-        return Err(mismatch(
-            &model_path,
-            "its architecture differs from the one the saved configuration builds",
-        ));
-    }
-    apply_state(&state_path, &state, trainer, &model)?;
+    apply_state(&dir.join(TRAIN_STATE_FILE), &state, trainer)?;
     Ok(state)
 }
 
@@ -154,13 +157,12 @@ fn mismatch(path: &Path, reason: &str) -> CheckpointError {
     }
 }
 
-/// Puts `state` (read from `state_path`) and the weights of `model` into
-/// every replica of `trainer`.
+/// Puts `state` and the tensors of `state_path` (which it was read from)
+/// into every replica of `trainer`.
 pub(crate) fn apply_state<T: Float>(
     state_path: &Path,
     state: &TrainState,
     trainer: &mut Trainer<T>,
-    model: &Network<T>,
 ) -> Result<(), CheckpointError> {
     if state.layer_rngs.len() != trainer.threads() {
         return Err(mismatch(
@@ -185,24 +187,14 @@ pub(crate) fn apply_state<T: Float>(
 
     let bytes = read_file(state_path)?;
     let file = parse(state_path, &bytes)?;
-    let buffers: Vec<(String, &Tensor<T>)> = model
-        .layers
-        .iter()
-        .enumerate()
-        .flat_map(|(i, l)| {
-            l.buffers()
-                .into_iter()
-                .map(move |(n, t)| (torch_name(i, n), t))
-        })
-        .collect();
-    for (r, (replica, rngs)) in trainer.replicas_mut().zip(&state.layer_rngs).enumerate() {
-        replica.copy_params_from(model);
-        if r == 0 {
-            let targets = replica.layers.iter_mut().flat_map(|l| l.buffers_mut());
-            for ((_, dst), (_, src)) in targets.zip(&buffers) {
-                dst.copy_from(src);
-            }
-        } else {
+    let mut replicas = trainer.replicas_mut();
+    let first = replicas.next().expect("a trainer has one replica or more");
+    fill_from(first, &file, "replica0.", false, state_path)?;
+    let weights = first.clone();
+    let replicas = std::iter::once(first).chain(replicas);
+    for (r, (replica, rngs)) in replicas.zip(&state.layer_rngs).enumerate() {
+        if r > 0 {
+            replica.copy_params_from(&weights);
             fill_from(replica, &file, &format!("replica{r}."), true, state_path)?;
         }
         if rngs.len() != replica.layers.len() {

@@ -416,7 +416,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let model = &a.test.model;
     let n = a.limit.unwrap_or(test.len()).min(test.len());
     let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
-    let f32_predictions = eval::predict_classes(&mut net, &test, n);
+    let f32_predictions = eval::predict_classes(&mut net, &test, n)?;
     let f32_result = Evaluation::new(info.classes, &labels, &f32_predictions);
     // With f16 the report, the matrix and the predictions are the f16 net's;
     // f32 is kept for the comparison line.
@@ -424,7 +424,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         Precision::F32 => (f32_result, None),
         Precision::F16 => {
             let rounding = eval::round_to_f16(&mut net);
-            let predictions = eval::predict_classes(&mut net, &test, n);
+            let predictions = eval::predict_classes(&mut net, &test, n)?;
             let changed = predictions
                 .iter()
                 .zip(&f32_predictions)

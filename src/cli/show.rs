@@ -95,7 +95,7 @@ fn filters(a: FiltersArgs) -> Result<()> {
             )
         })?;
         let seed = a.seed.unwrap_or(info.seed);
-        net = spec.build(seed);
+        net = spec.build(seed)?;
         let start = if seed == info.seed {
             ", the weights its training started from"
         } else {
@@ -135,7 +135,7 @@ fn filters(a: FiltersArgs) -> Result<()> {
 fn misclassified(a: MisclassifiedArgs) -> Result<()> {
     let (mut net, _info, dataset, test) = load_model_and_test_set(&a.test, true)?;
     let model = &a.test.model;
-    let predictions = eval::predict_classes(&mut net, &test, test.len());
+    let predictions = eval::predict_classes(&mut net, &test, test.len())?;
     let labels: Vec<usize> = test.labels.iter().map(|&l| usize::from(l)).collect();
     let mistakes = show::mistakes(&labels, &predictions);
     let shown = &mistakes[..mistakes.len().min(a.limit)];

@@ -24,7 +24,7 @@ use std::fmt::Write;
 use serde_json::json;
 
 use crate::data::Dataset;
-use crate::nets::Network;
+use crate::nets::{InputError, Network};
 use crate::tensor::{Float, Tensor};
 
 /// Predictions against labels, summarised.
@@ -148,8 +148,14 @@ impl Evaluation {
 /// Examples per forward pass.
 const BATCH: usize = 500;
 
-/// The predicted class of each of the first `limit` examples of `data`.
-pub fn predict_classes<T: Float>(net: &mut Network<T>, data: &Dataset, limit: usize) -> Vec<usize> {
+/// The predicted class of each of the first `limit` examples of `data`, or
+/// why the data does not fit the net.
+pub fn predict_classes<T: Float>(
+    net: &mut Network<T>,
+    data: &Dataset,
+    limit: usize,
+) -> Result<Vec<usize>, InputError> {
+    net.check_input(&data.shape)?;
     let n = limit.min(data.len());
     let [c, h, w] = data.shape;
     let mut x = Tensor::default();
@@ -160,9 +166,9 @@ pub fn predict_classes<T: Float>(net: &mut Network<T>, data: &Dataset, limit: us
         x.resize(&[batch.len(), c, h, w]);
         t.resize(batch.len(), 0);
         data.gather(batch, x.data_mut(), &mut t);
-        out.extend(net.predict(&x, false).argmax_rows());
+        out.extend(net.forward(&x, false).argmax_rows());
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

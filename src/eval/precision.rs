@@ -12,7 +12,7 @@
 //! ```
 //! use backprop::eval::round_to_f16;
 //! use backprop::nets::MultiLayerNet;
-//! let mut net = MultiLayerNet::new(4, &[3], 2).build::<f32>(0);
+//! let mut net = MultiLayerNet::new(4, &[3], 2).build::<f32>(0).unwrap();
 //! let rounding = round_to_f16(&mut net);
 //! assert_eq!(rounding.values, net.parameter_count());
 //! let w = net.params()[0].value.data()[0];
@@ -110,7 +110,8 @@ mod tests {
     fn parameters_and_buffers_land_on_f16_values() {
         let mut net = MultiLayerNet::new(3, &[4], 2)
             .batchnorm(true)
-            .build::<f64>(3);
+            .build::<f64>(3)
+            .unwrap();
         let buffers: usize = net
             .layers
             .iter()

@@ -50,7 +50,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             let spec = MultiLayerNet::new(784, &[100; 5], 10)
                 .weight_init(WeightInit::Std(std))
                 .batchnorm(bn);
-            let curves = train_epochs(&spec, LR, &train, &test, epochs, BATCH, opts, &progress);
+            let curves = train_epochs(&spec, LR, &train, &test, epochs, BATCH, opts, &progress)?;
             for (e, (tr, te)) in curves
                 .train_accuracy
                 .iter()

@@ -72,7 +72,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         progress.start(&what);
         let spec = MultiLayerNet::new(784, &[100; 6], 10).weight_decay_lambda(weight_decay);
         // The "test" of train_epochs is the validation split here.
-        let curves = train_epochs(&spec, lr, &train, &val, epochs, BATCH, opts, &progress);
+        let curves = train_epochs(&spec, lr, &train, &val, epochs, BATCH, opts, &progress)?;
         results.push(Trial {
             trial,
             lr,

@@ -130,7 +130,7 @@ fn compare(
     for s in settings {
         progress.start(&s.label);
         let mut trainer = Trainer::new(
-            s.spec.build::<f32>(opts.seed),
+            s.spec.build::<f32>(opts.seed)?,
             s.rule,
             opts.threads,
             opts.seed,
@@ -140,11 +140,11 @@ fn compare(
         let mut losses = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let batch = rand::seq::index::sample(&mut rng, train.len(), BATCH).into_vec();
-            losses.push(trainer.step(&train, &batch));
+            losses.push(trainer.step(&train, &batch)?);
             progress.tick();
         }
         let smoothed = plot::smooth(&losses, SMOOTHING);
-        let (_, test_accuracy) = trainer.evaluate(&test, EVAL_BATCH);
+        let (_, test_accuracy) = trainer.evaluate(&test, EVAL_BATCH)?;
         for (i, (l, sm)) in losses.iter().zip(&smoothed).enumerate() {
             rows.push(format!("{},{},{l},{sm}", i + 1, s.label));
         }

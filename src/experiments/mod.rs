@@ -35,7 +35,7 @@ use crate::data::{self, Dataset, DatasetName, LoadOptions, Split};
 use crate::nets::MultiLayerNet;
 use crate::optim;
 use crate::plot::Figure;
-use crate::train::Trainer;
+use crate::train::{TrainError, Trainer};
 
 /// The experiments, named as on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -254,23 +254,28 @@ fn train_epochs(
     batch_size: usize,
     opts: &Options,
     progress: &Progress,
-) -> Curves {
-    let net = spec.build::<f32>(opts.seed);
+) -> Result<Curves> {
+    let net = spec.build::<f32>(opts.seed)?;
     let rule = Box::new(optim::Sgd::new(lr));
     let mut trainer = Trainer::new(net, rule, opts.threads, opts.seed);
     let mut curves = Curves::default();
     for _ in 0..epochs {
-        let loss = trainer.train_epoch(train, batch_size, |_, _| {});
+        // A diverged net goes on with its NaN weights: its curve shows the
+        // collapse, as in the textbook's figures.
+        match trainer.train_epoch(train, batch_size, |_, _| {}) {
+            Ok(_) => {}
+            Err(TrainError::Diverged { .. }) => curves.diverged = true,
+            Err(e) => return Err(e.into()),
+        }
         progress.tick();
-        curves.diverged |= !loss.is_finite();
         curves
             .train_accuracy
-            .push(trainer.evaluate(train, EVAL_BATCH).1);
+            .push(trainer.evaluate(train, EVAL_BATCH)?.1);
         curves
             .test_accuracy
-            .push(trainer.evaluate(test, EVAL_BATCH).1);
+            .push(trainer.evaluate(test, EVAL_BATCH)?.1);
     }
-    curves
+    Ok(curves)
 }
 
 /// Evaluation batches, as in `train`.

@@ -66,7 +66,7 @@ fn compare(
     );
     for (label, spec) in variants {
         progress.start(label);
-        let curves = train_epochs(&spec, LR, &train, &test, epochs, BATCH, opts, &progress);
+        let curves = train_epochs(&spec, LR, &train, &test, epochs, BATCH, opts, &progress)?;
         for (e, (tr, te)) in curves
             .train_accuracy
             .iter()

@@ -76,6 +76,14 @@ impl<T: Float> Layer<T> for Affine<T> {
         "Affine"
     }
 
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        // Like the textbook's Affine, any example shape is flattened.
+        if input.iter().product::<usize>() != self.input_size() {
+            return Err(format!("{} values per example", self.input_size()));
+        }
+        Ok(vec![self.output_size()])
+    }
+
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let (n, din, dout) = (x.rows(), self.input_size(), self.output_size());
         assert_eq!(

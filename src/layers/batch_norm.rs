@@ -98,6 +98,13 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         "BatchNorm"
     }
 
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        if input.iter().product::<usize>() != self.features() {
+            return Err(format!("{} features per example", self.features()));
+        }
+        Ok(input.to_vec())
+    }
+
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let (n, d) = (x.rows(), self.features());
         assert_eq!(

@@ -290,6 +290,23 @@ impl<T: Float> Layer<T> for Convolution<T> {
         "Convolution"
     }
 
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let (c, fh, fw) = self.filter_shape();
+        let expected = || {
+            format!(
+                "(C, H, W) images with C = {c} and H, W at least {fh}x{fw} after padding {}",
+                self.pad
+            )
+        };
+        let &[ic, h, w] = input else {
+            return Err(expected());
+        };
+        match Geometry::new([ic, h, w], (fh, fw), self.stride, self.pad) {
+            Some(g) if ic == c => Ok(vec![self.filters(), g.oh, g.ow]),
+            _ => Err(expected()),
+        }
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
         let (c, fh, fw) = self.filter_shape();
         let s = x.shape();

@@ -40,6 +40,10 @@ impl<T: Float> Layer<T> for Flatten<T> {
         "Flatten"
     }
 
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(vec![input.iter().product()])
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
         self.x_shape.clear();
         self.x_shape.extend_from_slice(x.shape());

@@ -100,6 +100,14 @@ pub trait Layer<T: Float>: Send + Sync {
     /// parameter gradients. Must follow a `forward`.
     fn backward(&mut self, dout: &Tensor<T>) -> &Tensor<T>;
 
+    /// The shape of one example's output for one example's input shape
+    /// (without the batch axis), or what the layer expected instead: the net
+    /// checks a chain of layers with it before running data through it.
+    /// Shape-preserving layers (activations, Dropout) keep the default.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(input.to_vec())
+    }
+
     /// The result of the last `forward`.
     fn output(&self) -> &Tensor<T>;
 

@@ -154,6 +154,21 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
         "MaxPooling"
     }
 
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        let expected = || {
+            format!(
+                "(C, H, W) maps of at least {}x{} after padding {}",
+                self.pool_h, self.pool_w, self.pad
+            )
+        };
+        let &[c, h, w] = input else {
+            return Err(expected());
+        };
+        let g = Geometry::new([c, h, w], (self.pool_h, self.pool_w), self.stride, self.pad)
+            .ok_or_else(expected)?;
+        Ok(vec![c, g.oh, g.ow])
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
         let s = x.shape();
         let g = self.geometry(s);

@@ -15,7 +15,7 @@
 //! use backprop::nets::SimpleConvNet;
 //! let spec = SimpleConvNet::new([1, 28, 28], 10);
 //! spec.validate().unwrap();
-//! let net = spec.build::<f32>(0);
+//! let net = spec.build::<f32>(0).unwrap();
 //! // conv 30x1x5x5 + 30, affine 30*12*12 x 100 + 100, affine 100 x 10 + 10
 //! assert_eq!(net.parameter_count(), 780 + 432_100 + 1010);
 //! ```
@@ -184,10 +184,10 @@ impl SimpleConvNet {
         self.shapes().map(|_| ())
     }
 
-    /// Builds the net with weights drawn from `seed`. Panics if
-    /// [`SimpleConvNet::validate`] fails.
-    pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
-        let (_, [pc, ph, pw]) = self.shapes().unwrap_or_else(|e| panic!("{e}"));
+    /// Builds the net with weights drawn from `seed`, or says why
+    /// [`SimpleConvNet::validate`] rejects it.
+    pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
+        let (_, [pc, ph, pw]) = self.shapes()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let init = self.weight_init_std;
         let flat = pc * ph * pw;
@@ -202,7 +202,7 @@ impl SimpleConvNet {
         ];
         let mut net = Network::new(layers, self.weight_decay_lambda);
         net.spec = Some(NetSpec::SimpleCnn(self.clone()));
-        net
+        Ok(net)
     }
 }
 
@@ -317,10 +317,10 @@ impl DeepConvNet {
         self.shapes().map(|_| ())
     }
 
-    /// Builds the net with weights (and dropout masks) drawn from `seed`.
-    /// Panics if [`DeepConvNet::validate`] fails.
-    pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
-        let shapes = self.shapes().unwrap_or_else(|e| panic!("{e}"));
+    /// Builds the net with weights (and dropout masks) drawn from `seed`, or
+    /// says why [`DeepConvNet::validate`] rejects it.
+    pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
+        let shapes = self.shapes()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let init = self.weight_init_std;
         let mut layers: Vec<Box<dyn Layer<T>>> = Vec::new();
@@ -345,7 +345,7 @@ impl DeepConvNet {
         layers.push(Box::new(Dropout::new(self.dropout_ratio, seed ^ 2)));
         let mut net = Network::new(layers, self.weight_decay_lambda);
         net.spec = Some(NetSpec::DeepCnn(self.clone()));
-        net
+        Ok(net)
     }
 }
 
@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn simple_conv_net_follows_the_textbook() {
-        let net = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(1);
+        let net = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(1).unwrap();
         assert_eq!(
             names(&net),
             [
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn deep_conv_net_follows_the_textbook() {
         let spec = DeepConvNet::new([1, 28, 28], 10);
-        let mut net = spec.build::<f32>(2);
+        let mut net = spec.build::<f32>(2).unwrap();
         let convs: Vec<_> = net
             .params()
             .iter()
@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(net.params()[12].value.shape(), &[1024, 50]);
         assert_eq!(names(&net).iter().filter(|&&n| n == "Dropout").count(), 2);
         let x = Tensor::zeros(&[3, 1, 28, 28]);
-        assert_eq!(net.predict(&x, false).shape(), &[3, 10]);
+        assert_eq!(net.predict(&x, false).unwrap().shape(), &[3, 10]);
         // He init: standard deviation sqrt(2 / fan_in) per layer.
         let w4 = net.params()[6].value.clone();
         let var = w4.sum_squares() / w4.len() as f64;
@@ -484,11 +484,12 @@ mod tests {
             .weight_decay_lambda(0.1);
         spec.conv_param = ConvParam::new(3, 3, 1, 1);
         spec.hidden_size = 5;
-        let mut net = spec.build::<f64>(3);
+        let mut net = spec.build::<f64>(3).unwrap();
         randomize_biases(&mut net, 4);
         let x = random_tensor(&[2, 2, 7, 6], 1.0, 4);
         let report =
-            check_network_with_fixed_dropout(&mut net, &x, Labels::Index(&[2, 0]), 0.0, 5, "net");
+            check_network_with_fixed_dropout(&mut net, &x, Labels::Index(&[2, 0]), 0.0, 5, "net")
+                .unwrap();
         assert!(report.passed(TOLERANCE), "{report}");
         assert_eq!(report.entries.len(), 6);
     }
@@ -502,7 +503,7 @@ mod tests {
             p.filter_num = n;
         }
         spec.hidden_size = 5;
-        let mut net = spec.build::<f64>(6);
+        let mut net = spec.build::<f64>(6).unwrap();
         randomize_biases(&mut net, 7);
         let x = random_tensor(&[2, 1, 8, 8], 1.0, 8);
         let report = check_network_with_fixed_dropout(
@@ -512,7 +513,8 @@ mod tests {
             spec.dropout_ratio,
             8,
             "net",
-        );
+        )
+        .unwrap();
         assert!(report.passed(TOLERANCE), "{report}");
         assert_eq!(report.entries.len(), 16);
         // Not vacuous: the dropout masks let gradient through to every layer.

@@ -7,7 +7,8 @@ mod network;
 
 pub use conv_nets::{ConvParam, DeepConvNet, SimpleConvNet, SpecError};
 pub use multi_layer_net::{Activation, MultiLayerNet, WeightInit};
-pub use network::{NamedParam, NamedParamMut, Network};
+pub(crate) use network::check_labels;
+pub use network::{InputError, NamedParam, NamedParamMut, Network};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +27,9 @@ pub enum NetSpec {
 }
 
 impl NetSpec {
-    /// Builds the net with fresh weights drawn from `seed`.
-    pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
+    /// Builds the net with fresh weights drawn from `seed`, or says why the
+    /// architecture cannot be built.
+    pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
         match self {
             NetSpec::Mlp(m) => m.build(seed),
             NetSpec::SimpleCnn(s) => s.build(seed),
@@ -39,7 +41,7 @@ impl NetSpec {
     /// file, or a convnet asked for on data too small for its filters).
     pub fn validate(&self) -> Result<(), SpecError> {
         match self {
-            NetSpec::Mlp(_) => Ok(()),
+            NetSpec::Mlp(m) => m.validate(),
             NetSpec::SimpleCnn(s) => s.validate(),
             NetSpec::DeepCnn(d) => d.validate(),
         }

@@ -17,7 +17,7 @@
 //!     .activation(Activation::Sigmoid)
 //!     .weight_init(WeightInit::Xavier)
 //!     .weight_decay_lambda(0.1);
-//! let net = spec.build::<f32>(42);
+//! let net = spec.build::<f32>(42).unwrap();
 //! assert_eq!(net.parameter_count(), 784 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10);
 //! ```
 
@@ -28,7 +28,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{NetSpec, Network};
+use super::{NetSpec, Network, SpecError};
 use crate::layers::{Affine, BatchNorm, Dropout, Layer, Relu, Sigmoid, Tanh};
 use crate::tensor::{Float, Tensor};
 
@@ -175,26 +175,35 @@ impl MultiLayerNet {
     }
 
     /// Dropout with `ratio` in `[0, 1)` after each hidden activation (0: none).
-    /// [`MultiLayerNet::build`] panics on a ratio outside that range; user
-    /// input goes through [`MultiLayerNet::validate`] first.
+    /// [`MultiLayerNet::build`] refuses a ratio outside that range.
     pub fn dropout(mut self, ratio: f64) -> Self {
         self.dropout_ratio = ratio;
         self
     }
 
     /// Checks the settings that come from users, with a message naming the fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let error = |reason: String| SpecError {
+            net: "MultiLayerNet",
+            reason,
+        };
+        if self.input_size == 0 || self.output_size < 2 || self.hidden_size_list.contains(&0) {
+            return Err(error(format!(
+                "sizes must be positive and the output at least 2 classes: input {}, hidden {:?}, output {}",
+                self.input_size, self.hidden_size_list, self.output_size
+            )));
+        }
         if !(0.0..1.0).contains(&self.dropout_ratio) {
-            return Err(format!(
+            return Err(error(format!(
                 "the dropout ratio must be at least 0 and below 1, got {}",
                 self.dropout_ratio
-            ));
+            )));
         }
         if !(self.weight_decay_lambda >= 0.0 && self.weight_decay_lambda.is_finite()) {
-            return Err(format!(
+            return Err(error(format!(
                 "the weight decay must be zero or positive, got {}",
                 self.weight_decay_lambda
-            ));
+            )));
         }
         Ok(())
     }
@@ -207,8 +216,10 @@ impl MultiLayerNet {
         s
     }
 
-    /// Builds the net with weights drawn from a generator seeded with `seed`.
-    pub fn build<T: Float>(&self, seed: u64) -> Network<T> {
+    /// Builds the net with weights drawn from a generator seeded with `seed`,
+    /// or says which setting [`MultiLayerNet::validate`] rejects.
+    pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
+        self.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sizes = self.sizes();
         let mut layers: Vec<Box<dyn Layer<T>>> = Vec::new();
@@ -235,7 +246,7 @@ impl MultiLayerNet {
         }
         let mut net = Network::new(layers, self.weight_decay_lambda);
         net.spec = Some(NetSpec::Mlp(self.clone()));
-        net
+        Ok(net)
     }
 }
 
@@ -247,7 +258,7 @@ mod tests {
 
     #[test]
     fn layer_order_and_names_follow_the_textbook() {
-        let net = MultiLayerNet::new(6, &[5, 4], 3).build::<f64>(1);
+        let net = MultiLayerNet::new(6, &[5, 4], 3).build::<f64>(1).unwrap();
         let names: Vec<_> = net.layers.iter().map(|l| l.name()).collect();
         assert_eq!(names, ["Affine", "Relu", "Affine", "Relu", "Affine"]);
         let params: Vec<_> = net.params().iter().map(|p| p.name.clone()).collect();
@@ -256,7 +267,7 @@ mod tests {
 
     #[test]
     fn he_init_has_the_right_spread() {
-        let net = MultiLayerNet::new(400, &[300], 10).build::<f64>(3);
+        let net = MultiLayerNet::new(400, &[300], 10).build::<f64>(3).unwrap();
         let w1 = net.params()[0].value.clone();
         let var = w1.sum_squares() / w1.len() as f64;
         assert!(
@@ -268,8 +279,8 @@ mod tests {
     #[test]
     fn same_seed_same_net_in_f32_and_f64() {
         let spec = MultiLayerNet::new(5, &[4], 3);
-        let a = spec.build::<f32>(9);
-        let b = spec.build::<f64>(9);
+        let a = spec.build::<f32>(9).unwrap();
+        let b = spec.build::<f64>(9).unwrap();
         for (p, q) in a.params().iter().zip(b.params()) {
             for (&x, &y) in p.value.data().iter().zip(q.value.data()) {
                 assert_eq!(x, y as f32);
@@ -282,16 +293,16 @@ mod tests {
         let spec = MultiLayerNet::new(4, &[3], 2);
         let x = random_tensor(&[2, 4], 1.0, 1);
         let t = [0usize, 1];
-        let mut plain = spec.clone().build::<f64>(5);
-        let mut decayed = spec.weight_decay_lambda(0.1).build::<f64>(5);
+        let mut plain = spec.clone().build::<f64>(5).unwrap();
+        let mut decayed = spec.weight_decay_lambda(0.1).build::<f64>(5).unwrap();
         let sum_w2: f64 = plain
             .params()
             .iter()
             .filter(|p| p.decay)
             .map(|p| p.value.sum_squares())
             .sum();
-        let diff =
-            decayed.loss(&x, Labels::Index(&t), false) - plain.loss(&x, Labels::Index(&t), false);
+        let diff = decayed.loss(&x, Labels::Index(&t), false).unwrap()
+            - plain.loss(&x, Labels::Index(&t), false).unwrap();
         assert!((diff - 0.05 * sum_w2).abs() < 1e-12);
     }
 
@@ -313,7 +324,8 @@ mod tests {
         let net = MultiLayerNet::new(6, &[5, 4], 3)
             .batchnorm(true)
             .dropout(0.2)
-            .build::<f64>(1);
+            .build::<f64>(1)
+            .unwrap();
         let names: Vec<_> = net.layers.iter().map(|l| l.name()).collect();
         assert_eq!(
             names,
@@ -362,7 +374,7 @@ mod tests {
         assert!(base.clone().dropout(0.5).validate().is_ok());
         for bad in [1.0, -0.1, f64::NAN] {
             let err = base.clone().dropout(bad).validate().unwrap_err();
-            assert!(err.contains("dropout ratio"), "{err}");
+            assert!(err.to_string().contains("dropout ratio"), "{err}");
         }
     }
 
@@ -379,8 +391,9 @@ mod tests {
                     .weight_init(WeightInit::Std(0.5))
                     .weight_decay_lambda(lambda)
                     .batchnorm(true)
-                    .build::<f64>(33);
-                let report = check_network(&mut net, &x, Labels::Index(&t), "net");
+                    .build::<f64>(33)
+                    .unwrap();
+                let report = check_network(&mut net, &x, Labels::Index(&t), "net").unwrap();
                 assert_eq!(report.entries.len(), 10);
                 assert!(
                     report.passed(TOLERANCE),
@@ -401,7 +414,8 @@ mod tests {
             .weight_init(WeightInit::Std(0.5))
             .batchnorm(true)
             .dropout(0.3)
-            .build::<f64>(35);
+            .build::<f64>(35)
+            .unwrap();
         let dropouts = net.layers.iter_mut().filter(|l| l.name() == "Dropout");
         for ((layer, width), seed) in dropouts.zip([5usize, 4]).zip(36..) {
             let mut keep = random_tensor(&[6, width], 1.0, seed);
@@ -412,7 +426,7 @@ mod tests {
             d.set_fixed_mask(&keep);
             *layer = Box::new(d);
         }
-        let report = check_network(&mut net, &x, Labels::Index(&t), "net");
+        let report = check_network(&mut net, &x, Labels::Index(&t), "net").unwrap();
         assert!(report.passed(TOLERANCE), "{report}");
     }
 }

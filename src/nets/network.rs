@@ -7,9 +7,9 @@
 //! use backprop::layers::Labels;
 //! use backprop::nets::MultiLayerNet;
 //! use backprop::tensor::Tensor;
-//! let mut net = MultiLayerNet::new(4, &[5], 3).build::<f64>(0);
+//! let mut net = MultiLayerNet::new(4, &[5], 3).build::<f64>(0).unwrap();
 //! let x = Tensor::from_vec(&[2, 4], vec![0.1; 8]).unwrap();
-//! let loss = net.gradient(&x, Labels::Index(&[0, 2]));
+//! let loss = net.gradient(&x, Labels::Index(&[0, 2])).unwrap();
 //! assert!(loss > 0.0);
 //! assert_eq!(net.params()[0].name, "W1");
 //! ```
@@ -43,6 +43,77 @@ pub struct Network<T: Float> {
     pub weight_decay_lambda: f64,
     /// The architecture this net was built from, if it came from a [`NetSpec`].
     pub spec: Option<NetSpec>,
+    /// One example's input shape and the classes it leads to, from the last
+    /// successful [`Network::check_input`]: batch after batch has the same
+    /// shape, so the chain is walked once, not on every step.
+    checked: Option<(Vec<usize>, usize)>,
+}
+
+/// Input that does not fit the net: the wrong example shape, labels that do
+/// not match the batch or name a class the net does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("the net has no layers; build one with MultiLayerNet or a NetSpec")]
+    NoLayers,
+    #[error("the batch is empty: expected at least one example")]
+    EmptyBatch,
+    #[error(
+        "{layer} (layer {index}) expects {expected}, found examples of shape {found:?}{hint}",
+        hint = if *index == 1 { "" } else { " (the output of the layer before it)" }
+    )]
+    Shape {
+        /// 1-based position in the chain.
+        index: usize,
+        layer: &'static str,
+        expected: String,
+        found: Vec<usize>,
+    },
+    #[error("{labels} labels for a batch of {rows} examples: expected one label per example")]
+    LabelCount { labels: usize, rows: usize },
+    #[error(
+        "label {label} of example {example} is out of range: the net has {classes} classes (0 to {})",
+        classes - 1
+    )]
+    LabelOutOfRange {
+        example: usize,
+        label: usize,
+        classes: usize,
+    },
+    #[error("one-hot labels of shape {found:?} for scores of shape {expected:?}")]
+    OneHotShape {
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+}
+
+// Layers hold tensors of thousands of numbers; show the chain instead.
+impl<T: Float> std::fmt::Debug for Network<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layers: Vec<&str> = self.layers.iter().map(|l| l.name()).collect();
+        f.debug_struct("Network")
+            .field("layers", &layers)
+            .field("parameters", &self.parameter_count())
+            .field("weight_decay_lambda", &self.weight_decay_lambda)
+            .field("spec", &self.spec)
+            .finish()
+    }
+}
+
+/// Checks class indices against the number of classes.
+pub(crate) fn check_labels(
+    labels: impl Iterator<Item = usize>,
+    classes: usize,
+) -> Result<(), InputError> {
+    for (example, label) in labels.enumerate() {
+        if label >= classes {
+            return Err(InputError::LabelOutOfRange {
+                example,
+                label,
+                classes,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Textbook numbering: the k-th parameter called `W` is `Wk`.
@@ -69,15 +140,81 @@ impl<T: Float> Network<T> {
             last_layer: SoftmaxWithLoss::new(),
             weight_decay_lambda,
             spec: None,
+            checked: None,
         }
     }
 
-    /// Class scores (before softmax) for a batch `x`.
-    pub fn predict(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        let n = self.layers.len();
-        if n == 0 {
-            panic!("Network::predict: the net has no layers");
+    /// Checks that examples of shape `example` (one example, without the batch
+    /// axis) pass through every layer, and returns the number of classes the
+    /// net scores. Remembers the last shape that passed, so checking the same
+    /// shape again is a comparison, not a walk (and allocates nothing).
+    pub fn check_input(&mut self, example: &[usize]) -> Result<usize, InputError> {
+        if let Some((shape, classes)) = &self.checked
+            && shape == example
+        {
+            return Ok(*classes);
         }
+        if self.layers.is_empty() {
+            return Err(InputError::NoLayers);
+        }
+        let mut shape = example.to_vec();
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = layer
+                .output_shape(&shape)
+                .map_err(|expected| InputError::Shape {
+                    index: i + 1,
+                    layer: layer.name(),
+                    expected,
+                    found: shape.clone(),
+                })?;
+        }
+        let classes = shape.iter().product();
+        self.checked = Some((example.to_vec(), classes));
+        Ok(classes)
+    }
+
+    /// Checks a batch `x` and its labels `t` against the net.
+    fn check_batch(&mut self, x: &Tensor<T>, t: Option<Labels<'_, T>>) -> Result<(), InputError> {
+        let Some((&rows, example)) = x.shape().split_first() else {
+            return Err(InputError::EmptyBatch);
+        };
+        if rows == 0 {
+            return Err(InputError::EmptyBatch);
+        }
+        let classes = self.check_input(example)?;
+        match t {
+            None => {}
+            Some(Labels::Index(t)) => {
+                if t.len() != rows {
+                    return Err(InputError::LabelCount {
+                        labels: t.len(),
+                        rows,
+                    });
+                }
+                check_labels(t.iter().copied(), classes)?;
+            }
+            Some(Labels::OneHot(t)) if t.shape() != [rows, classes] => {
+                return Err(InputError::OneHotShape {
+                    expected: vec![rows, classes],
+                    found: t.shape().to_vec(),
+                });
+            }
+            Some(Labels::OneHot(_)) => {}
+        }
+        Ok(())
+    }
+
+    /// Class scores (before softmax) for a batch `x` of shape `(N, ...)`,
+    /// where each example has the shape the first layer takes.
+    pub fn predict(&mut self, x: &Tensor<T>, train: bool) -> Result<&Tensor<T>, InputError> {
+        self.check_batch(x, None)?;
+        Ok(self.forward(x, train))
+    }
+
+    /// [`Network::predict`] without the checks, for callers that made them
+    /// (the trainer checks a data set once, not every batch).
+    pub(crate) fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
+        let n = self.layers.len();
         self.layers[0].forward(x, train);
         for i in 1..n {
             let (done, rest) = self.layers.split_at_mut(i);
@@ -87,8 +224,13 @@ impl<T: Float> Network<T> {
     }
 
     /// Mean cross-entropy over the batch plus `0.5 * lambda * Σ W²`.
-    pub fn loss(&mut self, x: &Tensor<T>, t: Labels<'_, T>, train: bool) -> T {
-        self.predict(x, train);
+    pub fn loss(&mut self, x: &Tensor<T>, t: Labels<'_, T>, train: bool) -> Result<T, InputError> {
+        self.check_batch(x, Some(t))?;
+        Ok(self.loss_unchecked(x, t, train))
+    }
+
+    fn loss_unchecked(&mut self, x: &Tensor<T>, t: Labels<'_, T>, train: bool) -> T {
+        self.forward(x, train);
         let scores = self.layers.last().expect("non-empty").output();
         let data_loss = self.last_layer.forward(scores, t);
         data_loss + T::of(self.weight_decay_loss())
@@ -137,11 +279,11 @@ impl<T: Float> Network<T> {
     /// The textbook's `gradient(x, t)`: forward in training mode, `dout = 1`
     /// backwards, weight decay added. Returns the loss; the gradients are on
     /// the layers, read them with [`Network::params`].
-    pub fn gradient(&mut self, x: &Tensor<T>, t: Labels<'_, T>) -> T {
-        let loss = self.loss(x, t, true);
+    pub fn gradient(&mut self, x: &Tensor<T>, t: Labels<'_, T>) -> Result<T, InputError> {
+        let loss = self.loss(x, t, true)?;
         self.backward(T::one());
         self.add_weight_decay_gradient();
-        loss
+        Ok(loss)
     }
 
     /// The same gradients by central differences on the loss (slow; for checks).
@@ -149,7 +291,8 @@ impl<T: Float> Network<T> {
         &mut self,
         x: &Tensor<T>,
         t: Labels<'_, T>,
-    ) -> Vec<(String, Tensor<T>)> {
+    ) -> Result<Vec<(String, Tensor<T>)>, InputError> {
+        self.check_batch(x, Some(t))?;
         let h = T::of(H);
         let names: Vec<String> = self.params().into_iter().map(|p| p.name).collect();
         let mut grads = Vec::with_capacity(names.len());
@@ -159,27 +302,28 @@ impl<T: Float> Network<T> {
             for i in 0..len {
                 let v = self.params_mut()[k].value.data()[i];
                 self.params_mut()[k].value.data_mut()[i] = v + h;
-                let fp = self.loss(x, t, true);
+                let fp = self.loss_unchecked(x, t, true);
                 self.params_mut()[k].value.data_mut()[i] = v - h;
-                let fm = self.loss(x, t, true);
+                let fm = self.loss_unchecked(x, t, true);
                 self.params_mut()[k].value.data_mut()[i] = v;
                 g.data_mut()[i] = (fp - fm) / (h + h);
             }
             grads.push((name, g));
         }
-        grads
+        Ok(grads)
     }
 
     /// Fraction of rows whose highest score is the label.
-    pub fn accuracy(&mut self, x: &Tensor<T>, t: Labels<'_, T>) -> f64 {
+    pub fn accuracy(&mut self, x: &Tensor<T>, t: Labels<'_, T>) -> Result<f64, InputError> {
+        self.check_batch(x, Some(t))?;
         let n = t.len();
         let correct = self
-            .predict(x, false)
+            .forward(x, false)
             .argmax_rows()
             .enumerate()
             .filter(|&(i, k)| k == t.class(i))
             .count();
-        correct as f64 / n.max(1) as f64
+        Ok(correct as f64 / n as f64)
     }
 
     /// All parameters with their gradients, named `W1, b1, ..., Wn, bn`.
@@ -225,5 +369,101 @@ impl<T: Float> Network<T> {
         for (dst, src) in self.params_mut().into_iter().zip(other.params()) {
             dst.value.copy_from(src.value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nets::{MultiLayerNet, SimpleConvNet};
+
+    fn mlp() -> Network<f64> {
+        MultiLayerNet::new(4, &[5], 3).build(0).unwrap()
+    }
+
+    #[test]
+    fn input_of_the_wrong_shape_is_an_error_naming_both_shapes() {
+        let mut net = mlp();
+        let x = Tensor::from_vec(&[2, 5], vec![0.1; 10]).unwrap();
+        let e = net.predict(&x, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine (layer 1) expects 4 values per example, found examples of shape [5]"
+        );
+        let mut cnn = SimpleConvNet::new([1, 8, 8], 3).build::<f64>(0).unwrap();
+        let e = cnn.predict(&x, false).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Convolution (layer 1) expects (C, H, W) images"),
+            "{e}"
+        );
+        // The same net still takes what fits, and examples of any layout with
+        // the right number of values (Affine flattens, as in the textbook).
+        let ok = Tensor::from_vec(&[1, 2, 2], vec![0.1; 4]).unwrap();
+        assert_eq!(net.predict(&ok, false).unwrap().shape(), &[1, 3]);
+    }
+
+    #[test]
+    fn a_chain_whose_layers_do_not_fit_each_other_is_an_error() {
+        let mut layers = mlp().layers;
+        layers.push(Box::new(crate::layers::Affine::from_params(
+            Tensor::zeros(&[7, 2]),
+            Tensor::zeros(&[2]),
+        )));
+        let mut net = Network::new(layers, 0.0);
+        let e = net.check_input(&[4]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Affine (layer 4) expects 7 values per example, found examples of shape [3] (the output of the layer before it)"
+        );
+        assert_eq!(
+            Network::<f64>::new(Vec::new(), 0.0).check_input(&[4]),
+            Err(InputError::NoLayers)
+        );
+    }
+
+    #[test]
+    fn labels_that_do_not_fit_are_errors() {
+        let mut net = mlp();
+        let x = Tensor::from_vec(&[2, 4], vec![0.1; 8]).unwrap();
+        assert_eq!(
+            net.loss(&x, Labels::Index(&[0, 3]), true),
+            Err(InputError::LabelOutOfRange {
+                example: 1,
+                label: 3,
+                classes: 3
+            })
+        );
+        assert_eq!(
+            net.gradient(&x, Labels::Index(&[0])),
+            Err(InputError::LabelCount { labels: 1, rows: 2 })
+        );
+        let one_hot = Tensor::zeros(&[2, 4]);
+        assert!(matches!(
+            net.accuracy(&x, Labels::OneHot(&one_hot)),
+            Err(InputError::OneHotShape { .. })
+        ));
+        let empty = Tensor::zeros(&[0, 4]);
+        assert_eq!(
+            net.numerical_gradient(&empty, Labels::Index(&[]))
+                .unwrap_err(),
+            InputError::EmptyBatch
+        );
+        // After all those refusals the net still works.
+        assert!(net.gradient(&x, Labels::Index(&[0, 2])).unwrap() > 0.0);
+    }
+
+    #[test]
+    fn specs_that_cannot_be_built_are_errors() {
+        let e = MultiLayerNet::new(4, &[5, 0], 3)
+            .build::<f32>(0)
+            .unwrap_err();
+        assert!(e.to_string().contains("sizes must be positive"), "{e}");
+        let e = SimpleConvNet::new([1, 2, 2], 3)
+            .build::<f32>(0)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("does not fit input [1, 2, 2]"),
+            "{e}"
+        );
     }
 }

@@ -11,16 +11,16 @@
 //! use backprop::nets::MultiLayerNet;
 //! use backprop::optim::{self, OptimizerState};
 //! use backprop::tensor::Tensor;
-//! let mut net = MultiLayerNet::new(2, &[8], 2).build::<f64>(0);
+//! let mut net = MultiLayerNet::new(2, &[8], 2).build::<f64>(0).unwrap();
 //! let mut opt = OptimizerState::new(optim::by_name("sgd", 0.1).unwrap(), &net);
 //! let x = Tensor::from_vec(&[2, 2], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
 //! let t = [0, 1];
-//! let before = net.gradient(&x, Labels::Index(&t));
+//! let before = net.gradient(&x, Labels::Index(&t)).unwrap();
 //! for _ in 0..50 {
-//!     net.gradient(&x, Labels::Index(&t));
+//!     net.gradient(&x, Labels::Index(&t)).unwrap();
 //!     opt.step(&mut net);
 //! }
-//! assert!(net.loss(&x, Labels::Index(&t), false) < before);
+//! assert!(net.loss(&x, Labels::Index(&t), false).unwrap() < before);
 //! ```
 
 mod adagrad;

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use crate::checkpoint::{self, ModelInfo};
-use crate::nets::Network;
+use crate::nets::{InputError, Network};
+use crate::predict::preprocess::SIDE;
 use crate::tensor::Tensor;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +104,7 @@ pub struct Classifier {
 impl Classifier {
     /// Loads a checkpoint; fails unless its inputs are 1x28x28 images.
     pub fn load(path: &Path) -> Result<Self> {
-        let (net, info) = checkpoint::load::<f32>(path)?;
+        let (mut net, info) = checkpoint::load::<f32>(path)?;
         let side = preprocess::SIDE;
         if info.input_shape != [1, side, side] {
             bail!(
@@ -113,6 +114,8 @@ impl Classifier {
                 info.input_shape
             );
         }
+        net.check_input(&[1, side, side])
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Classifier {
             net,
             info,
@@ -120,10 +123,17 @@ impl Classifier {
         })
     }
 
-    /// Class probabilities for one preprocessed image (`SIDE * SIDE` values in [0, 1]).
-    pub fn probabilities(&mut self, image: &[f32]) -> Vec<f64> {
+    /// Class probabilities for one preprocessed image (`SIDE * SIDE` values
+    /// in [0, 1]); an image of another size is an error naming both sizes.
+    pub fn probabilities(&mut self, image: &[f32]) -> Result<Vec<f64>, InputError> {
+        if image.len() == SIDE * SIDE {
+            self.x.resize(&[1, 1, SIDE, SIDE]);
+        } else {
+            // The net's own check then names what it takes.
+            self.x.resize(&[1, image.len()]);
+        }
         self.x.data_mut().copy_from_slice(image);
-        softmax(self.net.predict(&self.x, false).data())
+        Ok(softmax(self.net.predict(&self.x, false)?.data()))
     }
 
     /// Loads, preprocesses and classifies the picture at `path`.
@@ -133,7 +143,9 @@ impl Classifier {
             path: path.to_owned(),
             source,
         })?;
-        Ok(self.probabilities(&x))
+        Ok(self
+            .probabilities(&x)
+            .expect("Classifier::load accepts only nets that take 28x28 images"))
     }
 }
 

@@ -83,7 +83,10 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
         }
         _ => return bad("give both width and height, or neither (for 784 pixels)"),
     };
-    let probabilities = classifier.probabilities(&image);
+    let probabilities = match classifier.probabilities(&image) {
+        Ok(p) => p,
+        Err(e) => return bad(e.to_string()),
+    };
     let prediction = crate::predict::top(&probabilities, 1)[0].0;
     (
         200,

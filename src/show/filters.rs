@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn an_mlp_shows_the_weights_into_each_hidden_unit_as_an_image() {
-        let net = MultiLayerNet::new(4, &[3], 2).build::<f64>(7);
+        let net = MultiLayerNet::new(4, &[3], 2).build::<f64>(7).unwrap();
         let w1 = net.params()[0].value.clone();
         let filters = first_layer_filters(&net, [1, 2, 2], 2).unwrap();
         assert_eq!(filters.source, FilterSource::Affine);
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn weights_that_are_not_filters_are_clear_errors() {
-        let net = MultiLayerNet::new(4, &[3], 2).build::<f64>(0);
+        let net = MultiLayerNet::new(4, &[3], 2).build::<f64>(0).unwrap();
         assert_eq!(
             first_layer_filters(&net, [1, 3, 3], 100),
             Err(ShowError::InputMismatch {

@@ -14,7 +14,7 @@
 //! ```
 //! use backprop::nets::SimpleConvNet;
 //! use backprop::show::{FilterGrid, filter_grid, first_layer_filters};
-//! let net = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(0);
+//! let net = SimpleConvNet::new([1, 28, 28], 10).build::<f32>(0).unwrap();
 //! let filters = first_layer_filters(&net, [1, 28, 28], 100).unwrap();
 //! assert_eq!((filters.count(), filters.shape), (30, [1, 5, 5]));
 //! let img = filter_grid(&filters, &FilterGrid::for_filters(&filters));

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::Trainer;
+use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
 use crate::data::{self, DatasetName, LoadOptions};
 use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
@@ -165,6 +165,22 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         _ => split.train,
     };
     let test = split.test;
+    for (set, data) in [("training", &train), ("test", &test)] {
+        if data.is_empty() {
+            bail!(
+                "the {set} set of {} has no examples; check the files in --data (or BACKPROP_DATA)",
+                config.dataset
+            );
+        }
+    }
+    if config.batch_size > train.len() {
+        bail!(
+            "--batch-size {} is larger than the {} training examples; pass --batch-size {} or less",
+            config.batch_size,
+            train.len(),
+            train.len()
+        );
+    }
 
     let spec = match config.net {
         NetKind::Mlp => {
@@ -190,25 +206,24 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                 .weight_decay_lambda(config.weight_decay),
         ),
     };
-    spec.validate().with_context(|| {
+    let net = spec.build::<f32>(config.seed).with_context(|| {
         format!(
             "--net {} cannot take {} images of {:?}",
             config.net, config.dataset, train.shape
         )
     })?;
-    let net = spec.build::<f32>(config.seed);
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
-    let done = if config.resume {
+    let (done, mut history) = if config.resume {
         let state = checkpoint::restore_training(&config.out, &mut trainer)?;
         println!(
             "resuming {} after epoch {}",
             config.out.display(),
             state.epoch
         );
-        state.epoch
+        (state.epoch, state.history)
     } else {
-        0
+        (0, Vec::new())
     };
     let info = |epoch| ModelInfo {
         dataset: config.dataset,
@@ -221,7 +236,12 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create output folder {}", config.out.display()))?;
     let metrics_path = config.out.join("metrics.jsonl");
-    let (mut metrics, mut history) = open_metrics(&metrics_path, done)?;
+    let mut metrics = open_metrics(&metrics_path, &history)?;
+    if !config.resume {
+        // The starting point is a checkpoint too: a run that diverges or is
+        // killed in its first epoch still has one to fall back on.
+        checkpoint::save_training(&config.out, &trainer, config, &info(0), &history)?;
+    }
 
     // The MLP's line stays as it was: "net 784-100-10 (relu, he init, N parameters)".
     let description = match &spec {
@@ -272,7 +292,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             None
         };
         let t0 = Instant::now();
-        let train_loss = trainer.train_epoch(&train, config.batch_size, |done, _| {
+        let result = trainer.train_epoch(&train, config.batch_size, |done, _| {
             if let Some(bar) = &bar {
                 bar.set_position(done as u64);
             }
@@ -281,18 +301,29 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        if !train_loss.is_finite() {
-            bail!(
-                "training diverged in epoch {epoch} (loss is {train_loss}); try a smaller --lr (now {})",
-                config.lr
-            );
-        }
-        let (_, train_accuracy) = trainer.evaluate(&train, EVAL_BATCH);
-        let (test_loss, test_accuracy) = trainer.evaluate(&test, EVAL_BATCH);
-        println!(
-            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}  test acc {test_accuracy:.4}  ({seconds:.2} s)",
-            config.epochs
-        );
+        let train_loss = match result {
+            Ok(loss) => loss,
+            Err(TrainError::Diverged {
+                iteration,
+                iterations,
+                loss,
+            }) => bail!(
+                "training diverged in epoch {epoch}, iteration {iteration} of {iterations}: the loss became {loss}. \
+                 The learning rate is likely too high (--lr {}): try a tenth of it or less \
+                 (SGD trains MNIST well at 0.1, Adam at 0.001). \
+                 The last good checkpoint ({}) is kept in {}",
+                config.lr,
+                if epoch == 1 {
+                    "the initial weights".to_owned()
+                } else {
+                    format!("after epoch {}", epoch - 1)
+                },
+                config.out.display()
+            ),
+            Err(e) => return Err(e.into()),
+        };
+        let (_, train_accuracy) = trainer.evaluate(&train, EVAL_BATCH)?;
+        let (test_loss, test_accuracy) = trainer.evaluate(&test, EVAL_BATCH)?;
         let m = EpochMetrics {
             epoch,
             train_loss,
@@ -301,22 +332,23 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             test_loss,
             seconds,
         };
+        history.push(m.clone());
+        // Checkpoint before the log line: an epoch in metrics.jsonl always has
+        // its checkpoint, so a killed run loses at most the epoch under way.
+        checkpoint::save_training(&config.out, &trainer, config, &info(epoch), &history)?;
         writeln!(metrics, "{}", serde_json::to_string(&m)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
-        history.push(m);
-        checkpoint::save_training(&config.out, &trainer, config, &info(epoch))?;
-    }
-    if done >= config.epochs {
-        // No epoch ran (--epochs 0, or resumed at the end): the end state still
-        // gets its checkpoint.
-        checkpoint::save_training(&config.out, &trainer, config, &info(done))?;
+        println!(
+            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}  test acc {test_accuracy:.4}  ({seconds:.2} s)",
+            config.epochs
+        );
     }
 
     let (train_accuracy, test_accuracy) = match history.last() {
         Some(m) => (m.train_accuracy, m.test_accuracy),
         None => (
-            trainer.evaluate(&train, EVAL_BATCH).1,
-            trainer.evaluate(&test, EVAL_BATCH).1,
+            trainer.evaluate(&train, EVAL_BATCH)?.1,
+            trainer.evaluate(&test, EVAL_BATCH)?.1,
         ),
     };
     let summary = Summary {
@@ -350,32 +382,20 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Opens `metrics.jsonl` for the epochs after `done` and returns the
-/// metrics kept: a new run starts afresh; a resumed run keeps the lines of
-/// epochs up to `done` (a run stopped after logging an epoch but before its
-/// checkpoint redoes that epoch), so its curves cover the whole run.
-fn open_metrics(path: &Path, done: usize) -> Result<(File, Vec<EpochMetrics>)> {
-    let kept: Vec<EpochMetrics> = if done == 0 {
-        Vec::new()
-    } else {
-        fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<EpochMetrics>(line).ok())
-            .filter(|m| m.epoch <= done)
-            .collect()
-    };
+/// Writes `metrics.jsonl` afresh with the epochs of `history` (none for a
+/// new run; those of the checkpoint for a resumed one) and opens it for the
+/// epochs to come.
+fn open_metrics(path: &Path, history: &[EpochMetrics]) -> Result<File> {
     let mut text = String::new();
-    for m in &kept {
+    for m in history {
         text += &serde_json::to_string(m)?;
         text.push('\n');
     }
     fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    let file = fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .append(true)
         .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((file, kept))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The learning curves: training loss, and train and test accuracy, per epoch.

@@ -25,11 +25,52 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Features};
 use crate::layers::Labels;
-use crate::nets::Network;
+use crate::nets::{InputError, Network};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::tensor::{Float, Tensor};
+
+/// Data the trainer cannot use, or a run that diverged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    #[error("the {name} data set has no examples: expected at least one")]
+    EmptyDataset { name: String },
+    #[error(
+        "batch size {batch} does not fit {examples} examples: expected 1 to {examples}; pass a smaller batch size"
+    )]
+    BatchSize { batch: usize, examples: usize },
+    #[error("the {name} data does not fit the net: {source}")]
+    Input {
+        name: String,
+        #[source]
+        source: InputError,
+    },
+    #[error(
+        "the {name} data set is inconsistent: {len} labels of examples of {dim} values need {} values, found {found}",
+        len * dim
+    )]
+    Features {
+        name: String,
+        len: usize,
+        dim: usize,
+        found: usize,
+    },
+    #[error("example {index} is out of range: the {name} data set has {len} examples")]
+    IndexOutOfRange {
+        name: String,
+        index: usize,
+        len: usize,
+    },
+    /// The loss became NaN or infinite: the weights are lost from here on.
+    #[error("the loss became {loss} at iteration {iteration} of {iterations}")]
+    Diverged {
+        /// 1-based batch number within the epoch.
+        iteration: usize,
+        iterations: usize,
+        loss: f64,
+    },
+}
 
 /// One thread's share of the work: a replica and its batch buffers.
 struct Worker<T: Float> {
@@ -179,42 +220,105 @@ impl<T: Float> Trainer<T> {
         }
     }
 
+    /// Checks that `data` can go through the net: not empty, features and
+    /// labels consistent, examples of the shape the first layer takes, labels
+    /// below the net's number of classes. Once per pass over the data (a scan
+    /// of the labels), so that the batches themselves run unchecked.
+    pub fn check_data(&mut self, data: &Dataset) -> Result<(), TrainError> {
+        let name = || data.name.clone();
+        if data.is_empty() {
+            return Err(TrainError::EmptyDataset { name: name() });
+        }
+        let found = match &data.features {
+            Features::Pixels(p) => p.len(),
+            Features::Dense(d) => d.len(),
+        };
+        if found != data.len() * data.dim() {
+            return Err(TrainError::Features {
+                name: name(),
+                len: data.len(),
+                dim: data.dim(),
+                found,
+            });
+        }
+        let input = |source| TrainError::Input {
+            name: name(),
+            source,
+        };
+        let classes = self.workers[0]
+            .net
+            .check_input(&data.shape)
+            .map_err(input)?;
+        crate::nets::check_labels(data.labels.iter().map(|&l| usize::from(l)), classes)
+            .map_err(input)
+    }
+
     /// One epoch over `data` in shuffled mini-batches of `batch_size` (the last
     /// one may be smaller). Calls `on_batch(done, total)` after each batch.
-    /// Returns the mean training loss (data loss plus decay) over the batches.
+    /// Returns the mean training loss (data loss plus decay) over the batches,
+    /// or [`TrainError::Diverged`] at the first batch whose loss is not finite.
     pub fn train_epoch(
         &mut self,
         data: &Dataset,
         batch_size: usize,
         mut on_batch: impl FnMut(usize, usize) + Send,
-    ) -> f64 {
+    ) -> Result<f64, TrainError> {
+        self.check_data(data)?;
         let n = data.len();
+        if batch_size == 0 || batch_size > n {
+            return Err(TrainError::BatchSize {
+                batch: batch_size,
+                examples: n,
+            });
+        }
         self.order.clear();
         self.order.extend(0..n);
         self.order.shuffle(&mut self.rng);
         let order = std::mem::take(&mut self.order);
-        let batches = n.div_ceil(batch_size.max(1));
+        let batches = n.div_ceil(batch_size);
         // The whole epoch runs on a pool thread: handing every batch over from
         // the main thread cost two sleeps and wake-ups per batch (perf: 15% of
         // a one-thread epoch in the scheduler).
         let pool = Arc::clone(&self.pool);
         let sum = pool.install(|| {
             let mut sum = 0.0;
-            for (i, batch) in order.chunks(batch_size.max(1)).enumerate() {
-                sum += self.step_in_pool(data, batch);
+            for (i, batch) in order.chunks(batch_size).enumerate() {
+                let loss = self.step_in_pool(data, batch);
+                if !loss.is_finite() {
+                    return Err(TrainError::Diverged {
+                        iteration: i + 1,
+                        iterations: batches,
+                        loss,
+                    });
+                }
+                sum += loss;
                 on_batch(i + 1, batches);
             }
-            sum
+            Ok(sum)
         });
         self.order = order;
-        sum / batches.max(1) as f64
+        Ok(sum? / batches as f64)
     }
 
     /// One gradient step on the examples `batch` of `data`; returns its loss.
     /// Afterwards the replicas' buffers are averaged ([`Trainer::average_buffers`]).
-    pub fn step(&mut self, data: &Dataset, batch: &[usize]) -> f64 {
+    pub fn step(&mut self, data: &Dataset, batch: &[usize]) -> Result<f64, TrainError> {
+        self.check_data(data)?;
+        if batch.is_empty() {
+            return Err(TrainError::BatchSize {
+                batch: 0,
+                examples: data.len(),
+            });
+        }
+        if let Some(&index) = batch.iter().find(|&&i| i >= data.len()) {
+            return Err(TrainError::IndexOutOfRange {
+                name: data.name.clone(),
+                index,
+                len: data.len(),
+            });
+        }
         let pool = Arc::clone(&self.pool);
-        pool.install(|| self.step_in_pool(data, batch))
+        Ok(pool.install(|| self.step_in_pool(data, batch)))
     }
 
     /// [`Trainer::step`], called from inside the pool.
@@ -233,7 +337,7 @@ impl<T: Float> Trainer<T> {
             }
             gather(data, rows, &mut w.x, &mut w.t);
             // The data loss only: the decay term is summed once, in `update`.
-            w.net.predict(&w.x, true);
+            w.net.forward(&w.x, true);
             let scores = w.net.layers.last().expect("non-empty").output();
             let loss = w
                 .net
@@ -387,7 +491,11 @@ impl<T: Float> Trainer<T> {
 
     /// Mean data loss and accuracy over `data`, in inference mode, in batches of
     /// `batch_size` split across the threads.
-    pub fn evaluate(&mut self, data: &Dataset, batch_size: usize) -> (f64, f64) {
+    pub fn evaluate(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+    ) -> Result<(f64, f64), TrainError> {
         let (mut total_loss, mut correct) = (0.0, 0);
         self.infer(data, batch_size, |workers| {
             for w in workers {
@@ -402,49 +510,62 @@ impl<T: Float> Trainer<T> {
                     * rows;
                 correct += w.correct;
             }
-        });
-        let n = data.len().max(1) as f64;
-        (total_loss / n, correct as f64 / n)
+        })?;
+        let n = data.len() as f64;
+        Ok((total_loss / n, correct as f64 / n))
     }
 
     /// Predicted class of every example of `data`, in inference mode, in
     /// batches of `batch_size` split across the threads.
-    pub fn predict_classes(&mut self, data: &Dataset, batch_size: usize) -> Vec<usize> {
+    pub fn predict_classes(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+    ) -> Result<Vec<usize>, TrainError> {
         let mut out = Vec::with_capacity(data.len());
         self.infer(data, batch_size, |workers| {
             for w in workers {
                 out.extend_from_slice(&w.predicted);
             }
-        });
-        out
+        })?;
+        Ok(out)
     }
 
     /// Runs `data` through the net in inference mode, batch by batch, each
     /// batch split across the workers; after each batch `collect` sees the
-    /// workers in order, with their rows' labels and predictions.
+    /// workers in order, with their rows' labels and predictions. A batch
+    /// larger than the data is the whole data.
     fn infer(
         &mut self,
         data: &Dataset,
         batch_size: usize,
         mut collect: impl FnMut(&mut [Worker<T>]) + Send,
-    ) {
+    ) -> Result<(), TrainError> {
+        self.check_data(data)?;
+        if batch_size == 0 {
+            return Err(TrainError::BatchSize {
+                batch: 0,
+                examples: data.len(),
+            });
+        }
         let parts = self.workers.len();
         let indices: Vec<usize> = (0..data.len()).collect();
         let pool = Arc::clone(&self.pool);
         let workers = &mut self.workers;
         pool.install(|| {
-            for batch in indices.chunks(batch_size.max(1)) {
+            for batch in indices.chunks(batch_size) {
                 workers.par_iter_mut().enumerate().for_each(|(r, w)| {
                     let rows = &batch[share(batch.len(), parts, r)];
                     w.predicted.clear();
                     gather(data, rows, &mut w.x, &mut w.t);
                     if !rows.is_empty() {
-                        w.predicted.extend(w.net.predict(&w.x, false).argmax_rows());
+                        w.predicted.extend(w.net.forward(&w.x, false).argmax_rows());
                     }
                 });
                 collect(workers);
             }
         });
+        Ok(())
     }
 }
 
@@ -491,16 +612,16 @@ mod tests {
     fn replicas_agree_on_batchnorm_running_statistics() {
         let data = spiral::split(3).train;
         let spec = MultiLayerNet::new(data.dim(), &[8, 8], data.classes).batchnorm(true);
-        let net = spec.build::<f64>(4);
+        let net = spec.build::<f64>(4).unwrap();
         let mut trainer = Trainer::new(net.clone(), Box::new(Sgd::new(0.1)), 2, 5);
         let batch: Vec<usize> = (0..20).collect();
-        trainer.step(&data, &batch);
+        trainer.step(&data, &batch).unwrap();
 
         // Reference: the same first step on one replica and the whole batch.
         let mut whole = net;
         let (mut x, mut t) = (Tensor::default(), Vec::new());
         gather(&data, &batch, &mut x, &mut t);
-        whole.predict(&x, true);
+        whole.predict(&x, true).unwrap();
         let first_bn = |n: &Network<f64>| n.layers[1].buffers()[0].1.clone();
         let want = first_bn(&whole);
         for w in &trainer.workers {
@@ -515,5 +636,97 @@ mod tests {
             }
         }
         assert!(want.data().iter().any(|&v| v != 0.0));
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+    use crate::data::spiral;
+    use crate::nets::MultiLayerNet;
+    use crate::optim::Sgd;
+
+    fn trainer(lr: f64) -> (Trainer<f32>, Dataset) {
+        let data = spiral::split(3).train;
+        let net = MultiLayerNet::new(data.dim(), &[8], data.classes)
+            .build(1)
+            .unwrap();
+        (Trainer::new(net, Box::new(Sgd::new(lr)), 2, 1), data)
+    }
+
+    #[test]
+    fn batch_sizes_and_indices_that_do_not_fit_are_errors() {
+        let (mut t, data) = trainer(0.1);
+        let n = data.len();
+        for batch in [0, n + 1] {
+            assert_eq!(
+                t.train_epoch(&data, batch, |_, _| {}),
+                Err(TrainError::BatchSize { batch, examples: n })
+            );
+        }
+        assert!(matches!(
+            t.step(&data, &[0, n]),
+            Err(TrainError::IndexOutOfRange { index, .. }) if index == n
+        ));
+        assert!(t.step(&data, &[]).is_err());
+        assert!(t.evaluate(&data, 0).is_err());
+        // A batch of all the data is fine, and so is evaluating in one batch larger than it.
+        assert!(t.train_epoch(&data, n, |_, _| {}).is_ok());
+        assert!(t.evaluate(&data, 10 * n).is_ok());
+    }
+
+    #[test]
+    fn data_that_does_not_fit_the_net_is_an_error() {
+        let (mut t, data) = trainer(0.1);
+        let empty = data.take(0);
+        assert_eq!(
+            t.train_epoch(&empty, 10, |_, _| {})
+                .unwrap_err()
+                .to_string(),
+            "the spiral data set has no examples: expected at least one"
+        );
+        let mut wide = data.clone();
+        wide.shape = [1, 1, 1];
+        assert!(matches!(
+            t.evaluate(&wide, 10),
+            Err(TrainError::Features { .. })
+        ));
+        let mut many_classes = data.clone();
+        many_classes.labels[5] = 7;
+        assert_eq!(
+            t.predict_classes(&many_classes, 10)
+                .unwrap_err()
+                .to_string(),
+            "the spiral data does not fit the net: label 7 of example 5 is out of range: the net has 3 classes (0 to 2)"
+        );
+        let mut other_shape = data.clone();
+        other_shape.shape = [1, 2, 1];
+        other_shape.features = crate::data::Features::Dense(vec![0.0; data.len() * 2]);
+        assert!(
+            t.step(&other_shape, &[0]).is_ok(),
+            "2 values per example fit an Affine of 2"
+        );
+        other_shape.shape = [1, 1, 2];
+        assert!(t.train_epoch(&other_shape, 10, |_, _| {}).is_ok());
+    }
+
+    #[test]
+    fn a_loss_that_is_not_finite_stops_the_epoch_at_its_iteration() {
+        let data = spiral::split(3).train;
+        let net = MultiLayerNet::new(data.dim(), &[100; 3], data.classes)
+            .build(1)
+            .unwrap();
+        let mut t = Trainer::<f32>::new(net, Box::new(Sgd::new(1e6)), 2, 1);
+        match t.train_epoch(&data, 100, |_, _| {}) {
+            Err(TrainError::Diverged {
+                iteration,
+                iterations,
+                loss,
+            }) => {
+                assert!(iteration >= 2 && iteration <= iterations, "{iteration}");
+                assert!(!loss.is_finite());
+            }
+            other => panic!("expected divergence, got {other:?}"),
+        }
     }
 }
