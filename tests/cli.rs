@@ -330,6 +330,8 @@ fn bad_arguments_are_reported_not_panicked() {
         &["train", "--dataset", "spiral", "--optimizer", "sgdd"],
         &["train", "--dataset", "spiral", "--hidden", "10,0"],
         &["train", "--dataset", "spiral", "--train-size", "0"],
+        &["train", "--dataset", "spiral", "--train-size", "10", "--batch-size", "100"],
+        &["train", "--dataset", "spiral", "--net", "simple-cnn"],
     ] {
         let out = run(args);
         assert_clean_failure(&out, &["error:"]);

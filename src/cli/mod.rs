@@ -101,7 +101,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Output folder for metrics.jsonl, summary.json and curves.svg/.png (default: runs/<timestamp>).
     #[arg(long, value_name = "DIR")]
@@ -202,7 +202,7 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Never draw progress bars or progress lines.
     #[arg(long)]
@@ -218,7 +218,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Worker threads.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = thread_count)]
     pub threads: usize,
     /// Training epochs per workload; seconds per epoch is the median of epochs 2..N.
     #[arg(long, default_value_t = 4)]
@@ -226,6 +226,19 @@ pub struct BenchArgs {
     /// One JSON object per workload per line, instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Most worker threads `--threads` accepts: each holds a replica of the net,
+/// and a batch is split among them, so beyond a few dozen they only cost.
+pub const MAX_THREADS: usize = 256;
+
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a number of worker threads from 1 to {MAX_THREADS}, got {s}"
+        )),
+    }
 }
 
 /// Default thread count: the machine's cores.
