@@ -10,16 +10,21 @@
 //!   `{"probabilities": [10 numbers], "prediction": k}`. Anything malformed gets
 //!   400 with `{"error": "..."}`.
 //!
-//! Requests are answered one at a time: a forward pass takes microseconds,
-//! so a thread pool would buy nothing for one person drawing.
+//! Connections are served concurrently, each on its own thread ([`http`]);
+//! the forward passes share a pool of as many classifiers as there are cores
+//! (at least 2), so a slow client costs a sleeping thread, not a classifier,
+//! and one large picture does not hold up the others.
 
-use std::io::{Cursor, Read};
+pub mod http;
+
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::json;
-use tiny_http::{Header, Method, Request, Response, Server};
+
+use http::{Request, Response};
 
 use crate::predict::Classifier;
 use crate::predict::preprocess::{SIDE, mnist_like};
@@ -91,76 +96,90 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
     )
 }
 
-fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Cursor<Vec<u8>>> {
-    let header = Header::from_bytes("Content-Type", content_type).expect("valid header");
-    Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header)
+/// Classifiers lent out one forward pass at a time.
+struct Pool {
+    free: Mutex<Vec<Classifier>>,
+    returned: Condvar,
 }
 
-fn json_response((status, value): Reply) -> Response<Cursor<Vec<u8>>> {
-    respond(status, "application/json", value.to_string().into_bytes())
-}
-
-fn handle(classifier: &mut Classifier, req: &mut Request) -> Response<Cursor<Vec<u8>>> {
-    let path = req.url().split('?').next().unwrap_or("").to_owned();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/") | (Method::Get, "/index.html") => {
-            respond(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
-        }
-        (Method::Get, "/info") => json_response((
-            200,
-            json!({
-                "dataset": classifier.info.dataset.as_str(),
-                "classes": classifier.info.classes,
-                "epoch": classifier.info.epoch,
-            }),
-        )),
-        (Method::Post, "/predict") => {
-            let mut body = Vec::new();
-            let read = req
-                .as_reader()
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut body);
-            match read {
-                Err(e) => json_response(bad(format!("cannot read the request body: {e}"))),
-                Ok(_) if body.len() > MAX_BODY => json_response((
-                    413,
-                    json!({ "error": format!("request body larger than {MAX_BODY} bytes") }),
-                )),
-                Ok(_) => json_response(predict_body(classifier, &body)),
+impl Pool {
+    /// Runs `f` on a free classifier, waiting for one if all are busy.
+    fn with<T>(&self, f: impl FnOnce(&mut Classifier) -> T) -> T {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut classifier = loop {
+            match free.pop() {
+                Some(c) => break c,
+                None => {
+                    free = self
+                        .returned
+                        .wait(free)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
             }
+        };
+        drop(free);
+        let out = f(&mut classifier);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(classifier);
+        self.returned.notify_one();
+        out
+    }
+}
+
+fn handle(pool: &Pool, info: &serde_json::Value, req: &Request) -> Response {
+    let path = req.path.as_str();
+    match (req.method.as_str(), path) {
+        ("GET", "/" | "/index.html") => Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: PAGE.as_bytes().to_vec(),
+        },
+        ("GET", "/info") => Response::json(200, info),
+        ("POST", "/predict") => {
+            let (status, value) = pool.with(|c| predict_body(c, &req.body));
+            Response::json(status, &value)
         }
-        (_, "/" | "/index.html" | "/info" | "/predict") => json_response((
+        (method, "/" | "/index.html" | "/info" | "/predict") => Response::json(
             405,
-            json!({ "error": format!("{} is not allowed on {path}", req.method()) }),
-        )),
-        _ => json_response((404, json!({ "error": format!("no page at {path}") }))),
+            &json!({ "error": format!("{method} is not allowed on {path}") }),
+        ),
+        _ => Response::json(404, &json!({ "error": format!("no page at {path}") })),
     }
 }
 
 /// Serves the model at `model` on `host:port` until the process is stopped.
 /// Port 0 picks a free port; the address is printed either way.
 pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
-    let mut classifier = Classifier::load(model)?;
-    let server = Server::http((host, port))
-        .map_err(|e| anyhow!("cannot listen on {host}:{port}: {e}; try another --port"))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow!("the server has no IP address"))?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let classifiers = (0..threads)
+        .map(|_| Classifier::load(model))
+        .collect::<Result<Vec<_>>>()?;
+    let model_info = &classifiers[0].info;
+    let info = json!({
+        "dataset": model_info.dataset.as_str(),
+        "classes": model_info.classes,
+        "epoch": model_info.epoch,
+    });
+    let listener = std::net::TcpListener::bind((host, port))
+        .with_context(|| format!("cannot listen on {host}:{port}; try another --port"))?;
     println!(
-        "serving {} ({}, epoch {}) on http://{addr}/  (Ctrl-C stops)",
+        "serving {} ({}, epoch {}) on http://{}/  (Ctrl-C stops)",
         model.display(),
-        classifier.info.dataset,
-        classifier.info.epoch
+        model_info.dataset,
+        model_info.epoch,
+        listener.local_addr()?
     );
+    let pool = Pool {
+        free: Mutex::new(classifiers),
+        returned: Condvar::new(),
+    };
     use std::io::Write;
     std::io::stdout().flush()?;
-    for mut req in server.incoming_requests() {
-        let response = handle(&mut classifier, &mut req);
-        // A client that hung up before the answer is its own business.
-        let _ = req.respond(response);
-    }
-    Ok(())
+    http::run(
+        listener,
+        MAX_BODY,
+        Arc::new(move |req: &Request| handle(&pool, &info, req)),
+    )
 }
