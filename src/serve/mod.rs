@@ -22,7 +22,8 @@
 //! connections, and fit in [`MAX_HEAD`] bytes; a body declared larger than
 //! [`MAX_BODY`] gets 413 before any of it is read, a chunked one as soon as it
 //! passes the limit; the body must arrive and the answer be ready within
-//! [`REQUEST_TIMEOUT`] (else 408). The forward passes share a pool of as many
+//! [`REQUEST_TIMEOUT`] (else 408); a client that stops reading its answers is
+//! dropped after [`WRITE_TIMEOUT`]. The forward passes share a pool of as many
 //! classifiers as there are cores (at least 2); a large picture is decoded and
 //! preprocessed off the runtime's threads, so it does not hold up the others.
 
@@ -65,6 +66,10 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Time from a complete head to the answer: the body must arrive within it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time an answer may wait for the client to read it, before the
+/// connection is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Bodies up to this size are answered on the runtime's thread (a 28x28
 /// image is about 3 KiB and takes microseconds); larger ones on a blocking
@@ -321,8 +326,14 @@ async fn accept(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        // hyper has no write timeout: without one, a client that sends
+        // requests and never reads the answers would keep its slot forever.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let connection = http.serve_connection(
+            TokioIo::new(Box::pin(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
         tokio::spawn(async move {
             // A client that hangs up or misbehaves is its own business.
             let _ = connection.await;
