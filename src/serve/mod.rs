@@ -10,16 +10,41 @@
 //!   `{"probabilities": [10 numbers], "prediction": k}`. Anything malformed gets
 //!   400 with `{"error": "..."}`.
 //!
-//! Requests are answered one at a time: a forward pass takes microseconds,
-//! so a thread pool would buy nothing for one person drawing.
+//! Other paths get 404 and other methods 405, with `{"error": "..."}` like
+//! every refusal made past the request head. A head that cannot be read is
+//! refused by hyper itself, without a body: 400, or 431 when too long (also
+//! for a Content-Length of 2^64 - 3 or more).
+//!
+//! HTTP is hyper's (HTTP/1.1 on a tokio multi-thread runtime), routed by
+//! axum, with a limit on everything a client controls: at most
+//! [`MAX_CONNECTIONS`] open at once (more wait in the listen queue); the head
+//! must arrive within [`HEAD_TIMEOUT`], which also closes idle keep-alive
+//! connections, and fit in [`MAX_HEAD`] bytes; a body declared larger than
+//! [`MAX_BODY`] gets 413 before any of it is read, a chunked one as soon as it
+//! passes the limit; the body must arrive and the answer be ready within
+//! [`REQUEST_TIMEOUT`] (else 408); a client that stops reading its answers is
+//! dropped after [`WRITE_TIMEOUT`]. The forward passes share a pool of as many
+//! classifiers as there are cores (at least 2); a large picture is decoded and
+//! preprocessed off the runtime's threads, so it does not hold up the others.
 
-use std::io::{Cursor, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::json;
-use tiny_http::{Header, Method, Request, Response, Server};
+use tokio::sync::Semaphore;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::predict::Classifier;
 use crate::predict::preprocess::{SIDE, mnist_like};
@@ -28,6 +53,28 @@ const PAGE: &str = include_str!("index.html");
 
 /// Largest request body: a 1000x1000 canvas as JSON integers fits easily.
 pub const MAX_BODY: usize = 16 << 20;
+
+/// Largest request line plus headers, in bytes.
+pub const MAX_HEAD: usize = 16 << 10;
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Time a client has to send a request head, counted from when the server
+/// starts waiting for it (so it also closes idle keep-alive connections).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time from a complete head to the answer: the body must arrive within it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Time an answer may wait for the client to read it, before the
+/// connection is closed.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Bodies up to this size are answered on the runtime's thread (a 28x28
+/// image is about 3 KiB and takes microseconds); larger ones on a blocking
+/// thread.
+const INLINE_BODY: usize = 64 << 10;
 
 /// Largest picture accepted, in pixels.
 pub const MAX_PIXELS: usize = 4_000_000;
@@ -94,76 +141,249 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
     )
 }
 
-fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Cursor<Vec<u8>>> {
-    let header = Header::from_bytes("Content-Type", content_type).expect("valid header");
-    Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header)
+/// Classifiers lent out one forward pass at a time.
+struct Pool {
+    free: Mutex<Vec<Classifier>>,
+    /// One permit per classifier in `free`.
+    available: Semaphore,
 }
 
-fn json_response((status, value): Reply) -> Response<Cursor<Vec<u8>>> {
-    respond(status, "application/json", value.to_string().into_bytes())
+/// A classifier out of the pool, put back when dropped (also on a panic).
+struct Lent {
+    pool: Arc<Pool>,
+    classifier: Option<Classifier>,
 }
 
-fn handle(classifier: &mut Classifier, req: &mut Request) -> Response<Cursor<Vec<u8>>> {
-    let path = req.url().split('?').next().unwrap_or("").to_owned();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/") | (Method::Get, "/index.html") => {
-            respond(200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec())
+impl Pool {
+    /// A free classifier, waiting (without holding a thread) if all are busy.
+    async fn lend(pool: &Arc<Pool>) -> Lent {
+        pool.available
+            .acquire()
+            .await
+            .expect("the pool's semaphore is never closed")
+            .forget();
+        let classifier = pool
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .expect("a permit stands for a free classifier");
+        Lent {
+            pool: Arc::clone(pool),
+            classifier: Some(classifier),
         }
-        (Method::Get, "/info") => json_response((
-            200,
-            json!({
-                "dataset": classifier.info.dataset.as_str(),
-                "classes": classifier.info.classes,
-                "epoch": classifier.info.epoch,
-            }),
-        )),
-        (Method::Post, "/predict") => {
-            let mut body = Vec::new();
-            let read = req
-                .as_reader()
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut body);
-            match read {
-                Err(e) => json_response(bad(format!("cannot read the request body: {e}"))),
-                Ok(_) if body.len() > MAX_BODY => json_response((
-                    413,
-                    json!({ "error": format!("request body larger than {MAX_BODY} bytes") }),
-                )),
-                Ok(_) => json_response(predict_body(classifier, &body)),
+    }
+}
+
+impl Lent {
+    fn predict(&mut self, body: &[u8]) -> Reply {
+        let classifier = self.classifier.as_mut().expect("lent until dropped");
+        predict_body(classifier, body)
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(c) = self.classifier.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(c);
+            self.pool.available.add_permits(1);
+        }
+    }
+}
+
+/// What the handlers share.
+struct App {
+    pool: Arc<Pool>,
+    info: serde_json::Value,
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json_response(status, &json!({ "error": message.into() }))
+}
+
+async fn page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+async fn info(State(app): State<Arc<App>>) -> Response {
+    json_response(StatusCode::OK, &app.info)
+}
+
+async fn predict(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let mut lent = Pool::lend(&app.pool).await;
+    let (status, value) = if body.len() <= INLINE_BODY {
+        lent.predict(&body)
+    } else {
+        // Parsing megabytes of JSON and resizing a large picture take
+        // milliseconds: too long to hold one of the runtime's threads.
+        match tokio::task::spawn_blocking(move || lent.predict(&body)).await {
+            Ok(reply) => reply,
+            Err(e) => (
+                500,
+                json!({ "error": format!("the prediction failed: {e}") }),
+            ),
+        }
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &value)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    error(StatusCode::NOT_FOUND, format!("no page at {}", uri.path()))
+}
+
+async fn not_allowed(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Gives the refusals made by the layers (413, 408) and by axum's body
+/// extractor (400, 413) the same JSON shape as the handlers' own.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json");
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("request body larger than {MAX_BODY} bytes"),
+        StatusCode::REQUEST_TIMEOUT => format!(
+            "the request body did not arrive within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        ),
+        _ => {
+            let text = axum::body::to_bytes(response.into_body(), MAX_HEAD)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            let reason = status.canonical_reason().unwrap_or("error");
+            if text.is_empty() {
+                reason.to_owned()
+            } else {
+                text.into_owned()
             }
         }
-        (_, "/" | "/index.html" | "/info" | "/predict") => json_response((
-            405,
-            json!({ "error": format!("{} is not allowed on {path}", req.method()) }),
-        )),
-        _ => json_response((404, json!({ "error": format!("no page at {path}") }))),
+    };
+    error(status, message)
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/index.html", get(page))
+        .route("/info", get(info))
+        .route("/predict", post(predict))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        // Refuses a declared Content-Length over the limit before reading,
+        // and limits the bytes read; axum's own limit (2 MiB by default)
+        // is set to the same.
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(Arc::new(app))
+}
+
+/// Serves `app` on `listener` forever, at most [`MAX_CONNECTIONS`] at once.
+async fn accept(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        // The whole head must fit in the read buffer, else 431.
+        .max_buf_size(MAX_HEAD);
+    loop {
+        let slot = Arc::clone(&slots)
+            .acquire_owned()
+            .await
+            .expect("the connection semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: wait for connections to close.
+                eprintln!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        // hyper has no write timeout: without one, a client that sends
+        // requests and never reads the answers would keep its slot forever.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let connection = http.serve_connection(
+            TokioIo::new(Box::pin(stream)),
+            TowerToHyperService::new(app.clone()),
+        );
+        tokio::spawn(async move {
+            // A client that hangs up or misbehaves is its own business.
+            let _ = connection.await;
+            drop(slot);
+        });
     }
 }
 
 /// Serves the model at `model` on `host:port` until the process is stopped.
 /// Port 0 picks a free port; the address is printed either way.
 pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
-    let mut classifier = Classifier::load(model)?;
-    let server = Server::http((host, port))
-        .map_err(|e| anyhow!("cannot listen on {host}:{port}: {e}; try another --port"))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow!("the server has no IP address"))?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let classifiers = (0..threads)
+        .map(|_| Classifier::load(model))
+        .collect::<Result<Vec<_>>>()?;
+    let model_info = &classifiers[0].info;
+    let info = json!({
+        "dataset": model_info.dataset.as_str(),
+        "classes": model_info.classes,
+        "epoch": model_info.epoch,
+    });
+    let listener = std::net::TcpListener::bind((host, port))
+        .with_context(|| format!("cannot listen on {host}:{port}; try another --port"))?;
     println!(
-        "serving {} ({}, epoch {}) on http://{addr}/  (Ctrl-C stops)",
+        "serving {} ({}, epoch {}) on http://{}/  (Ctrl-C stops)",
         model.display(),
-        classifier.info.dataset,
-        classifier.info.epoch
+        model_info.dataset,
+        model_info.epoch,
+        listener.local_addr()?
     );
     use std::io::Write;
     std::io::stdout().flush()?;
-    for mut req in server.incoming_requests() {
-        let response = handle(&mut classifier, &mut req);
-        // A client that hung up before the answer is its own business.
-        let _ = req.respond(response);
-    }
-    Ok(())
+    let app = App {
+        pool: Arc::new(Pool {
+            available: Semaphore::new(classifiers.len()),
+            free: Mutex::new(classifiers),
+        }),
+        info,
+    };
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        accept(listener, router(app)).await
+    })
 }

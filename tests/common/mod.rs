@@ -142,3 +142,104 @@ pub fn train_model(out: &Path, args: &[&str]) -> PathBuf {
     assert!(o.status.success(), "training failed: {}", stderr(&o));
     out.join("model.safetensors")
 }
+
+/// `backprop serve --model MODEL --port 0` on 127.0.0.1, killed when
+/// dropped (also when the test fails).
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`, as printed by the server.
+    pub addr: String,
+}
+
+impl ServeProcess {
+    /// Starts `program` (the binary under test, or another build of it) and
+    /// waits for the address line.
+    pub fn start(program: &Path, model: &Path) -> ServeProcess {
+        let mut child = Command::new(program)
+            .arg("serve")
+            .arg("--model")
+            .arg(model)
+            .args(["--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // Built first so that a failed start still kills the child.
+        let mut server = ServeProcess {
+            child,
+            addr: String::new(),
+        };
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("expected \"... on http://ADDR/\", found {line:?}"));
+        assert!(addr.starts_with("127.0.0.1:"), "{line}");
+        server.addr = addr.to_string();
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("expected a VmRSS line in {status}"))
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A 784-100-10 net trained for 2 epochs on 20,000 MNIST images (about 95%),
+/// trained into `out` once per test binary; `None` (with a notice) without
+/// BACKPROP_DATA.
+pub fn mnist_model(test: &str, out: &Path) -> Option<PathBuf> {
+    let dir = mnist_dir(test)?;
+    static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let model = MODEL.get_or_init(|| {
+        train_model(
+            out,
+            &[
+                "--dataset",
+                "mnist",
+                "--data",
+                dir.to_str().unwrap(),
+                "--train-size",
+                "20000",
+                "--epochs",
+                "2",
+                "--hidden",
+                "100",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.002",
+                "--threads",
+                "2",
+                "--seed",
+                "1",
+            ],
+        )
+    });
+    Some(model.clone())
+}
