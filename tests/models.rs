@@ -13,11 +13,10 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use backprop::data::{self, DatasetName, LoadOptions};
-use common::{TempDir, backprop, mnist_dir, run, stderr, stdout, train_model};
+use common::{ServeProcess, TempDir, backprop, mnist_dir, run, stderr, stdout};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
@@ -30,37 +29,9 @@ fn out_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("models-tests")
 }
 
-/// A 784-100-10 net trained for 2 epochs on 20,000 MNIST images (~96%),
-/// trained once for all the tests of this file.
+/// The MNIST model all the tests of this file share (see `common::mnist_model`).
 fn mnist_model(test: &str) -> Option<PathBuf> {
-    let dir = mnist_dir(test)?;
-    static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    let model = MODEL.get_or_init(|| {
-        train_model(
-            &out_dir().join("mnist-run"),
-            &[
-                "--dataset",
-                "mnist",
-                "--data",
-                dir.to_str().unwrap(),
-                "--train-size",
-                "20000",
-                "--epochs",
-                "2",
-                "--hidden",
-                "100",
-                "--optimizer",
-                "adam",
-                "--lr",
-                "0.002",
-                "--threads",
-                "2",
-                "--seed",
-                "1",
-            ],
-        )
-    });
-    Some(model.clone())
+    common::mnist_model(test, &out_dir().join("mnist-run"))
 }
 
 fn mnist_test_set() -> data::Dataset {
@@ -572,39 +543,9 @@ fn backprop_reads_weights_written_by_numpy() {
 
 // ---------------------------------------------------------------- serve
 
-/// `backprop serve` on a free port, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(model: &Path) -> Server {
-        let mut child = backprop()
-            .args(["serve", "--model", model.to_str().unwrap(), "--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        assert!(addr.starts_with("127.0.0.1:"), "{line}");
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `backprop serve` (the binary under test) on a free port, stopped when dropped.
+fn start_server(model: &Path) -> ServeProcess {
+    ServeProcess::start(Path::new(env!("CARGO_BIN_EXE_backprop")), model)
 }
 
 /// One HTTP/1.1 request; returns the status and body.
@@ -666,7 +607,7 @@ fn serve_predicts_and_rejects_bad_requests() {
     let Some(model) = mnist_model("serve") else {
         return;
     };
-    let server = Server::start(&model);
+    let server = start_server(&model);
     let addr = server.addr.as_str();
     let test = mnist_test_set();
     let px = mnist_pixels(&test, 0);
@@ -883,7 +824,7 @@ fn the_page_shows_live_probabilities_in_headless_chromium() {
         );
         return;
     }
-    let server = Server::start(&model);
+    let server = start_server(&model);
     let port = free_port();
     let _driver = Killed(
         Command::new(driver)
