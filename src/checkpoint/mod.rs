@@ -251,6 +251,38 @@ pub(crate) fn fill_from<T: Float>(
     Ok(filled)
 }
 
+/// Tensor `name` of `file`, if it is F32 of shape `expected`.
+fn f32_view<'a>(
+    file: &SafeTensors<'a>,
+    name: &str,
+    expected: &[usize],
+    path: &Path,
+) -> Result<TensorView<'a>, CheckpointError> {
+    let view = file
+        .tensor(name)
+        .map_err(|_| CheckpointError::MissingTensor {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+        })?;
+    if view.dtype() != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            found: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != expected {
+        return Err(CheckpointError::Shape {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    Ok(view)
+}
+
 /// Reads tensor `name` of `file` into `value`, transposing it if `flip`.
 fn fill_one<T: Float>(
     file: &SafeTensors<'_>,
@@ -264,28 +296,7 @@ fn fill_one<T: Float>(
     } else {
         value.shape().to_vec()
     };
-    let view = file
-        .tensor(name)
-        .map_err(|_| CheckpointError::MissingTensor {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            expected: expected.clone(),
-        })?;
-    if view.dtype() != Dtype::F32 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            found: format!("{:?}", view.dtype()),
-        });
-    }
-    if view.shape() != expected.as_slice() {
-        return Err(CheckpointError::Shape {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            expected,
-            found: view.shape().to_vec(),
-        });
-    }
+    let view = f32_view(file, name, &expected, path)?;
     let data: Vec<f32> = view
         .data()
         .chunks_exact(4)
@@ -563,28 +574,7 @@ pub(crate) fn checked_spec(
         });
     }
     for (name, expected) in &layout.tensors {
-        let view = file
-            .tensor(name)
-            .map_err(|_| CheckpointError::MissingTensor {
-                path: path.to_owned(),
-                name: name.clone(),
-                expected: expected.clone(),
-            })?;
-        if view.dtype() != Dtype::F32 {
-            return Err(CheckpointError::Dtype {
-                path: path.to_owned(),
-                name: name.clone(),
-                found: format!("{:?}", view.dtype()),
-            });
-        }
-        if view.shape() != expected.as_slice() {
-            return Err(CheckpointError::Shape {
-                path: path.to_owned(),
-                name: name.clone(),
-                expected: expected.clone(),
-                found: view.shape().to_vec(),
-            });
-        }
+        f32_view(file, name, expected, path)?;
     }
     if file.len() != layout.tensors.len() {
         let mut names = file.names();
