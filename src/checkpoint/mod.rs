@@ -140,6 +140,8 @@ pub enum CheckpointError {
         name: String,
         expected: String,
     },
+    #[error("{path}: {reason}; the file is damaged: start the run again without --resume")]
+    BadState { path: PathBuf, reason: String },
     #[error("{path}: the net does not match its metadata: {reason}")]
     Mismatch { path: PathBuf, reason: String },
     #[error(
@@ -502,7 +504,7 @@ fn check_io<T: Float>(
         .ok_or_else(|| mismatch("the net has no parameters".into()))?;
     let [c, h, w] = info.input_shape;
     let ok = match first.value.shape() {
-        [rows, _] => *rows == c * h * w,
+        [rows, _] => c.checked_mul(h).and_then(|n| n.checked_mul(w)) == Some(*rows),
         [_, channels, _, _] => *channels == c,
         _ => true,
     };

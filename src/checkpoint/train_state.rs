@@ -159,10 +159,13 @@ pub fn train_state_from_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, C
     let state: TrainState = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let threads = state.config.threads;
     if !(1..=MAX_THREADS).contains(&threads) || state.layer_rngs.len() != threads {
-        return Err(bad(format!(
-            "expected 1 to {MAX_THREADS} threads with one list of generators each, found {threads} thread(s) and {} list(s)",
-            state.layer_rngs.len()
-        )));
+        return Err(CheckpointError::BadState {
+            path: path.to_owned(),
+            reason: format!(
+                "expected 1 to {MAX_THREADS} threads with one list of generators each, found {threads} thread(s) and {} list(s)",
+                state.layer_rngs.len()
+            ),
+        });
     }
     Ok(state)
 }
