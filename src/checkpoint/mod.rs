@@ -118,7 +118,7 @@ pub enum CheckpointError {
         found: Vec<usize>,
     },
     #[error(
-        "{path}: tensor '{name}' holds {value} at index {index}: the run that wrote it diverged; train again with a smaller --lr"
+        "{path}: tensor '{name}' holds {value} at index {index}, expected finite numbers: a net with such weights can only answer NaN (did the run that wrote it diverge? train again with a smaller --lr)"
     )]
     NonFinite {
         path: PathBuf,
@@ -559,7 +559,9 @@ pub(crate) fn checked_spec(
     let bad_net = |reason: String| CheckpointError::BadMetadata {
         path: path.to_owned(),
         key: "net",
-        value: meta["net"].chars().take(200).collect(),
+        value: meta
+            .get("net")
+            .map_or_else(String::new, |v| v.chars().take(200).collect()),
         reason,
     };
     let layout = layout(&spec).map_err(bad_net)?;
