@@ -237,8 +237,8 @@ fn bad_training_states_give_one_line() {
         "{}",
         refused(
             &resume,
-            &run_dir.join("model.safetensors"),
-            &["describes another architecture"]
+            &state,
+            &["does not describe the net in model.safetensors"]
         )
     );
     edit_config(&|v| v["epoch"] = "one".into());
@@ -247,7 +247,11 @@ fn bad_training_states_give_one_line() {
     std::fs::write(&state, b"\x08\0\0\0\0\0\0\0{}      ").unwrap();
     eprintln!(
         "{}",
-        refused(&resume, &state, &["has no 'train_state' in its metadata"])
+        refused(
+            &resume,
+            &state,
+            &["no 'train_state' in its metadata", "without --resume"]
+        )
     );
 }
 

@@ -124,13 +124,13 @@ pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
         _ => false,
     };
     if !same {
-        return Err(mismatch(
-            &model_path,
-            &format!(
-                "{TRAIN_STATE_FILE} describes another architecture (--net {}, --hidden {:?}); were the files copied from different runs?",
+        return Err(CheckpointError::BadState {
+            path: dir.join(TRAIN_STATE_FILE),
+            reason: format!(
+                "its configuration (--net {}, --hidden {:?}) does not describe the net in {MODEL_FILE}",
                 c.net, c.hidden
             ),
-        ));
+        });
     }
     Ok(state)
 }
@@ -146,9 +146,9 @@ pub fn train_state_from_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, C
     let meta = metadata(path, bytes)?;
     let json = meta
         .get("train_state")
-        .ok_or(CheckpointError::MissingMetadata {
+        .ok_or_else(|| CheckpointError::BadState {
             path: path.to_owned(),
-            key: "train_state",
+            reason: "no 'train_state' in its metadata".to_owned(),
         })?;
     let bad = |reason: String| CheckpointError::BadMetadata {
         path: path.to_owned(),
