@@ -12,6 +12,13 @@
 //! `classes`, `input_shape` (JSON `[C, H, W]`), `seed` (generated data sets are
 //! drawn from it), `epoch` and `preprocess` (how pixels become inputs).
 //!
+//! Loading trusts nothing in the file: the architecture in the metadata is
+//! checked against the tensors actually present (names, shapes, dtype) before
+//! the net is built, so no metadata can make the loader allocate more than
+//! the file's own data; weights that are NaN or infinite are refused, since a
+//! net holding them can only answer NaN. [`load_bytes`] is the loader on bytes
+//! already in memory (the fuzz target `checkpoint` calls it).
+//!
 //! ```
 //! use backprop::checkpoint::{self, ModelInfo};
 //! use backprop::data::DatasetName;
@@ -26,10 +33,13 @@
 //! # std::fs::remove_file(&path).unwrap();
 //! ```
 
+mod layout;
 mod train_state;
 
+pub use layout::{Layout, MAX_CONV_VALUES, layout};
 pub use train_state::{
     TRAIN_STATE_FILE, TrainState, read_train_state, restore_training, save_training,
+    train_state_from_bytes,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,7 +51,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::data::DatasetName;
 use crate::layers::Layer;
-use crate::nets::{NetSpec, Network};
+use crate::nets::{self, NetSpec, Network};
 use crate::tensor::{Float, Tensor};
 
 /// The file `train` writes in its output folder.
@@ -107,6 +117,15 @@ pub enum CheckpointError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error(
+        "{path}: tensor '{name}' holds {value} at index {index}, expected finite numbers: a net with such weights can only answer NaN (did the run that wrote it diverge? train again with a smaller --lr)"
+    )]
+    NonFinite {
+        path: PathBuf,
+        name: String,
+        index: usize,
+        value: f32,
+    },
     #[error("{path}: tensor '{name}' is {found}, expected F32")]
     Dtype {
         path: PathBuf,
@@ -121,6 +140,8 @@ pub enum CheckpointError {
         name: String,
         expected: String,
     },
+    #[error("{path}: {reason}; the file is damaged: start the run again without --resume")]
+    BadState { path: PathBuf, reason: String },
     #[error("{path}: the net does not match its metadata: {reason}")]
     Mismatch { path: PathBuf, reason: String },
     #[error(
@@ -232,6 +253,38 @@ pub(crate) fn fill_from<T: Float>(
     Ok(filled)
 }
 
+/// Tensor `name` of `file`, if it is F32 of shape `expected`.
+fn f32_view<'a>(
+    file: &SafeTensors<'a>,
+    name: &str,
+    expected: &[usize],
+    path: &Path,
+) -> Result<TensorView<'a>, CheckpointError> {
+    let view = file
+        .tensor(name)
+        .map_err(|_| CheckpointError::MissingTensor {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+        })?;
+    if view.dtype() != Dtype::F32 {
+        return Err(CheckpointError::Dtype {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            found: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != expected {
+        return Err(CheckpointError::Shape {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    Ok(view)
+}
+
 /// Reads tensor `name` of `file` into `value`, transposing it if `flip`.
 fn fill_one<T: Float>(
     file: &SafeTensors<'_>,
@@ -245,33 +298,20 @@ fn fill_one<T: Float>(
     } else {
         value.shape().to_vec()
     };
-    let view = file
-        .tensor(name)
-        .map_err(|_| CheckpointError::MissingTensor {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            expected: expected.clone(),
-        })?;
-    if view.dtype() != Dtype::F32 {
-        return Err(CheckpointError::Dtype {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            found: format!("{:?}", view.dtype()),
-        });
-    }
-    if view.shape() != expected.as_slice() {
-        return Err(CheckpointError::Shape {
-            path: path.to_owned(),
-            name: name.to_owned(),
-            expected,
-            found: view.shape().to_vec(),
-        });
-    }
+    let view = f32_view(file, name, &expected, path)?;
     let data: Vec<f32> = view
         .data()
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
+    if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(CheckpointError::NonFinite {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            index,
+            value,
+        });
+    }
     let data = if flip {
         transpose(&data, expected[0], expected[1])
     } else {
@@ -472,7 +512,7 @@ fn check_io<T: Float>(
         .ok_or_else(|| mismatch("the net has no parameters".into()))?;
     let [c, h, w] = info.input_shape;
     let ok = match first.value.shape() {
-        [rows, _] => *rows == c * h * w,
+        [rows, _] => c.checked_mul(h).and_then(|n| n.checked_mul(w)) == Some(*rows),
         [_, channels, _, _] => *channels == c,
         _ => true,
     };
@@ -498,9 +538,16 @@ fn check_io<T: Float>(
 
 /// Rebuilds the net a checkpoint describes and loads its tensors.
 pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), CheckpointError> {
-    let bytes = read_file(path)?;
-    let file = parse(path, &bytes)?;
-    let (spec, info) = parse_info(path, &metadata(path, &bytes)?)?;
+    load_bytes(path, &read_file(path)?)
+}
+
+/// [`load`] on the content of a checkpoint; `path` only names it in errors.
+pub fn load_bytes<T: Float>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Network<T>, ModelInfo), CheckpointError> {
+    let file = parse(path, bytes)?;
+    let (spec, info) = checked_spec(path, bytes, &file)?;
     let mut net = spec
         .build::<T>(info.seed)
         .map_err(|e| CheckpointError::BadMetadata {
@@ -510,25 +557,60 @@ pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), Checkpoint
             reason: e.to_string(),
         })?;
     check_io(path, &net, &info)?;
-    let filled = fill_from(&mut net, &file, "", false, path)?;
-    if filled != file.len() {
-        let expected: Vec<String> = state_dict(&net, false)
+    fill_from(&mut net, &file, "", false, path)?;
+    Ok((net, info))
+}
+
+/// The architecture and facts in a checkpoint's metadata, checked against the
+/// tensors in `file` (every one present, F32, of the right shape, none extra),
+/// so that building the net allocates no more than the file holds.
+pub(crate) fn checked_spec(
+    path: &Path,
+    bytes: &[u8],
+    file: &SafeTensors<'_>,
+) -> Result<(NetSpec, ModelInfo), CheckpointError> {
+    let meta = metadata(path, bytes)?;
+    let (spec, info) = parse_info(path, &meta)?;
+    let bad_net = |reason: String| CheckpointError::BadMetadata {
+        path: path.to_owned(),
+        key: "net",
+        value: meta
+            .get("net")
+            .map_or_else(String::new, |v| v.chars().take(200).collect()),
+        reason,
+    };
+    let layout = layout(&spec).map_err(bad_net)?;
+    if let NetSpec::SimpleCnn(nets::SimpleConvNet { input_dim, .. })
+    | NetSpec::DeepCnn(nets::DeepConvNet { input_dim, .. }) = &spec
+        && *input_dim != info.input_shape
+    {
+        return Err(CheckpointError::Mismatch {
+            path: path.to_owned(),
+            reason: format!(
+                "input_shape {:?} differs from the convnet's input_dim {input_dim:?}",
+                info.input_shape
+            ),
+        });
+    }
+    for (name, expected) in &layout.tensors {
+        f32_view(file, name, expected, path)?;
+    }
+    if file.len() != layout.tensors.len() {
+        let mut names = file.names();
+        names.sort();
+        let extra = names
             .into_iter()
-            .map(|t| t.name)
-            .collect();
-        let extra = file
-            .names()
-            .into_iter()
-            .find(|n| !expected.iter().any(|e| e == n))
+            .find(|n| !layout.tensors.iter().any(|(e, _)| e == n))
             .unwrap_or_default()
             .to_owned();
+        let expected: Vec<&str> = layout.tensors.iter().map(|(n, _)| n.as_str()).collect();
         return Err(CheckpointError::Unexpected {
             path: path.to_owned(),
             name: extra,
             expected: expected.join(", "),
         });
     }
-    Ok((net, info))
+    Ok((spec, info))
 }
 
 /// A checkpoint's tensor shapes by name, and its metadata.

@@ -385,3 +385,153 @@ fn a_state_from_another_setup_is_refused() {
     // Still usable after the refusals.
     apply_state(&path, &state, &mut t).unwrap();
 }
+
+/// Parses `path` as a model without touching the disk again.
+fn bytes_error(path: &Path) -> CheckpointError {
+    let bytes = fs::read(path).unwrap();
+    match load_bytes::<f32>(path, &bytes) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn absurd_architectures_are_refused_before_building() {
+    // Four billion hidden units would be 64 GB of weights: the file's tensors
+    // say otherwise, and that is found before anything is allocated.
+    let (path, _) = saved("huge.safetensors");
+    rewrite(&path, |_, m| {
+        let net = m["net"].replace("[6,5]", "[4000000000,5]");
+        m.insert("net".into(), net);
+    });
+    let e = bytes_error(&path);
+    assert!(matches!(e, CheckpointError::Shape { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains("tensor '0.weight' has shape [6, 4], the architecture in the metadata expects [4000000000, 4]"),
+        "{e}"
+    );
+
+    let (path, _) = saved("zero.safetensors");
+    rewrite(&path, |_, m| {
+        let net = m["net"].replace("[6,5]", "[0,5]");
+        m.insert("net".into(), net);
+    });
+    let e = bytes_error(&path).to_string();
+    assert!(
+        e.contains("metadata 'net'") && e.contains("sizes must be positive"),
+        "{e}"
+    );
+
+    // A convnet whose padding would make its buffers enormous.
+    let cnn = crate::nets::SimpleConvNet::new([1, 12, 12], 3);
+    let net = cnn.build::<f32>(1).unwrap();
+    let path = temp("pad.safetensors");
+    let mut i = info();
+    i.input_shape = [1, 12, 12];
+    save(&path, &net, &i).unwrap();
+    load::<f32>(&path).unwrap();
+    rewrite(&path, |_, m| {
+        let net = m["net"].replace("\"pad\":0", "\"pad\":100000");
+        m.insert("net".into(), net);
+    });
+    let e = bytes_error(&path).to_string();
+    assert!(e.contains("values per example"), "{e}");
+
+    let path = temp("dim.safetensors");
+    save(&path, &net, &i).unwrap();
+    rewrite(&path, |_, m| {
+        m.insert("input_shape".into(), "[1, 12, 13]".into());
+    });
+    let e = bytes_error(&path).to_string();
+    assert!(
+        e.contains("differs from the convnet's input_dim [1, 12, 12]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn nan_weights_and_bare_files_are_refused() {
+    let (path, _) = saved("nan.safetensors");
+    rewrite(&path, |t, _| {
+        let b = t.iter_mut().find(|t| t.name == "2.bias").unwrap();
+        b.data[3] = f32::NAN;
+    });
+    let e = bytes_error(&path);
+    assert!(
+        matches!(e, CheckpointError::NonFinite { index: 3, .. }),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("tensor '2.bias' holds NaN at index 3, expected finite numbers"),
+        "{e}"
+    );
+
+    // A safetensors file with tensors but no metadata at all (as torch writes).
+    let (path, net) = saved("bare.safetensors");
+    write_safetensors(&path, &state_dict(&net, false), HashMap::new()).unwrap();
+    let e = bytes_error(&path);
+    assert!(
+        matches!(
+            e,
+            CheckpointError::MissingMetadata {
+                key: "format_version",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    let (path, _) = saved("json.safetensors");
+    rewrite(&path, |_, m| {
+        m.insert("net".into(), "{\"kind\":\"mlp\",\"input_size\":".into());
+    });
+    let e = bytes_error(&path).to_string();
+    assert!(e.contains("metadata 'net'") && e.contains("EOF"), "{e}");
+
+    // Bytes that are no checkpoint at all, of every short length.
+    let bytes = fs::read(&path).unwrap();
+    for n in 0..64 {
+        let e = load_bytes::<f32>(&path, &bytes[..n]).err().unwrap();
+        assert!(matches!(e, CheckpointError::Format { .. }), "{n}: {e:?}");
+    }
+}
+
+#[test]
+fn a_training_state_is_checked_before_the_trainer_is_built() {
+    let t = trainer();
+    let path = temp("threads.safetensors");
+    let mut c = config();
+    c.threads = 1_000_000;
+    write_state(&path, &t, &c, 1, &[]).unwrap();
+    let e = read_state(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("expected 1 to 1024 threads")
+            && e.contains("found 1000000 thread(s) and 2 list(s)"),
+        "{e}"
+    );
+
+    // The configuration must describe the model beside it.
+    let dir = temp("resume-dir");
+    fs::create_dir_all(&dir).unwrap();
+    let spec = MultiLayerNet::new(2, &[16, 16], 3).dropout(0.3);
+    let t = Trainer::new(
+        spec.build::<f32>(1).unwrap(),
+        optim::by_name("adam", 0.01).unwrap(),
+        2,
+        9,
+    );
+    let mut i = info();
+    i.input_shape = [1, 1, 2];
+    save_training(&dir, &t, &config(), &i, &[]).unwrap();
+    read_train_state(&dir).unwrap();
+    let mut c = config();
+    c.hidden = vec![4_000_000_000];
+    write_state(&dir.join(TRAIN_STATE_FILE), &t, &c, 2, &[]).unwrap();
+    let e = read_train_state(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("train_state.safetensors: its configuration (--net mlp, --hidden [4000000000]) does not describe the net in model.safetensors"),
+        "{e}"
+    );
+}

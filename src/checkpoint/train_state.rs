@@ -21,11 +21,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CheckpointError, MODEL_FILE, ModelInfo, Named, fill_from, metadata, parse, read_file, save,
-    state_dict, write_safetensors,
+    CheckpointError, MODEL_FILE, ModelInfo, Named, checked_spec, fill_from, metadata, parse,
+    read_file, save, state_dict, write_safetensors,
 };
+use crate::nets::NetSpec;
 use crate::tensor::Float;
-use crate::train::{EpochMetrics, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, NetKind, TrainConfig, Trainer};
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
@@ -115,27 +116,80 @@ pub(crate) fn write_state<T: Float>(
     write_safetensors(path, &tensors, meta)
 }
 
+/// Most threads a saved run may ask for: every thread holds a replica of the
+/// net, so the count multiplies memory; a machine with more cores than this can
+/// still resume by hand-editing the file.
+pub const MAX_THREADS: usize = 1024;
+
 /// Reads the JSON part of `dir/train_state.safetensors` (the run's configuration).
+///
+/// `--resume` builds the trainer from this configuration before it reads the
+/// model, so the configuration is checked against `dir/model.safetensors`
+/// first: the net it describes must be the one whose tensors are in that file,
+/// which bounds what building it allocates.
 pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
-    read_state(&dir.join(TRAIN_STATE_FILE))
+    let state = read_state(&dir.join(TRAIN_STATE_FILE))?;
+    let model_path = dir.join(MODEL_FILE);
+    let bytes = read_file(&model_path)?;
+    let file = parse(&model_path, &bytes)?;
+    let (spec, _) = checked_spec(&model_path, &bytes, &file)?;
+    let c = &state.config;
+    let same = match (&c.net, &spec) {
+        (NetKind::Mlp, NetSpec::Mlp(m)) => {
+            m.hidden_size_list == c.hidden
+                && m.use_batchnorm == c.batchnorm
+                && m.dropout_ratio == c.dropout
+        }
+        (NetKind::SimpleCnn, NetSpec::SimpleCnn(_)) | (NetKind::DeepCnn, NetSpec::DeepCnn(_)) => {
+            true
+        }
+        _ => false,
+    };
+    if !same {
+        return Err(CheckpointError::BadState {
+            path: dir.join(TRAIN_STATE_FILE),
+            reason: format!(
+                "its configuration (--net {}, --hidden {:?}) does not describe the net in {MODEL_FILE}",
+                c.net, c.hidden
+            ),
+        });
+    }
+    Ok(state)
 }
 
 pub(crate) fn read_state(path: &Path) -> Result<TrainState, CheckpointError> {
-    let path = path.to_owned();
-    let bytes = read_file(&path)?;
-    let meta = metadata(&path, &bytes)?;
+    train_state_from_bytes(path, &read_file(path)?)
+}
+
+/// The training state in the content of a `train_state.safetensors`; `path`
+/// only names it in errors. Checks what would otherwise multiply memory before
+/// the model is read: the thread count.
+pub fn train_state_from_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, CheckpointError> {
+    let meta = metadata(path, bytes)?;
     let json = meta
         .get("train_state")
-        .ok_or(CheckpointError::MissingMetadata {
-            path: path.clone(),
-            key: "train_state",
+        .ok_or_else(|| CheckpointError::BadState {
+            path: path.to_owned(),
+            reason: "no 'train_state' in its metadata".to_owned(),
         })?;
-    serde_json::from_str(json).map_err(|e| CheckpointError::BadMetadata {
-        path,
+    let bad = |reason: String| CheckpointError::BadMetadata {
+        path: path.to_owned(),
         key: "train_state",
         value: json.chars().take(200).collect(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let state: TrainState = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let threads = state.config.threads;
+    if !(1..=MAX_THREADS).contains(&threads) || state.layer_rngs.len() != threads {
+        return Err(CheckpointError::BadState {
+            path: path.to_owned(),
+            reason: format!(
+                "expected 1 to {MAX_THREADS} threads with one list of generators each, found {threads} thread(s) and {} list(s)",
+                state.layer_rngs.len()
+            ),
+        });
+    }
+    Ok(state)
 }
 
 /// Puts a trainer built from the saved configuration back where the run in

@@ -522,6 +522,8 @@ fn run_predict(a: PredictArgs) -> Result<()> {
                     println!("{}: {}", path.display(), crate::predict::format_top(&p, 3));
                 }
             }
+            // One picture: its error is the command's, on the one `error:` line.
+            Err(e) if a.images.len() == 1 && !a.json => return Err(e.into()),
             Err(e) => {
                 failed += 1;
                 if a.json {

@@ -4,7 +4,8 @@
 //! come from the network or from whatever folder a user points at, so every header field is
 //! checked before it is trusted: sizes are computed with checked arithmetic and the payload
 //! is read through a bounded reader, so a corrupt header can neither panic nor make us
-//! allocate gigabytes.
+//! allocate gigabytes. [`parse_idx`] works on bytes already in memory; the fuzz target
+//! `idx` (see `fuzz/`) calls it with arbitrary input.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -26,6 +27,11 @@ const UBYTE: u8 = 0x08;
 /// but MNIST's largest file (47 MB) should still be read without reallocating.
 const PREALLOCATE_MAX: usize = 64 << 20;
 
+/// Deflate's largest expansion: one 258-byte match per 2 bits is about 1032 to 1. A gzip
+/// stream of n bytes cannot decompress to more than this many times n, so that bounds what
+/// its header can make us reserve.
+const DEFLATE_MAX_RATIO: usize = 1032;
+
 /// An n-dimensional array of bytes, row-major, as stored in an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {
@@ -40,14 +46,22 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
         path: path.to_path_buf(),
         err,
     })?;
-    if raw.starts_with(&GZIP_MAGIC) {
-        parse(path, MultiGzDecoder::new(raw.as_slice()), true)
+    parse_idx(path, &raw)
+}
+
+/// Parses the content of an IDX file, gzip-compressed or plain; `path` only names the
+/// file in errors. Reserves no more memory than `bytes` can hold once decompressed.
+pub fn parse_idx(path: &Path, bytes: &[u8]) -> Result<IdxArray, DataError> {
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let most = bytes.len().saturating_mul(DEFLATE_MAX_RATIO);
+        parse(path, MultiGzDecoder::new(bytes), true, most)
     } else {
-        parse(path, raw.as_slice(), false)
+        parse(path, bytes, false, bytes.len())
     }
 }
 
-fn parse(path: &Path, mut r: impl Read, gzip: bool) -> Result<IdxArray, DataError> {
+/// Reads an IDX array from `r`, which yields at most `most` bytes.
+fn parse(path: &Path, mut r: impl Read, gzip: bool, most: usize) -> Result<IdxArray, DataError> {
     let read_err = |err| {
         let path = path.to_path_buf();
         if gzip {
@@ -106,7 +120,7 @@ fn parse(path: &Path, mut r: impl Read, gzip: bool) -> Result<IdxArray, DataErro
     let total = payload.checked_add(header_len).ok_or_else(overflow)?;
 
     // One byte more than announced tells trailing garbage apart from an exact fit.
-    let mut data = Vec::with_capacity(payload.min(PREALLOCATE_MAX));
+    let mut data = Vec::with_capacity(initial_capacity(payload, most));
     (&mut r)
         .take((payload as u64).saturating_add(1))
         .read_to_end(&mut data)
@@ -125,6 +139,12 @@ fn parse(path: &Path, mut r: impl Read, gzip: bool) -> Result<IdxArray, DataErro
         });
     }
     Ok(IdxArray { dims, data })
+}
+
+/// What to reserve for a payload the header says is `payload` bytes, when the input can
+/// yield at most `most`: a 20-byte file claiming gigabytes gets 20 bytes, not 64 MiB.
+fn initial_capacity(payload: usize, most: usize) -> usize {
+    payload.min(most).min(PREALLOCATE_MAX)
 }
 
 /// Reads at most `n` bytes; fewer only at end of input.
@@ -371,6 +391,80 @@ mod tests {
         // Large but representable: must be reported as truncated, not allocated.
         let (_, err) = read_raw(&dir, "big", &header(UBYTE, &[u32::MAX, u32::MAX]));
         assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn reservation_is_bounded_by_the_input() {
+        assert_eq!(initial_capacity(1 << 40, 20), 20);
+        assert_eq!(initial_capacity(100, 20 * DEFLATE_MAX_RATIO), 100);
+        assert_eq!(initial_capacity(1 << 40, usize::MAX), PREALLOCATE_MAX);
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn bytes_and_files_parse_alike() {
+        let mut bytes = header(UBYTE, &[2, 3]);
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        let path = Path::new("x.idx");
+        for input in [bytes.clone(), gzip(&bytes)] {
+            let arr = parse_idx(path, &input).unwrap();
+            assert_eq!(arr.dims, [2, 3]);
+            assert_eq!(arr.data, [1, 2, 3, 4, 5, 6]);
+        }
+    }
+
+    #[test]
+    fn gzip_expanding_beyond_the_header_is_trailing_data() {
+        let mut bytes = header(UBYTE, &[3]);
+        bytes.extend_from_slice(&[0; 1000]);
+        let err = parse_idx(Path::new("long.gz"), &gzip(&bytes)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::TrailingData {
+                    expected: 11,
+                    found: 1008,
+                    gzip: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("long.gz") && msg.contains("once decompressed"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn gzip_claiming_more_than_it_holds_is_truncated() {
+        let err = parse_idx(
+            Path::new("claims.gz"),
+            &gzip(&header(UBYTE, &[60000, 28, 28])),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DataError::Truncated {
+                    expected: 47040016,
+                    found: 16,
+                    gzip: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Garbage after the gzip magic is a gzip error, not a panic.
+        let err = parse_idx(Path::new("junk.gz"), &[0x1f, 0x8b, 1, 2, 3]).unwrap_err();
+        assert!(matches!(err, DataError::Gzip { .. }), "{err:?}");
+        assert!(err.to_string().contains("junk.gz"));
     }
 
     #[test]

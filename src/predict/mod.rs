@@ -22,42 +22,87 @@ use crate::nets::{InputError, Network};
 use crate::predict::preprocess::SIDE;
 use crate::tensor::Tensor;
 
+/// Largest width and height of a picture `predict` decodes: a digit needs 28x28,
+/// and a phone photo (4032x3024) still fits. Together with [`MAX_DECODE_BYTES`]
+/// this keeps a small file that claims huge dimensions from allocating much.
+pub const MAX_SIDE: u32 = 4096;
+
+/// Most memory the decoder may hold at once (a 4096x4096 RGBA picture in 16-bit
+/// channels is exactly this).
+pub const MAX_DECODE_BYTES: u64 = 128 << 20;
+
+// The fields holding the cause are called `err`, not `source`: thiserror would
+// make a `source` the error's source, and `error: {e:#}` in main would print
+// the cause twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot read image {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot decode image {path}: {source} (PNG, JPEG and BMP are supported)")]
+    #[error("cannot read image {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("cannot decode image {path}: {err} (PNG, JPEG and BMP are supported)")]
     Decode {
         path: PathBuf,
-        source: image::ImageError,
+        err: image::ImageError,
     },
-    #[error("image {path}: {source}")]
+    #[error(
+        "image {path} is too large: expected at most {MAX_SIDE}x{MAX_SIDE} pixels (and {} MiB to decode), found {found}; scale it down, a digit needs only 28x28",
+        MAX_DECODE_BYTES >> 20
+    )]
+    TooLarge { path: PathBuf, found: String },
+    #[error("image {path}: {err}")]
     Preprocess {
         path: PathBuf,
-        source: preprocess::PreprocessError,
+        err: preprocess::PreprocessError,
     },
 }
 
 /// Grey levels (0 black ... 255 white) of the picture at `path`, with any
 /// transparency laid over white paper; returns `(levels, width, height)`.
 pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize), ImageError> {
-    let read = |source| ImageError::Read {
+    let bytes = std::fs::read(path).map_err(|err| ImageError::Read {
         path: path.to_owned(),
-        source,
+        err,
+    })?;
+    load_gray_bytes(path, &bytes)
+}
+
+/// [`load_gray`] on the content of a picture; `path` only names it in errors.
+/// The format is guessed from the content, and decoding is limited to
+/// [`MAX_SIDE`] and [`MAX_DECODE_BYTES`].
+pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
+    let decode_err = |err| ImageError::Decode {
+        path: path.to_owned(),
+        err,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(read)?
-        .with_guessed_format()
-        .map_err(read)?
-        .decode()
-        .map_err(|source| ImageError::Decode {
-            path: path.to_owned(),
-            source,
-        })?
-        .to_luma_alpha8();
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|err| ImageError::Read {
+                path: path.to_owned(),
+                err,
+            })
+    };
+    // Some decoders have limits of their own and would report a huge picture
+    // as corrupt: the header's claim is checked first, for one clear message.
+    let claimed = reader()?.into_dimensions().ok();
+    let too_large = || ImageError::TooLarge {
+        path: path.to_owned(),
+        found: claimed.map_or_else(|| "more".to_owned(), |(w, h)| format!("{w}x{h}")),
+    };
+    if claimed.is_some_and(|(w, h)| w > MAX_SIDE || h > MAX_SIDE) {
+        return Err(too_large());
+    }
+    let mut reader = reader()?;
+    reader.limits(limits);
+    let img = match reader.decode() {
+        Ok(img) => img,
+        Err(image::ImageError::Limits(_)) => return Err(too_large()),
+        Err(err) => return Err(decode_err(err)),
+    }
+    .to_luma_alpha8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let gray = img
         .pixels()
@@ -67,6 +112,16 @@ pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize), ImageError> {
         })
         .collect();
     Ok((gray, w, h))
+}
+
+/// Grey levels of the picture in `bytes`, then [`preprocess::mnist_like`]:
+/// what `predict` does to each file before the net sees it.
+pub fn preprocess_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<f32>, ImageError> {
+    let (gray, w, h) = load_gray_bytes(path, bytes)?;
+    preprocess::mnist_like(&gray, w, h).map_err(|err| ImageError::Preprocess {
+        path: path.to_owned(),
+        err,
+    })
 }
 
 /// The `k` most probable classes, most probable first.
@@ -138,11 +193,11 @@ impl Classifier {
 
     /// Loads, preprocesses and classifies the picture at `path`.
     pub fn classify_file(&mut self, path: &Path) -> Result<Vec<f64>, ImageError> {
-        let (gray, w, h) = load_gray(path)?;
-        let x = preprocess::mnist_like(&gray, w, h).map_err(|source| ImageError::Preprocess {
+        let bytes = std::fs::read(path).map_err(|err| ImageError::Read {
             path: path.to_owned(),
-            source,
+            err,
         })?;
+        let x = preprocess_bytes(path, &bytes)?;
         Ok(self
             .probabilities(&x)
             .expect("Classifier::load accepts only nets that take 28x28 images"))
@@ -152,12 +207,92 @@ impl Classifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::bmp;
 
     #[test]
     fn softmax_is_stable_and_sums_to_one() {
         let p = softmax(&[1000.0, 1000.0, -1000.0]);
         assert!((p[0] - 0.5).abs() < 1e-12 && p[2] < 1e-300);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> Vec<u8> {
+        let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    fn error(name: &str, bytes: &[u8]) -> ImageError {
+        let e = preprocess_bytes(Path::new(name), bytes).unwrap_err();
+        assert!(e.to_string().contains(name), "{e}");
+        e
+    }
+
+    #[test]
+    fn a_small_picture_is_preprocessed() {
+        let bar = png(10, 12, |x, y| {
+            if x == 5 && (2..10).contains(&y) {
+                0
+            } else {
+                255
+            }
+        });
+        let x = preprocess_bytes(Path::new("bar.png"), &bar).unwrap();
+        assert_eq!(x.len(), preprocess::SIDE * preprocess::SIDE);
+        // The same picture as a 3x3 BMP decodes too.
+        let (gray, w, h) = load_gray_bytes(Path::new("white.bmp"), &bmp(3, 3, 36)).unwrap();
+        assert_eq!((w, h), (3, 3));
+        assert!(gray.iter().all(|&g| g == 255.0));
+    }
+
+    #[test]
+    fn bad_pictures_are_errors_naming_the_file() {
+        let e = error("notes.txt", b"hello, not a picture");
+        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("PNG, JPEG and BMP are supported"),
+            "{e}"
+        );
+
+        // Huge dimensions in a 54-byte file: refused before any pixel buffer.
+        let e = error("huge.bmp", &bmp(20_000, 20_000, 0));
+        assert!(matches!(e, ImageError::TooLarge { .. }), "{e:?}");
+        assert!(e.to_string().contains("found 20000x20000"), "{e}");
+        // The BMP decoder refuses this one itself, as corrupt.
+        let e = error("huger.bmp", &bmp(100_000, 100_000, 0));
+        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
+        let e = error("wide.bmp", &bmp(MAX_SIDE as i32 + 1, 1, 0));
+        assert!(matches!(e, ImageError::TooLarge { .. }), "{e:?}");
+
+        let e = error("empty.bmp", &bmp(0, 0, 0));
+        assert!(
+            matches!(
+                e,
+                ImageError::Decode { .. }
+                    | ImageError::Preprocess {
+                        err: preprocess::PreprocessError::Empty { .. },
+                        ..
+                    }
+            ),
+            "{e:?}"
+        );
+
+        let bar = png(10, 12, |x, _| if x == 5 { 0 } else { 255 });
+        let e = error("cut.png", &bar[..bar.len() / 2]);
+        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
+
+        let e = error("blank.png", &png(8, 8, |_, _| 200));
+        assert!(
+            matches!(
+                e,
+                ImageError::Preprocess {
+                    err: preprocess::PreprocessError::Blank { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

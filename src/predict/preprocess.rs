@@ -36,7 +36,7 @@ const MIN_CONTRAST: f32 = 32.0;
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum PreprocessError {
-    #[error("the image has {got} pixel values, but {width}x{height} needs {}", width * height)]
+    #[error("the image has {got} pixel values, but {width}x{height} needs {}", width.saturating_mul(*height))]
     Size {
         width: usize,
         height: usize,
@@ -58,7 +58,7 @@ fn median(mut v: Vec<f32>) -> f32 {
 /// Turns grey levels `gray` (0 black ... 255 white, row-major `width x height`)
 /// into `SIDE * SIDE` inputs in `[0, 1]`, ink bright.
 pub fn mnist_like(gray: &[f32], width: usize, height: usize) -> Result<Vec<f32>, PreprocessError> {
-    if gray.len() != width * height {
+    if width.checked_mul(height) != Some(gray.len()) {
         return Err(PreprocessError::Size {
             width,
             height,
