@@ -323,6 +323,8 @@ fn bad_arguments_are_reported_not_panicked() {
             "100",
         ],
         &["train", "--dataset", "spiral", "--net", "simple-cnn"],
+        // 1e10 weights: refused before anything is allocated.
+        &["train", "--dataset", "spiral", "--hidden", "100000,100000"],
     ] {
         let out = run(args);
         assert_clean_failure(&out, &["error:"]);

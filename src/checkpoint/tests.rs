@@ -507,7 +507,7 @@ fn a_training_state_is_checked_before_the_trainer_is_built() {
     write_state(&path, &t, &c, 1, &[]).unwrap();
     let e = read_state(&path).unwrap_err().to_string();
     assert!(
-        e.contains("expected 1 to 1024 threads")
+        e.contains("expected 1 to 256 threads")
             && e.contains("found 1000000 thread(s) and 2 list(s)"),
         "{e}"
     );

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::nets::NetSpec;
 use crate::tensor::Float;
-use crate::train::{EpochMetrics, NetKind, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, MAX_THREADS, NetKind, TrainConfig, Trainer};
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
@@ -115,11 +115,6 @@ pub(crate) fn write_state<T: Float>(
     )]);
     write_safetensors(path, &tensors, meta)
 }
-
-/// Most threads a saved run may ask for: every thread holds a replica of the
-/// net, so the count multiplies memory; a machine with more cores than this can
-/// still resume by hand-editing the file.
-pub const MAX_THREADS: usize = 1024;
 
 /// Reads the JSON part of `dir/train_state.safetensors` (the run's configuration).
 ///

@@ -228,11 +228,8 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-/// Most worker threads `--threads` accepts: each holds a replica of the net,
-/// and a batch is split among them, so beyond a few dozen they only cost.
-pub const MAX_THREADS: usize = 256;
-
 fn thread_count(s: &str) -> Result<usize, String> {
+    use crate::train::MAX_THREADS;
     match s.parse::<usize>() {
         Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
         _ => Err(format!(

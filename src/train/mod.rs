@@ -5,4 +5,4 @@ mod run;
 mod trainer;
 
 pub use run::{EpochMetrics, NetKind, Summary, TrainConfig, run};
-pub use trainer::{TrainError, Trainer, flush_denormals};
+pub use trainer::{MAX_THREADS, TrainError, Trainer, flush_denormals};

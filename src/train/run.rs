@@ -206,6 +206,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                 .weight_decay_lambda(config.weight_decay),
         ),
     };
+    check_memory(&spec, config.threads)?;
     let net = spec.build::<f32>(config.seed).with_context(|| {
         format!(
             "--net {} cannot take {} images of {:?}",
@@ -380,6 +381,57 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         println!("wrote {} and {}", svg.display(), png.display());
     }
     Ok(summary)
+}
+
+/// Refuses a net whose weights alone would not fit in the memory this machine
+/// has free: building it would abort the process ("memory allocation of N
+/// bytes failed") instead of ending with an error. Counted from the spec, so
+/// nothing is allocated to find out.
+fn check_memory(spec: &NetSpec, threads: usize) -> Result<()> {
+    let Ok(layout) = checkpoint::layout(spec) else {
+        return Ok(()); // build() names what is wrong with the spec
+    };
+    let values = layout.tensors.iter().try_fold(0usize, |sum, (_, shape)| {
+        shape
+            .iter()
+            .try_fold(1usize, |p, &d| p.checked_mul(d))
+            .and_then(|n| sum.checked_add(n))
+    });
+    // f32 values and gradients in every replica, plus up to two optimizer slots.
+    let bytes = values.and_then(|v| v.checked_mul(4 * (2 * threads.max(1) + 2)));
+    if let Some(available) = available_memory()
+        && bytes.is_none_or(|n| n as u64 > available)
+    {
+        let need = bytes.map_or_else(
+            || "more than can be addressed".to_owned(),
+            |n| gib(n as u64),
+        );
+        let count = values.map_or_else(|| "too many".to_owned(), |v| v.to_string());
+        bail!(
+            "the net has {count} parameters: training it on {threads} thread(s) needs at least {need}, \
+             but this machine has {} available; use smaller --hidden sizes (or fewer --threads)",
+            gib(available)
+        );
+    }
+    Ok(())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// MemAvailable from /proc/meminfo, in bytes (None where there is no such file).
+fn available_memory() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Writes `metrics.jsonl` afresh with the epochs of `history` (none for a

@@ -31,6 +31,11 @@ use crate::nets::{InputError, Network};
 use crate::optim::{Optimizer, OptimizerState};
 use crate::tensor::{Float, Tensor};
 
+/// Most worker threads a run may have (`--threads`, and a saved run's
+/// configuration): each holds a replica of the net and a batch is split among
+/// them, so beyond a few dozen they only cost memory.
+pub const MAX_THREADS: usize = 256;
+
 /// Data the trainer cannot use, or a run that diverged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {
