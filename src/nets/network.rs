@@ -38,6 +38,9 @@ pub struct NamedParamMut<'a, T> {
 
 #[derive(Clone)]
 pub struct Network<T: Float> {
+    /// The chain, first layer first. The input check remembers the last
+    /// example shape it accepted: after replacing layers with others of
+    /// different shapes, make a new net with [`Network::new`].
     pub layers: Vec<Box<dyn Layer<T>>>,
     pub last_layer: SoftmaxWithLoss<T>,
     pub weight_decay_lambda: f64,
