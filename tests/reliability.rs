@@ -179,6 +179,9 @@ fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         let o = resume(killed.path(), &["--epochs", "0"]).output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         let from = resumed_after(&o);
+        eprintln!(
+            "killed {delay_ms} ms after epoch {epochs_done} was logged: {logged} epoch(s) logged, resumed after {from}"
+        );
         // Only the epoch under way is lost: every logged epoch has its checkpoint.
         assert!(
             from >= logged,
