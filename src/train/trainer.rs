@@ -148,9 +148,10 @@ fn share(len: usize, parts: usize, j: usize) -> std::ops::Range<usize> {
 }
 
 impl<T: Float> Trainer<T> {
-    /// A trainer for `net` on `threads` threads (at least 1), shuffling with `seed`.
+    /// A trainer for `net` on `threads` threads (clamped to 1..=[`MAX_THREADS`]),
+    /// shuffling with `seed`.
     pub fn new(net: Network<T>, rule: Box<dyn Optimizer<T>>, threads: usize, seed: u64) -> Self {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, MAX_THREADS);
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
