@@ -3,9 +3,11 @@
 //!
 //! A checkpoint's metadata is not trusted: a spec claiming a hidden layer of
 //! four billion units must be refused before anything of that size is
-//! allocated. [`layout`] computes every tensor's shape with checked arithmetic,
-//! and the loader compares them with the tensors actually in the file, so the
-//! net it then builds is no bigger than the file's own data.
+//! allocated. [`layout`] takes every tensor's shape from the spec's own
+//! validation (checked arithmetic, convolution buffers capped at
+//! [`crate::nets::MAX_CONV_VALUES`]), and the loader compares them with the
+//! tensors actually in the file, so the net it then builds is no bigger than
+//! the file's own data.
 //!
 //! This mirrors what [`NetSpec::build`] makes (layer order, `torch_name`s,
 //! transposed Affine weights); a test compares the two for every kind of net.
@@ -19,13 +21,6 @@
 //! ```
 
 use crate::nets::{ConvParam, NetSpec};
-
-/// Largest per-example buffer a convolution may need (its im2col matrix or its
-/// output), in values. Weights are bounded by the file, but padding and stride
-/// are not: a 1x1 filter with a padding of a million would ask for terabytes
-/// at the first prediction. The textbook's nets on MNIST need at most 112,896
-/// (DeepConvNet's second convolution); 2^22 leaves room for colour images.
-pub const MAX_CONV_VALUES: usize = 1 << 22;
 
 /// The tensors of a net, in the order the net holds them.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,64 +63,6 @@ impl Layout {
     }
 }
 
-/// The output `(FN, OH, OW)` of convolution `p` on `(C, H, W)`, if the filter
-/// fits and the buffers stay below [`MAX_CONV_VALUES`].
-fn conv_output(p: &ConvParam, [c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
-    let k = p.filter_size;
-    let side = |input: usize| {
-        let padded = p.pad.checked_mul(2)?.checked_add(input)?;
-        if p.stride == 0 || k == 0 || k > padded {
-            return None;
-        }
-        Some((padded - k) / p.stride + 1)
-    };
-    let (Some(oh), Some(ow)) = (side(h), side(w)) else {
-        return Err(format!(
-            "{p} (filter {k}, stride {}, pad {}) does not fit input {:?}",
-            p.stride,
-            p.pad,
-            [c, h, w]
-        ));
-    };
-    if p.filter_num == 0 {
-        return Err(format!("{p} has no filters"));
-    }
-    let positions = oh.checked_mul(ow);
-    let im2col = positions.and_then(|n| n.checked_mul(c)?.checked_mul(k)?.checked_mul(k));
-    let output = positions.and_then(|n| n.checked_mul(p.filter_num));
-    match (im2col, output) {
-        (Some(a), Some(b)) if a <= MAX_CONV_VALUES && b <= MAX_CONV_VALUES => {
-            Ok([p.filter_num, oh, ow])
-        }
-        _ => Err(format!(
-            "{p} on input {:?} needs buffers of more than {MAX_CONV_VALUES} values per example",
-            [c, h, w]
-        )),
-    }
-}
-
-/// 2x2, stride 2 max pooling.
-fn pooled([c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
-    if h < 2 || w < 2 {
-        return Err(format!("2x2 pooling does not fit {:?}", [c, h, w]));
-    }
-    Ok([c, (h - 2) / 2 + 1, (w - 2) / 2 + 1])
-}
-
-fn positive(what: &str, sizes: &[usize]) -> Result<(), String> {
-    if sizes.contains(&0) {
-        return Err(format!("{what} must be positive, got {sizes:?}"));
-    }
-    Ok(())
-}
-
-fn product(shape: [usize; 3]) -> Result<usize, String> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("{shape:?} overflows"))
-}
-
 /// The tensors `spec` needs, or why it cannot be built (a reason for the
 /// metadata error). Allocates in proportion to the spec, never to its sizes.
 pub fn layout(spec: &NetSpec) -> Result<Layout, String> {
@@ -151,44 +88,30 @@ pub fn layout(spec: &NetSpec) -> Result<Layout, String> {
             }
         }
         NetSpec::SimpleCnn(s) => {
-            positive("input_dim", &s.input_dim)?;
-            positive("hidden and output sizes", &[s.hidden_size, s.output_size])?;
-            let conv = conv_output(&s.conv_param, s.input_dim)?;
-            let flat = product(pooled(conv)?)?;
+            let (_, pooled) = s.shapes().map_err(|e| e.to_string())?;
             l.conv(&s.conv_param, s.input_dim[0]);
             l.plain(); // Relu
             l.plain(); // MaxPooling
             l.plain(); // Flatten
-            l.affine(flat, s.hidden_size);
+            l.affine(pooled.iter().product(), s.hidden_size);
             l.plain(); // Relu
             l.affine(s.hidden_size, s.output_size);
         }
         NetSpec::DeepCnn(d) => {
-            positive("input_dim", &d.input_dim)?;
-            positive("hidden and output sizes", &[d.hidden_size, d.output_size])?;
-            if d.conv_params.is_empty() || d.conv_params.len() % 2 != 0 {
-                return Err(format!(
-                    "the convolutions come in pairs, got {}",
-                    d.conv_params.len()
-                ));
-            }
-            if !(0.0..1.0).contains(&d.dropout_ratio) {
-                return Err(format!(
-                    "the dropout ratio must be in [0, 1), got {}",
-                    d.dropout_ratio
-                ));
-            }
-            let mut shape = d.input_dim;
+            // The input shape of each convolution, then the last pooling's output.
+            let shapes = d.shapes().map_err(|e| e.to_string())?;
             for (i, p) in d.conv_params.iter().enumerate() {
-                l.conv(p, shape[0]);
-                shape = conv_output(p, shape)?;
+                l.conv(p, shapes[i][0]);
                 l.plain(); // Relu
                 if i % 2 == 1 {
-                    shape = pooled(shape)?;
                     l.plain(); // MaxPooling
                 }
             }
-            let flat = product(shape)?;
+            let flat = shapes
+                .last()
+                .expect("the input shape at least")
+                .iter()
+                .product();
             l.plain(); // Flatten
             l.affine(flat, d.hidden_size);
             l.plain(); // Relu
@@ -197,12 +120,8 @@ pub fn layout(spec: &NetSpec) -> Result<Layout, String> {
             l.plain(); // Dropout
         }
     }
-    // What remains (e.g. a convnet's own checks) is cheap now that every size
-    // is known to be sane.
-    spec.validate().map_err(|e| e.to_string())?;
     Ok(l)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

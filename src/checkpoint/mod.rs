@@ -36,7 +36,7 @@
 mod layout;
 mod train_state;
 
-pub use layout::{Layout, MAX_CONV_VALUES, layout};
+pub use layout::{Layout, layout};
 pub use train_state::{
     TRAIN_STATE_FILE, TrainState, read_train_state, restore_training, save_training,
     train_state_from_bytes,

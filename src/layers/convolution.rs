@@ -43,9 +43,10 @@ use crate::tensor::{Float, Tensor, matmul};
 
 /// Output length of a sliding window of `window` over `input` elements padded
 /// by `pad` on both sides, moved by `stride`; `None` when the window does not
-/// fit or the stride is zero.
+/// fit, the stride is zero or the padded length overflows (a checkpoint's
+/// padding is not trusted).
 pub fn output_size(input: usize, window: usize, stride: usize, pad: usize) -> Option<usize> {
-    let padded = input + 2 * pad;
+    let padded = pad.checked_mul(2)?.checked_add(input)?;
     if stride == 0 || window == 0 || window > padded {
         return None;
     }
@@ -608,5 +609,6 @@ mod tests {
         assert_eq!(output_size(28, 5, 1, 0), Some(24));
         assert_eq!(output_size(28, 2, 0, 0), None);
         assert_eq!(output_size(7, 2, 2, 0), Some(3));
+        assert_eq!(output_size(7, 2, 1, usize::MAX), None);
     }
 }

@@ -40,6 +40,13 @@ pub struct SpecError {
     pub reason: String,
 }
 
+/// Largest per-example buffer a convolution may need (its im2col matrix or its
+/// output), in values. A checkpoint's padding and stride are not trusted: a
+/// 1x1 filter with a padding of a million would ask for terabytes at the first
+/// prediction. The textbook's nets on MNIST need at most 112,896
+/// (DeepConvNet's second convolution); 2^22 leaves room for colour images.
+pub const MAX_CONV_VALUES: usize = 1 << 22;
+
 /// One convolution: the textbook's `conv_param` dictionary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvParam {
@@ -59,16 +66,32 @@ impl ConvParam {
         }
     }
 
-    /// The output `(FN, OH, OW)` for input `(C, H, W)`, if the filter fits.
-    fn output(&self, [_, h, w]: [usize; 3]) -> Option<[usize; 3]> {
+    /// The output `(FN, OH, OW)` for input `(C, H, W)`, or why there is none:
+    /// no filters, a filter that does not fit, or buffers (im2col columns or
+    /// output) above [`MAX_CONV_VALUES`] per example.
+    fn output(&self, [c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
         if self.filter_num == 0 {
-            return None;
+            return Err(format!("{self} has no filters"));
         }
-        Some([
-            self.filter_num,
-            output_size(h, self.filter_size, self.stride, self.pad)?,
-            output_size(w, self.filter_size, self.stride, self.pad)?,
-        ])
+        let (k, s, p) = (self.filter_size, self.stride, self.pad);
+        let (Some(oh), Some(ow)) = (output_size(h, k, s, p), output_size(w, k, s, p)) else {
+            return Err(format!(
+                "{self} (filter {k}, stride {s}, pad {p}) does not fit input {:?}",
+                [c, h, w]
+            ));
+        };
+        let positions = oh.checked_mul(ow);
+        let columns = positions.and_then(|n| n.checked_mul(c)?.checked_mul(k)?.checked_mul(k));
+        let output = positions.and_then(|n| n.checked_mul(self.filter_num));
+        match (columns, output) {
+            (Some(a), Some(b)) if a <= MAX_CONV_VALUES && b <= MAX_CONV_VALUES => {
+                Ok([self.filter_num, oh, ow])
+            }
+            _ => Err(format!(
+                "{self} on input {:?} needs buffers of more than {MAX_CONV_VALUES} values per example",
+                [c, h, w]
+            )),
+        }
     }
 
     fn layer<T: Float>(
@@ -154,7 +177,7 @@ impl SimpleConvNet {
     }
 
     /// Shapes after the convolution and after the pooling.
-    fn shapes(&self) -> Result<([usize; 3], [usize; 3]), SpecError> {
+    pub(crate) fn shapes(&self) -> Result<([usize; 3], [usize; 3]), SpecError> {
         let error = |reason: String| SpecError {
             net: "SimpleConvNet",
             reason,
@@ -165,12 +188,7 @@ impl SimpleConvNet {
                 self.input_dim, self.hidden_size, self.output_size
             )));
         }
-        let conv = self.conv_param.output(self.input_dim).ok_or_else(|| {
-            error(format!(
-                "{} does not fit input {:?}",
-                self.conv_param, self.input_dim
-            ))
-        })?;
+        let conv = self.conv_param.output(self.input_dim).map_err(error)?;
         let pool = pooled(conv).ok_or_else(|| {
             error(format!(
                 "2x2 pooling does not fit the convolution's output {conv:?}"
@@ -267,7 +285,7 @@ impl DeepConvNet {
 
     /// The input shape of every convolution, then the shape after the last
     /// pooling.
-    fn shapes(&self) -> Result<Vec<[usize; 3]>, SpecError> {
+    pub(crate) fn shapes(&self) -> Result<Vec<[usize; 3]>, SpecError> {
         let error = |reason: String| SpecError {
             net: "DeepConvNet",
             reason,
@@ -293,12 +311,9 @@ impl DeepConvNet {
         let mut shapes = vec![self.input_dim];
         let mut shape = self.input_dim;
         for (i, p) in self.conv_params.iter().enumerate() {
-            shape = p.output(shape).ok_or_else(|| {
-                error(format!(
-                    "{p} (layer {}) does not fit input {shape:?}",
-                    i + 1
-                ))
-            })?;
+            shape = p
+                .output(shape)
+                .map_err(|reason| error(format!("layer {}: {reason}", i + 1)))?;
             if i % 2 == 1 {
                 shape = pooled(shape).ok_or_else(|| {
                     error(format!(

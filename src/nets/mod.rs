@@ -5,7 +5,7 @@ mod conv_nets;
 mod multi_layer_net;
 mod network;
 
-pub use conv_nets::{ConvParam, DeepConvNet, SimpleConvNet, SpecError};
+pub use conv_nets::{ConvParam, DeepConvNet, MAX_CONV_VALUES, SimpleConvNet, SpecError};
 pub use multi_layer_net::{Activation, MultiLayerNet, WeightInit};
 pub(crate) use network::check_labels;
 pub use network::{InputError, NamedParam, NamedParamMut, Network};
