@@ -142,6 +142,13 @@ pub fn flush_denormals() {
     }
 }
 
+fn input_error(data: &Dataset, source: InputError) -> TrainError {
+    TrainError::Input {
+        name: data.name.clone(),
+        source,
+    }
+}
+
 /// The range of `len` elements that part `j` of `parts` takes.
 fn share(len: usize, parts: usize, j: usize) -> std::ops::Range<usize> {
     (len * j / parts)..(len * (j + 1) / parts)
@@ -231,6 +238,14 @@ impl<T: Float> Trainer<T> {
     /// below the net's number of classes. Once per pass over the data (a scan
     /// of the labels), so that the batches themselves run unchecked.
     pub fn check_data(&mut self, data: &Dataset) -> Result<(), TrainError> {
+        let classes = self.check_shapes(data)?;
+        crate::nets::check_labels(data.labels.iter().map(|&l| usize::from(l)), classes)
+            .map_err(|source| input_error(data, source))
+    }
+
+    /// [`Trainer::check_data`] without the labels, which cost a pass over the
+    /// data: returns the net's number of classes.
+    fn check_shapes(&mut self, data: &Dataset) -> Result<usize, TrainError> {
         let name = || data.name.clone();
         if data.is_empty() {
             return Err(TrainError::EmptyDataset { name: name() });
@@ -247,16 +262,10 @@ impl<T: Float> Trainer<T> {
                 found,
             });
         }
-        let input = |source| TrainError::Input {
-            name: name(),
-            source,
-        };
-        let classes = self.workers[0]
+        self.workers[0]
             .net
             .check_input(&data.shape)
-            .map_err(input)?;
-        crate::nets::check_labels(data.labels.iter().map(|&l| usize::from(l)), classes)
-            .map_err(input)
+            .map_err(|source| input_error(data, source))
     }
 
     /// One epoch over `data` in shuffled mini-batches of `batch_size` (the last
@@ -308,8 +317,10 @@ impl<T: Float> Trainer<T> {
 
     /// One gradient step on the examples `batch` of `data`; returns its loss.
     /// Afterwards the replicas' buffers are averaged ([`Trainer::average_buffers`]).
+    /// Only the batch's own labels are checked, so a step costs no pass over
+    /// the data.
     pub fn step(&mut self, data: &Dataset, batch: &[usize]) -> Result<f64, TrainError> {
-        self.check_data(data)?;
+        let classes = self.check_shapes(data)?;
         if batch.is_empty() {
             return Err(TrainError::BatchSize {
                 batch: 0,
@@ -322,6 +333,18 @@ impl<T: Float> Trainer<T> {
                 index,
                 len: data.len(),
             });
+        }
+        if let Some(&example) = batch
+            .iter()
+            .find(|&&i| usize::from(data.labels[i]) >= classes)
+        {
+            let label = usize::from(data.labels[example]);
+            let source = InputError::LabelOutOfRange {
+                example,
+                label,
+                classes,
+            };
+            return Err(input_error(data, source));
         }
         let pool = Arc::clone(&self.pool);
         Ok(pool.install(|| self.step_in_pool(data, batch)))
@@ -705,6 +728,12 @@ mod input_tests {
                 .to_string(),
             "the spiral data does not fit the net: label 7 of example 5 is out of range: the net has 3 classes (0 to 2)"
         );
+        // A step looks at its own batch only.
+        assert_eq!(
+            t.step(&many_classes, &[0, 5]).unwrap_err().to_string(),
+            "the spiral data does not fit the net: label 7 of example 5 is out of range: the net has 3 classes (0 to 2)"
+        );
+        assert!(t.step(&many_classes, &[0, 1]).is_ok());
         let mut other_shape = data.clone();
         other_shape.shape = [1, 2, 1];
         other_shape.features = crate::data::Features::Dense(vec![0.0; data.len() * 2]);
