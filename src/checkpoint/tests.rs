@@ -339,7 +339,7 @@ fn resumed_trainer_equals_uninterrupted_bit_for_bit() {
 
     let state = read_state(&path).unwrap();
     let mut resumed = trainer();
-    apply_state(&path, &state, &mut resumed).unwrap();
+    apply_state(&path, &read_file(&path).unwrap(), &state, &mut resumed).unwrap();
     assert_eq!(state.epoch, 3);
     for _ in 3..6 {
         resumed.train_epoch(&data, 30, |_, _| {}).unwrap();
@@ -362,7 +362,7 @@ fn resumed_trainer_equals_uninterrupted_bit_for_bit() {
 /// The optimizer state as `apply_state` restores it, for the control run.
 fn resumed_optimizer(path: &Path, state: &TrainState) -> Vec<Vec<Vec<f32>>> {
     let mut t = trainer();
-    apply_state(path, state, &mut t).unwrap();
+    apply_state(path, &read_file(path).unwrap(), state, &mut t).unwrap();
     t.optimizer.state.clone()
 }
 
@@ -373,17 +373,17 @@ fn a_state_from_another_setup_is_refused() {
     write_state(&path, &t, &config(), 1, &[]).unwrap();
     let state = read_state(&path).unwrap();
     let mut one_thread = Trainer::new(dropout_net(), optim::by_name("adam", 0.01).unwrap(), 1, 9);
-    let e = apply_state(&path, &state, &mut one_thread)
+    let e = apply_state(&path, &read_file(&path).unwrap(), &state, &mut one_thread)
         .unwrap_err()
         .to_string();
     assert!(e.contains("saved with 2 thread(s), this run has 1"), "{e}");
     let mut sgd = Trainer::new(dropout_net(), optim::by_name("sgd", 0.01).unwrap(), 2, 9);
-    let e = apply_state(&path, &state, &mut sgd)
+    let e = apply_state(&path, &read_file(&path).unwrap(), &state, &mut sgd)
         .unwrap_err()
         .to_string();
     assert!(e.contains("it holds adam state, this run uses sgd"), "{e}");
     // Still usable after the refusals.
-    apply_state(&path, &state, &mut t).unwrap();
+    apply_state(&path, &read_file(&path).unwrap(), &state, &mut t).unwrap();
 }
 
 /// Parses `path` as a model without touching the disk again.

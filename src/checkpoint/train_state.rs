@@ -190,12 +190,19 @@ pub fn train_state_from_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, C
 /// Puts a trainer built from the saved configuration back where the run in
 /// `dir` stopped: weights, buffers, optimizer state, generators. Returns the
 /// saved state (its `epoch` is the last completed one).
+///
+/// Reads the state file once. It does not check the configuration against
+/// `model.safetensors` as [`read_train_state`] does: that bounds what building
+/// the trainer allocates, and the trainer exists already; every tensor read
+/// here is checked against it.
 pub fn restore_training<T: Float>(
     dir: &Path,
     trainer: &mut Trainer<T>,
 ) -> Result<TrainState, CheckpointError> {
-    let state = read_train_state(dir)?;
-    apply_state(&dir.join(TRAIN_STATE_FILE), &state, trainer)?;
+    let path = dir.join(TRAIN_STATE_FILE);
+    let bytes = read_file(&path)?;
+    let state = train_state_from_bytes(&path, &bytes)?;
+    apply_state(&path, &bytes, &state, trainer)?;
     Ok(state)
 }
 
@@ -206,10 +213,11 @@ fn mismatch(path: &Path, reason: &str) -> CheckpointError {
     }
 }
 
-/// Puts `state` and the tensors of `state_path` (which it was read from)
-/// into every replica of `trainer`.
+/// Puts `state` and the tensors of `bytes` (the content of `state_path`,
+/// which `state` was read from) into every replica of `trainer`.
 pub(crate) fn apply_state<T: Float>(
     state_path: &Path,
+    bytes: &[u8],
     state: &TrainState,
     trainer: &mut Trainer<T>,
 ) -> Result<(), CheckpointError> {
@@ -234,8 +242,7 @@ pub(crate) fn apply_state<T: Float>(
         ));
     }
 
-    let bytes = read_file(state_path)?;
-    let file = parse(state_path, &bytes)?;
+    let file = parse(state_path, bytes)?;
     let mut replicas = trainer.replicas_mut();
     let first = replicas.next().expect("a trainer has one replica or more");
     fill_from(first, &file, "replica0.", false, state_path)?;
