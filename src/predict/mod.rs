@@ -150,6 +150,7 @@ pub fn softmax(scores: &[f32]) -> Vec<f64> {
 }
 
 /// A loaded model that classifies 28x28 grayscale images.
+#[derive(Clone)]
 pub struct Classifier {
     pub net: Network<f32>,
     pub info: ModelInfo,

@@ -349,9 +349,9 @@ async fn accept(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
 /// Port 0 picks a free port; the address is printed either way.
 pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-    let classifiers = (0..threads)
-        .map(|_| Classifier::load(model))
-        .collect::<Result<Vec<_>>>()?;
+    // The file is read once; each classifier is a copy of the first.
+    let first = Classifier::load(model)?;
+    let classifiers = vec![first; threads];
     let model_info = &classifiers[0].info;
     let info = json!({
         "dataset": model_info.dataset.as_str(),
