@@ -81,6 +81,53 @@ fn spiral_trains_to_95_percent_without_files() {
 }
 
 #[test]
+fn learning_rate_schedules_are_followed_and_logged() {
+    let lrs = |schedule: &str| -> (Vec<f64>, Value) {
+        let dir = TempDir::new("schedule");
+        let out = run(&[
+            "train",
+            "--dataset",
+            "spiral",
+            "--hidden",
+            "20",
+            "--lr",
+            "0.4",
+            "--epochs",
+            "5",
+            "--lr-schedule",
+            schedule,
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        let lrs = metrics
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["lr"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        (lrs, summary(&dir))
+    };
+    let (step, s) = lrs("step:2:0.5");
+    assert_eq!(step, [0.4, 0.4, 0.2, 0.2, 0.1]);
+    assert_eq!(s["config"]["lr_schedule"], "step:2:0.5");
+    // Cosine: each epoch starts lower, from the full rate to near zero.
+    let (cosine, _) = lrs("cosine");
+    assert_eq!(cosine[0], 0.4);
+    assert!(cosine.windows(2).all(|w| w[1] < w[0]), "{cosine:?}");
+    let expect_last = 0.4 * 0.5 * (1.0 + (std::f64::consts::PI * 0.8).cos());
+    assert!((cosine[4] - expect_last).abs() < 1e-12, "{cosine:?}");
+    assert_eq!(lrs("constant").0, [0.4; 5]);
+
+    let out = run(&["train", "--dataset", "spiral", "--lr-schedule", "linear"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("step:N:G"), "{}", stderr(&out));
+}
+
+#[test]
 fn mnist_two_epochs_reach_95_percent() {
     let Some(dir) = mnist_dir("mnist_two_epochs_reach_95_percent") else {
         return;

@@ -142,6 +142,10 @@ fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         "2",
         "--seed",
         "7",
+        // The rate changes every step, so a resume must pick the schedule up
+        // exactly where the kill left it.
+        "--lr-schedule",
+        "cosine",
     ];
     let straight = TempDir::new("straight");
     let o = train(straight.path(), &args);

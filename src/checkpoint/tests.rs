@@ -301,6 +301,7 @@ fn config() -> TrainConfig {
         dropout: 0.3,
         optimizer: "adam".into(),
         lr: 0.01,
+        lr_schedule: crate::optim::LrSchedule::Constant,
         batch_size: 30,
         epochs: 6,
         train_size: None,

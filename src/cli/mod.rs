@@ -16,6 +16,7 @@ use crate::eval::{self, Evaluation, Precision};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::nets::{Activation, Network, WeightInit};
+use crate::optim::LrSchedule;
 use crate::train::{self, NetKind, TrainConfig};
 
 #[derive(Parser)]
@@ -88,6 +89,11 @@ pub struct TrainArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1)]
     pub lr: f64,
+    /// How the learning rate changes over the run: constant (the textbook's), cosine (from --lr
+    /// down to 0 at the last step, updated every step) or step:N:G (multiplied by G every N
+    /// epochs, e.g. step:3:0.5).
+    #[arg(long, value_name = "SCHEDULE", default_value = "constant")]
+    pub lr_schedule: LrSchedule,
     /// Examples per mini-batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
@@ -113,7 +119,7 @@ pub struct TrainArgs {
     /// generators, epoch) with its own settings; --epochs may raise its length.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "dataset", "hidden", "activation", "init", "weight_decay", "optimizer", "lr",
-        "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout",
+        "lr_schedule", "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -279,6 +285,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 dropout: a.dropout,
                 optimizer: a.optimizer,
                 lr: a.lr,
+                lr_schedule: a.lr_schedule,
                 batch_size: a.batch_size,
                 epochs: a.epochs.unwrap_or(10),
                 train_size: a.train_size,

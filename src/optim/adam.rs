@@ -55,6 +55,14 @@ impl<T: Float> Optimizer<T> for Adam {
         "adam"
     }
 
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     fn slots(&self) -> usize {
         2
     }
@@ -93,6 +101,14 @@ impl AdamW {
 impl<T: Float> Optimizer<T> for AdamW {
     fn name(&self) -> &'static str {
         "adamw"
+    }
+
+    fn lr(&self) -> f64 {
+        self.adam.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.adam.lr = lr;
     }
 
     fn slots(&self) -> usize {

@@ -27,12 +27,14 @@ mod adagrad;
 mod adam;
 mod momentum;
 mod rmsprop;
+mod schedule;
 mod sgd;
 
 pub use adagrad::AdaGrad;
 pub use adam::{Adam, AdamW};
 pub use momentum::{Momentum, Nesterov};
 pub use rmsprop::RmsProp;
+pub use schedule::LrSchedule;
 pub use sgd::Sgd;
 
 use crate::nets::Network;
@@ -55,6 +57,12 @@ pub trait Optimizer<T: Float>: Send + Sync {
     }
 
     fn set_steps(&mut self, _steps: u64) {}
+
+    /// The learning rate of the next step.
+    fn lr(&self) -> f64;
+
+    /// Changes the learning rate (for a [`LrSchedule`]).
+    fn set_lr(&mut self, lr: f64);
 
     /// Updates `w` from `g` in place. `state[s]` is slot `s` for these same
     /// elements. `decay` says whether `w` is a weight (for AdamW).

@@ -21,6 +21,14 @@ impl<T: Float> Optimizer<T> for Momentum {
         "momentum"
     }
 
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     fn slots(&self) -> usize {
         1
     }
@@ -48,6 +56,14 @@ impl Nesterov {
 impl<T: Float> Optimizer<T> for Nesterov {
     fn name(&self) -> &'static str {
         "nesterov"
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     fn slots(&self) -> usize {

@@ -20,6 +20,14 @@ impl<T: Float> Optimizer<T> for RmsProp {
         "rmsprop"
     }
 
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
     fn slots(&self) -> usize {
         1
     }

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
-use crate::data::{self, DatasetName, LoadOptions};
+use crate::data::{self, Dataset, DatasetName, LoadOptions};
 use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
-use crate::optim;
+use crate::optim::{self, LrSchedule};
 use crate::plot::{Corner, Figure, Panel, Series};
 
 /// The architectures `--net` chooses between.
@@ -93,6 +93,9 @@ pub struct TrainConfig {
     pub dropout: f64,
     pub optimizer: String,
     pub lr: f64,
+    /// How `lr` changes over the run (runs saved before schedules: constant).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     pub batch_size: usize,
     pub epochs: usize,
     pub train_size: Option<usize>,
@@ -115,6 +118,10 @@ pub struct EpochMetrics {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub test_loss: f64,
+    /// Learning rate at the epoch's first step (absent in runs saved before
+    /// schedules existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
     /// Training time of this epoch, evaluation excluded.
     pub seconds: f64,
 }
@@ -226,6 +233,30 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     } else {
         (0, Vec::new())
     };
+    trainer.set_schedule(config.lr_schedule, config.lr, config.epochs, done);
+    if config.resume && config.epochs <= done {
+        // Leave the finished run's files as they are: its summary.json
+        // describes the epochs it trained, not the --epochs asked for now.
+        println!(
+            "nothing to do: {} has trained {done} epoch(s) already; pass --epochs with more than {done} to train further",
+            config.out.display()
+        );
+        let (train_accuracy, test_accuracy) =
+            last_accuracies(&history, &mut trainer, &train, &test)?;
+        return Ok(Summary {
+            config: TrainConfig {
+                epochs: done,
+                ..config.clone()
+            },
+            train_examples: train.len(),
+            test_examples: test.len(),
+            parameters,
+            epochs: done,
+            train_accuracy,
+            test_accuracy,
+            total_seconds: history.iter().map(|m| m.seconds).sum(),
+        });
+    }
     let info = |epoch| ModelInfo {
         dataset: config.dataset,
         classes: train.classes,
@@ -266,12 +297,16 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         NetSpec::DeepCnn(d) => format!("DeepConvNet {d}, {parameters} parameters"),
     };
     println!(
-        "{}: {} training and {} test examples; net {description}; {} lr {} weight decay {}; {} thread(s)",
+        "{}: {} training and {} test examples; net {description}; {} lr {}{} weight decay {}; {} thread(s)",
         config.dataset,
         train.len(),
         test.len(),
         config.optimizer,
         config.lr,
+        match config.lr_schedule {
+            LrSchedule::Constant => String::new(),
+            s => format!(" ({s})"),
+        },
         config.weight_decay,
         trainer.threads(),
     );
@@ -292,6 +327,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         } else {
             None
         };
+        let lr = trainer.next_lr();
         let t0 = Instant::now();
         let result = trainer.train_epoch(&train, config.batch_size, |done, _| {
             if let Some(bar) = &bar {
@@ -331,6 +367,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             train_accuracy,
             test_accuracy,
             test_loss,
+            lr: Some(lr),
             seconds,
         };
         history.push(m.clone());
@@ -339,19 +376,17 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         checkpoint::save_training(&config.out, &trainer, config, &info(epoch), &history)?;
         writeln!(metrics, "{}", serde_json::to_string(&m)?)
             .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+        let lr_note = match config.lr_schedule {
+            LrSchedule::Constant => String::new(),
+            _ => format!("  lr {lr:.3e}"),
+        };
         println!(
-            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}  test acc {test_accuracy:.4}  ({seconds:.2} s)",
+            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}  test acc {test_accuracy:.4}{lr_note}  ({seconds:.2} s)",
             config.epochs
         );
     }
 
-    let (train_accuracy, test_accuracy) = match history.last() {
-        Some(m) => (m.train_accuracy, m.test_accuracy),
-        None => (
-            trainer.evaluate(&train, EVAL_BATCH)?.1,
-            trainer.evaluate(&test, EVAL_BATCH)?.1,
-        ),
-    };
+    let (train_accuracy, test_accuracy) = last_accuracies(&history, &mut trainer, &train, &test)?;
     let summary = Summary {
         config: config.clone(),
         train_examples: train.len(),
@@ -434,6 +469,23 @@ fn available_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Train and test accuracy after the last epoch: logged, or measured when
+/// no epoch has run.
+fn last_accuracies(
+    history: &[EpochMetrics],
+    trainer: &mut Trainer<f32>,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<(f64, f64)> {
+    Ok(match history.last() {
+        Some(m) => (m.train_accuracy, m.test_accuracy),
+        None => (
+            trainer.evaluate(train, EVAL_BATCH)?.1,
+            trainer.evaluate(test, EVAL_BATCH)?.1,
+        ),
+    })
+}
+
 /// Writes `metrics.jsonl` afresh with the epochs of `history` (none for a
 /// new run; those of the checkpoint for a resumed one) and opens it for the
 /// epochs to come.
@@ -496,6 +548,7 @@ mod tests {
             dropout: 0.1,
             optimizer: "adam".into(),
             lr: 0.01,
+            lr_schedule: LrSchedule::Constant,
             batch_size: 30,
             epochs: 3,
             train_size: None,

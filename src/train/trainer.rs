@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use crate::data::{Dataset, Features};
 use crate::layers::Labels;
 use crate::nets::{InputError, Network};
-use crate::optim::{Optimizer, OptimizerState};
+use crate::optim::{LrSchedule, Optimizer, OptimizerState};
 use crate::tensor::{Float, Tensor};
 
 /// Most worker threads a run may have (`--threads`, and a saved run's
@@ -124,6 +124,18 @@ pub struct Trainer<T: Float> {
     /// Whether any layer keeps buffers (BatchNorm's running statistics) that
     /// the replicas must agree on after each step.
     has_buffers: bool,
+    /// Sets the rate before every step of [`Trainer::train_epoch`]; `None`
+    /// leaves the optimizer's rate alone.
+    schedule: Option<Schedule>,
+}
+
+/// A learning-rate schedule over a run of `epochs` epochs, `epoch` of them done.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    kind: LrSchedule,
+    base_lr: f64,
+    epochs: usize,
+    epoch: usize,
 }
 
 /// Sets flush-to-zero and denormals-are-zero on this thread: denormal floats
@@ -198,6 +210,34 @@ impl<T: Float> Trainer<T> {
             // The weights are drawn from `seed` too; a different stream for shuffling.
             rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15)),
             has_buffers,
+            schedule: None,
+        }
+    }
+
+    /// Makes [`Trainer::train_epoch`] follow `schedule` from `base_lr` over a
+    /// run of `epochs` epochs, the next one being epoch `epochs_done + 1`
+    /// (non-zero when resuming). Single [`Trainer::step`]s are not scheduled.
+    pub fn set_schedule(
+        &mut self,
+        schedule: LrSchedule,
+        base_lr: f64,
+        epochs: usize,
+        epochs_done: usize,
+    ) {
+        self.schedule = Some(Schedule {
+            kind: schedule,
+            base_lr,
+            epochs,
+            epoch: epochs_done,
+        });
+        self.optimizer.rule.set_lr(self.next_lr());
+    }
+
+    /// The rate of the next epoch's first step.
+    pub fn next_lr(&self) -> f64 {
+        match self.schedule {
+            Some(s) => s.kind.lr_at(s.base_lr, s.epoch, s.epochs, 0, 1),
+            None => self.optimizer.rule.lr(),
         }
     }
 
@@ -298,6 +338,10 @@ impl<T: Float> Trainer<T> {
         let sum = pool.install(|| {
             let mut sum = 0.0;
             for (i, batch) in order.chunks(batch_size).enumerate() {
+                if let Some(s) = self.schedule {
+                    let lr = s.kind.lr_at(s.base_lr, s.epoch, s.epochs, i, batches);
+                    self.optimizer.rule.set_lr(lr);
+                }
                 let loss = self.step_in_pool(data, batch);
                 if !loss.is_finite() {
                     return Err(TrainError::Diverged {
@@ -312,7 +356,11 @@ impl<T: Float> Trainer<T> {
             Ok(sum)
         });
         self.order = order;
-        Ok(sum? / batches as f64)
+        let sum = sum?;
+        if let Some(s) = &mut self.schedule {
+            s.epoch += 1;
+        }
+        Ok(sum / batches as f64)
     }
 
     /// One gradient step on the examples `batch` of `data`; returns its loss.
