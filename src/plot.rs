@@ -378,9 +378,12 @@ where
         Content::Histogram { range, counts } => {
             let width = (range.end - range.start) / counts.len().max(1) as f64;
             let fill = PALETTE[0].filled();
+            // A bar above a chosen y range is cut at its top (the textbook's
+            // ReLU histograms cut the bar of zeros the same way).
+            let top = panel.ranges().1.end;
             chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
                 let x0 = range.start + i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, c as f64)], fill)
+                Rectangle::new([(x0, 0.0), (x0 + width, (c as f64).min(top))], fill)
             }))?;
         }
     }

@@ -6,7 +6,7 @@
 //! Rows: sigmoid with std 1 (outputs pile up at 0 and 1: vanishing
 //! gradients), sigmoid with std 0.01 (all near 0.5: the units say the same
 //! thing), sigmoid with Xavier (spread out), ReLU with He (spread out, half
-//! exactly zero). The table gives per layer the standard deviation of the
+//! exactly zero, that bar cut off as the textbook does). The table gives per layer the standard deviation of the
 //! outputs and the fraction that is saturated (sigmoid below 0.01 or above
 //! 0.99) or zero (ReLU). No data set needed, and it runs in well under a
 //! second, so `--quick` changes nothing.
@@ -82,13 +82,24 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 let lo = range.start + i as f64 * width;
                 rows.push(format!("{label},{layer},{lo},{},{c}", lo + width));
             }
-            let title = format!("{label}: layer {layer}");
-            panels.push(Panel::histogram(
-                &title,
-                "activation",
-                range.clone(),
-                counts,
-            ));
+            let mut title = format!("{label}: layer {layer}");
+            // Half of ReLU's outputs are exactly 0, a bar ten times the others;
+            // the textbook cuts it off (ylim) to show the spread of the rest.
+            let cut = match activation {
+                Activation::Relu => {
+                    let rest = counts[1..].iter().copied().max().unwrap_or(0);
+                    (counts[0] > 2 * rest).then_some(1.25 * rest.max(1) as f64)
+                }
+                _ => None,
+            };
+            if cut.is_some() {
+                title.push_str(&format!(" ({}k at 0, cut)", counts[0].div_ceil(1000)));
+            }
+            let mut panel = Panel::histogram(&title, "activation", range.clone(), counts);
+            if let Some(top) = cut {
+                panel = panel.y_range(0.0..top);
+            }
+            panels.push(panel);
         }
         table.push_str(&format!("{label:<18} {cells}\n"));
     }
