@@ -478,6 +478,19 @@ fn python(test: &str) -> Option<Command> {
     None
 }
 
+/// `numpy_forward.py`: the model's answers on the first 1,000 MNIST test
+/// images, computed in numpy from the checkpoint alone.
+fn numpy_forward(py: &mut Command, model: &Path, mnist: &Path) -> Value {
+    json_out(
+        &py.arg("numpy_forward.py")
+            .arg(model)
+            .arg(fs::canonicalize(mnist).unwrap())
+            .arg("1000")
+            .output()
+            .unwrap(),
+    )
+}
+
 /// `backprop eval --json` on the first 1,000 MNIST test images.
 fn eval_first_1000(model: &Path) -> Value {
     json_out(&run(&[
@@ -499,20 +512,48 @@ fn python_reads_a_backprop_checkpoint_and_predicts_the_same() {
         return;
     };
     let mnist = mnist_dir("python_reads").unwrap();
-    let o = py
-        .arg("numpy_forward.py")
-        .arg(&model)
-        .arg(fs::canonicalize(&mnist).unwrap())
-        .arg("1000")
-        .output()
-        .unwrap();
-    let theirs = json_out(&o);
+    let theirs = numpy_forward(&mut py, &model, &mnist);
     assert_eq!(theirs["shapes"]["0.weight"], json!([100, 784]));
     assert_eq!(theirs["shapes"]["2.weight"], json!([10, 100]));
     assert_eq!(theirs["metadata"]["dataset"], "mnist");
     let ours = eval_first_1000(&model);
     assert_eq!(ours["predictions"].as_array().unwrap().len(), 1000);
     assert_eq!(theirs["predictions"], ours["predictions"]);
+}
+
+#[test]
+fn python_applies_textbook_dropout_scaling_as_backprop_does() {
+    let Some(mnist) = mnist_dir("python_textbook_dropout") else {
+        return;
+    };
+    let Some(mut py) = python("python_textbook_dropout") else {
+        return;
+    };
+    let dir = TempDir::new("textbook-dropout");
+    let model = common::train_model(
+        &dir.join("run"),
+        &[
+            "--data",
+            mnist.parent().unwrap().to_str().unwrap(),
+            "--train-size",
+            "2000",
+            "--epochs",
+            "1",
+            "--hidden",
+            "50,50",
+            "--dropout",
+            "0.5",
+            "--dropout-scaling",
+            "textbook",
+        ],
+    );
+    let theirs = numpy_forward(&mut py, &model, &mnist);
+    let net: Value = serde_json::from_str(theirs["metadata"]["net"].as_str().unwrap()).unwrap();
+    assert_eq!(net["dropout_scaling"], "textbook");
+    assert_eq!(
+        theirs["predictions"],
+        eval_first_1000(&model)["predictions"]
+    );
 }
 
 #[test]

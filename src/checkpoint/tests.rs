@@ -112,6 +112,37 @@ fn round_trip_gives_the_same_net() {
 }
 
 #[test]
+fn textbook_dropout_keeps_its_inference_scaling_through_a_checkpoint() {
+    use crate::layers::DropoutScaling;
+    let spec = MultiLayerNet::new(4, &[6, 5], 3).dropout(0.5);
+    let textbook = spec
+        .clone()
+        .dropout_scaling(DropoutScaling::Textbook)
+        .build::<f32>(11)
+        .unwrap();
+    let path = temp("textbook-dropout.safetensors");
+    save(&path, &textbook, &info()).unwrap();
+    let (mut back, _) = load::<f32>(&path).unwrap();
+    assert_eq!(back.spec, textbook.spec);
+    let x = Tensor::from_vec(&[2, 4], vec![0.5, -1.0, 2.0, 0.0, 1.0, 1.0, -0.5, 0.25]).unwrap();
+    let mut textbook = textbook;
+    let scores = textbook.predict(&x, false).unwrap().data().to_vec();
+    assert_eq!(back.predict(&x, false).unwrap().data(), &scores[..]);
+    // The same weights with inverted scaling answer differently at inference,
+    // so the metadata must say which; inverted nets keep the old metadata.
+    let mut inverted = spec.build::<f32>(11).unwrap();
+    assert_ne!(inverted.predict(&x, false).unwrap().data(), &scores[..]);
+    let (path, _) = saved("inverted-metadata.safetensors");
+    let file = fs::read(&path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&file).unwrap();
+    let net = &meta.metadata().as_ref().unwrap()["net"];
+    assert!(!net.contains("dropout_scaling"), "{net}");
+    let bytes = fs::read(temp("textbook-dropout.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert!(meta.metadata().as_ref().unwrap()["net"].contains(r#""dropout_scaling":"textbook""#));
+}
+
+#[test]
 fn save_is_atomic_and_leaves_no_temporary_file() {
     let (path, _) = saved("atomic.safetensors");
     let tmp = path.with_file_name("atomic.safetensors.tmp");
@@ -299,6 +330,7 @@ fn config() -> TrainConfig {
         weight_decay: 0.01,
         batchnorm: false,
         dropout: 0.3,
+        dropout_scaling: crate::layers::DropoutScaling::Inverted,
         optimizer: "adam".into(),
         lr: 0.01,
         lr_schedule: crate::optim::LrSchedule::Constant,

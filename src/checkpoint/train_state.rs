@@ -134,6 +134,7 @@ pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
             m.hidden_size_list == c.hidden
                 && m.use_batchnorm == c.batchnorm
                 && m.dropout_ratio == c.dropout
+                && m.dropout_scaling == c.dropout_scaling
         }
         (NetKind::SimpleCnn, NetSpec::SimpleCnn(_)) | (NetKind::DeepCnn, NetSpec::DeepCnn(_)) => {
             true

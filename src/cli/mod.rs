@@ -15,6 +15,7 @@ use crate::data::{self, Dataset, DatasetName, LoadOptions};
 use crate::eval::{self, Evaluation, Precision};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
+use crate::layers::DropoutScaling;
 use crate::nets::{Activation, Network, WeightInit};
 use crate::optim::LrSchedule;
 use crate::train::{self, NetKind, TrainConfig};
@@ -83,6 +84,10 @@ pub struct TrainArgs {
     /// Dropout after each hidden activation, dropping this fraction of units in training (0 = off).
     #[arg(long, value_name = "RATIO", default_value_t = 0.0)]
     pub dropout: f64,
+    /// Where Dropout scales: inverted (kept units times 1/(1-RATIO) in training, as PyTorch) or
+    /// textbook (inference times 1-RATIO, as the book's Dropout; a deep net then learns slower).
+    #[arg(long, value_name = "SCALING", default_value = "inverted")]
+    pub dropout_scaling: DropoutScaling,
     /// Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
@@ -119,7 +124,7 @@ pub struct TrainArgs {
     /// generators, epoch) with its own settings; --epochs may raise its length.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "dataset", "hidden", "activation", "init", "weight_decay", "optimizer", "lr",
-        "lr_schedule", "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout",
+        "lr_schedule", "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout", "dropout_scaling",
     ])]
     pub resume: Option<PathBuf>,
 }
@@ -283,6 +288,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 weight_decay: a.weight_decay,
                 batchnorm: a.batchnorm,
                 dropout: a.dropout,
+                dropout_scaling: a.dropout_scaling,
                 optimizer: a.optimizer,
                 lr: a.lr,
                 lr_schedule: a.lr_schedule,

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{NetSpec, Network, SpecError};
-use crate::layers::{Affine, BatchNorm, Dropout, Layer, Relu, Sigmoid, Tanh};
+use crate::layers::{Affine, BatchNorm, Dropout, DropoutScaling, Layer, Relu, Sigmoid, Tanh};
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +137,9 @@ pub struct MultiLayerNet {
     /// Dropout ratio after each hidden activation; 0 means no Dropout layers.
     #[serde(default)]
     pub dropout_ratio: f64,
+    /// Where Dropout scales; absent (inverted) unless textbook.
+    #[serde(default, skip_serializing_if = "DropoutScaling::is_inverted")]
+    pub dropout_scaling: DropoutScaling,
 }
 
 impl MultiLayerNet {
@@ -151,6 +154,7 @@ impl MultiLayerNet {
             weight_decay_lambda: 0.0,
             use_batchnorm: false,
             dropout_ratio: 0.0,
+            dropout_scaling: DropoutScaling::Inverted,
         }
     }
 
@@ -178,6 +182,12 @@ impl MultiLayerNet {
     /// [`MultiLayerNet::build`] refuses a ratio outside that range.
     pub fn dropout(mut self, ratio: f64) -> Self {
         self.dropout_ratio = ratio;
+        self
+    }
+
+    /// Scales Dropout the textbook's way or the inverted way (the default).
+    pub fn dropout_scaling(mut self, scaling: DropoutScaling) -> Self {
+        self.dropout_scaling = scaling;
         self
     }
 
@@ -240,7 +250,11 @@ impl MultiLayerNet {
                     // Each Dropout its own mask stream; the trainer reseeds
                     // replicas anyway.
                     let stream = seed ^ (0xd50_u64 << 32 | i as u64);
-                    layers.push(Box::new(Dropout::new(self.dropout_ratio, stream)));
+                    layers.push(Box::new(Dropout::with_scaling(
+                        self.dropout_ratio,
+                        stream,
+                        self.dropout_scaling,
+                    )));
                 }
             }
         }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
 use crate::data::{self, Dataset, DatasetName, LoadOptions};
+use crate::layers::DropoutScaling;
 use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
 use crate::optim::{self, LrSchedule};
 use crate::plot::{Corner, Figure, Panel, Series};
@@ -91,6 +92,9 @@ pub struct TrainConfig {
     pub batchnorm: bool,
     /// Dropout ratio after each hidden activation (0: none).
     pub dropout: f64,
+    /// Where Dropout scales (runs saved before the choice existed: inverted).
+    #[serde(default)]
+    pub dropout_scaling: DropoutScaling,
     pub optimizer: String,
     pub lr: f64,
     /// How `lr` changes over the run (runs saved before schedules: constant).
@@ -196,7 +200,8 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                 .weight_init(config.init)
                 .weight_decay_lambda(config.weight_decay)
                 .batchnorm(config.batchnorm)
-                .dropout(config.dropout);
+                .dropout(config.dropout)
+                .dropout_scaling(config.dropout_scaling);
             if let Err(e) = mlp.validate() {
                 bail!("{e} (--dropout takes a ratio such as 0.2)");
             }
@@ -285,6 +290,9 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             }
             if config.dropout > 0.0 {
                 extras.push_str(&format!(", dropout {}", config.dropout));
+                if !config.dropout_scaling.is_inverted() {
+                    extras.push_str(" (textbook scaling)");
+                }
             }
             format!(
                 "{} ({}{extras}, {} init, {parameters} parameters)",
@@ -546,6 +554,7 @@ mod tests {
             weight_decay: 0.0,
             batchnorm: true,
             dropout: 0.1,
+            dropout_scaling: DropoutScaling::Inverted,
             optimizer: "adam".into(),
             lr: 0.01,
             lr_schedule: LrSchedule::Constant,

@@ -24,14 +24,19 @@ def forward(tensors, spec, x):
     assert spec["kind"] == "mlp", spec["kind"]
     assert not spec.get("use_batchnorm"), "this reader covers the MLP without BatchNorm"
     act = ACTIVATIONS[spec["activation"]]
-    # Linear modules sit at even positions, activations between them (dropout,
-    # if any, is the identity at inference and would only shift the numbering).
+    # Dropout, if any, follows each activation: the identity at inference with
+    # inverted scaling (the default, absent from the metadata), times
+    # 1 - ratio with the textbook's.
+    keep = 1.0
+    if spec.get("dropout_scaling") == "textbook":
+        keep = 1.0 - spec.get("dropout_ratio", 0.0)
+    # Linear modules in order; activations (and Dropout) only shift the numbering.
     linear = sorted(int(k.split(".")[0]) for k in tensors if k.endswith(".weight"))
     for n, i in enumerate(linear):
         w, b = tensors[f"{i}.weight"], tensors[f"{i}.bias"]
         x = x @ w.T + b
         if n + 1 < len(linear):
-            x = act(x)
+            x = act(x) * np.float32(keep)
     return x
 
 
