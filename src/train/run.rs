@@ -534,7 +534,25 @@ pub fn curves_figure(history: &[EpochMetrics], dataset: &str) -> Figure {
         ],
     )
     .legend_corner(Corner::LowerRight);
-    Figure::new(vec![loss, accuracy], 2).title(format!("training on {dataset}"))
+    let mut panels = vec![loss, accuracy];
+    // A scheduled rate gets its own panel, to read the curves against.
+    let rates: Vec<(f64, f64)> = history
+        .iter()
+        .filter_map(|m| Some((m.epoch as f64, m.lr?)))
+        .collect();
+    if rates.windows(2).any(|w| w[0].1 != w[1].1) {
+        panels.push(
+            Panel::lines(
+                "learning rate",
+                "epoch",
+                "rate at the epoch's first step",
+                vec![Series::new("lr", rates)],
+            )
+            .legend(false),
+        );
+    }
+    let columns = panels.len();
+    Figure::new(panels, columns).title(format!("training on {dataset}"))
 }
 
 #[cfg(test)]
@@ -578,6 +596,20 @@ mod tests {
         assert_eq!(metrics.lines().count(), 3);
         let size = curves_figure(&[], "spiral").size();
         assert_eq!(size, (1280, 460));
+        // A schedule adds a third panel with the rate.
+        let history: Vec<EpochMetrics> = serde_json::from_str::<Vec<EpochMetrics>>(&format!(
+            "[{}]",
+            metrics.lines().collect::<Vec<_>>().join(",")
+        ))
+        .unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| EpochMetrics {
+            lr: Some(0.1 / (i + 1) as f64),
+            ..m
+        })
+        .collect();
+        assert_eq!(curves_figure(&history, "spiral").size(), (1920, 460));
         assert_eq!(png_size(&dir.path().join("curves.png")), size);
         assert_svg(&dir.path().join("curves.svg"), size);
     }
