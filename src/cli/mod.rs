@@ -1,5 +1,9 @@
 //! The command line: argument parsing (clap) and dispatch to the library.
 //! Every command returns `anyhow::Result`; `main` prints the error as one line.
+//!
+//! The doc comments on arguments are their `--help` text, written for a
+//! terminal: `<dataset>` there is a placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod show;
 

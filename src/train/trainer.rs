@@ -364,7 +364,7 @@ impl<T: Float> Trainer<T> {
     }
 
     /// One gradient step on the examples `batch` of `data`; returns its loss.
-    /// Afterwards the replicas' buffers are averaged ([`Trainer::average_buffers`]).
+    /// Afterwards the replicas' buffers (BatchNorm's running statistics) are averaged.
     /// Only the batch's own labels are checked, so a step costs no pass over
     /// the data.
     pub fn step(&mut self, data: &Dataset, batch: &[usize]) -> Result<f64, TrainError> {
