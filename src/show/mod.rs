@@ -1,13 +1,14 @@
 //! Pictures of a net, for looking at what it learned and where it fails
 //! (`backprop show`):
 //!
-//! - filters ([`first_layer_filters`], [`filter_grid`]): the first layer's weights as a grid of grey tiles, as the
-//!   textbook's `visualize_filter.py` draws them: the convolution filters of a
-//!   convnet, or, for a MultiLayerNet, the weights into each first hidden unit
-//!   laid out as an input image. Before training the tiles are noise; after,
-//!   edge and blob detectors.
-//! - misclassified ([`mistakes`], [`misclassified_grid`]): the test images a model gets wrong, each captioned
-//!   `true→predicted`.
+//! - filters ([`first_layer_filters`], [`filter_grid`]): the first layer's
+//!   weights as a grid of grey tiles, as the textbook's `visualize_filter.py`
+//!   draws them: the convolution filters of a convnet, or, for a
+//!   MultiLayerNet, the weights into each first hidden unit laid out as an
+//!   input image. Before training the tiles are noise; after, edge and blob
+//!   detectors.
+//! - misclassified ([`mistakes`], [`misclassified_grid`]): the test images a
+//!   model gets wrong, each captioned `true→predicted`.
 //!
 //! Both return `image` buffers; the command line saves them as PNG.
 //!
