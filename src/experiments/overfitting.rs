@@ -165,10 +165,13 @@ mod tests {
         };
         assert_eq!(read(dir.path(), "dropout.csv").lines().count(), 1 + 2 * 50);
         let r = results(&outcome.table);
+        // Both learn (chance is 0.1); the book's Dropout slows training and
+        // keeps train and test closer (quick run: gaps 0.27 and 0.09).
         assert!(
-            r.iter().all(|&(tr, te, _)| tr > 0.2 && te > 0.2),
+            r.iter().all(|&(tr, te, _)| tr > 0.2 && te > 0.15),
             "{}",
             outcome.table
         );
+        assert!(r[1].2 < r[0].2, "{}", outcome.table);
     }
 }
