@@ -597,18 +597,14 @@ mod tests {
         let size = curves_figure(&[], "spiral").size();
         assert_eq!(size, (1280, 460));
         // A schedule adds a third panel with the rate.
-        let history: Vec<EpochMetrics> = serde_json::from_str::<Vec<EpochMetrics>>(&format!(
-            "[{}]",
-            metrics.lines().collect::<Vec<_>>().join(",")
-        ))
-        .unwrap()
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| EpochMetrics {
-            lr: Some(0.1 / (i + 1) as f64),
-            ..m
-        })
-        .collect();
+        let history: Vec<EpochMetrics> = metrics
+            .lines()
+            .enumerate()
+            .map(|(i, l)| EpochMetrics {
+                lr: Some(0.1 / (i + 1) as f64),
+                ..serde_json::from_str(l).unwrap()
+            })
+            .collect();
         assert_eq!(curves_figure(&history, "spiral").size(), (1920, 460));
         assert_eq!(png_size(&dir.path().join("curves.png")), size);
         assert_svg(&dir.path().join("curves.svg"), size);
