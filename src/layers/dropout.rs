@@ -73,6 +73,18 @@ impl fmt::Display for DropoutScaling {
     }
 }
 
+/// Why `ratio` cannot be a dropout ratio, if it cannot (the nets' specs
+/// check theirs with this before building).
+pub fn check_dropout_ratio(ratio: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&ratio) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the dropout ratio must be at least 0 and below 1, got {ratio}"
+        ))
+    }
+}
+
 #[derive(Clone)]
 pub struct Dropout<T> {
     pub ratio: f64,
@@ -92,10 +104,9 @@ impl<T: Float> Dropout<T> {
     /// Drops each unit with probability `ratio` (in `[0, 1)`), drawing masks
     /// from a generator seeded with `seed`.
     pub fn new(ratio: f64, seed: u64) -> Self {
-        assert!(
-            (0.0..1.0).contains(&ratio),
-            "Dropout: ratio must be in [0, 1), got {ratio}"
-        );
+        if let Err(e) = check_dropout_ratio(ratio) {
+            panic!("Dropout: {e}");
+        }
         Dropout {
             ratio,
             scaling: DropoutScaling::Inverted,

@@ -19,7 +19,7 @@ mod tanh;
 pub use affine::Affine;
 pub use batch_norm::BatchNorm;
 pub use convolution::Convolution;
-pub use dropout::{Dropout, DropoutScaling};
+pub use dropout::{Dropout, DropoutScaling, check_dropout_ratio};
 pub use flatten::Flatten;
 pub use pooling::MaxPooling;
 pub use relu::Relu;

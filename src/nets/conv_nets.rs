@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{NetSpec, Network, WeightInit};
 use crate::layers::convolution::output_size;
-use crate::layers::{Affine, Convolution, Dropout, Flatten, Layer, MaxPooling, Relu};
+use crate::layers::{
+    Affine, Convolution, Dropout, Flatten, Layer, MaxPooling, Relu, check_dropout_ratio,
+};
 use crate::tensor::{Float, Tensor};
 
 /// An architecture that cannot be built for its input, such as a filter
@@ -128,6 +130,16 @@ fn pooled([c, h, w]: [usize; 3]) -> Option<[usize; 3]> {
     Some([c, output_size(h, 2, 2, 0)?, output_size(w, 2, 2, 0)?])
 }
 
+/// Why a convnet's sizes cannot make a net, if one is zero.
+fn positive_sizes(input_dim: [usize; 3], hidden: usize, output: usize) -> Result<(), String> {
+    if input_dim.contains(&0) || hidden == 0 || output == 0 {
+        return Err(format!(
+            "sizes must be positive: input {input_dim:?}, hidden {hidden}, output {output}"
+        ));
+    }
+    Ok(())
+}
+
 fn affine<T: Float>(
     fan_in: usize,
     fan_out: usize,
@@ -182,12 +194,7 @@ impl SimpleConvNet {
             net: "SimpleConvNet",
             reason,
         };
-        if self.input_dim.contains(&0) || self.hidden_size == 0 || self.output_size == 0 {
-            return Err(error(format!(
-                "sizes must be positive: input {:?}, hidden {}, output {}",
-                self.input_dim, self.hidden_size, self.output_size
-            )));
-        }
+        positive_sizes(self.input_dim, self.hidden_size, self.output_size).map_err(error)?;
         let conv = self.conv_param.output(self.input_dim).map_err(error)?;
         let pool = pooled(conv).ok_or_else(|| {
             error(format!(
@@ -296,18 +303,8 @@ impl DeepConvNet {
                 self.conv_params.len()
             )));
         }
-        if self.input_dim.contains(&0) || self.hidden_size == 0 || self.output_size == 0 {
-            return Err(error(format!(
-                "sizes must be positive: input {:?}, hidden {}, output {}",
-                self.input_dim, self.hidden_size, self.output_size
-            )));
-        }
-        if !(0.0..1.0).contains(&self.dropout_ratio) {
-            return Err(error(format!(
-                "dropout ratio must be in [0, 1), got {}",
-                self.dropout_ratio
-            )));
-        }
+        positive_sizes(self.input_dim, self.hidden_size, self.output_size).map_err(error)?;
+        check_dropout_ratio(self.dropout_ratio).map_err(error)?;
         let mut shapes = vec![self.input_dim];
         let mut shape = self.input_dim;
         for (i, p) in self.conv_params.iter().enumerate() {

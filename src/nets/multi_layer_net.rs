@@ -29,7 +29,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{NetSpec, Network, SpecError};
-use crate::layers::{Affine, BatchNorm, Dropout, DropoutScaling, Layer, Relu, Sigmoid, Tanh};
+use crate::layers::{
+    Affine, BatchNorm, Dropout, DropoutScaling, Layer, Relu, Sigmoid, Tanh, check_dropout_ratio,
+};
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,12 +205,7 @@ impl MultiLayerNet {
                 self.input_size, self.hidden_size_list, self.output_size
             )));
         }
-        if !(0.0..1.0).contains(&self.dropout_ratio) {
-            return Err(error(format!(
-                "the dropout ratio must be at least 0 and below 1, got {}",
-                self.dropout_ratio
-            )));
-        }
+        check_dropout_ratio(self.dropout_ratio).map_err(error)?;
         if !(self.weight_decay_lambda >= 0.0 && self.weight_decay_lambda.is_finite()) {
             return Err(error(format!(
                 "the weight decay must be zero or positive, got {}",
