@@ -9,8 +9,8 @@
 use anyhow::Result;
 
 use super::{
-    Curves, Experiment, Options, Outcome, Progress, last, load_mnist, per_epoch, save_figure,
-    train_epochs, write_csv,
+    Curves, Experiment, Options, Outcome, Progress, figure_and_csv, last, load_mnist, per_epoch,
+    train_epochs,
 };
 use crate::nets::{MultiLayerNet, WeightInit};
 use crate::plot::{Corner, Figure, Panel, Series};
@@ -105,14 +105,14 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             "with vs without BatchNorm: {TRAIN_IMAGES} MNIST images, 784-100x5-10 ReLU, SGD lr {LR}"
         ))
         .panel_size(330, 250);
-    let mut files = save_figure(&figure, opts, name)?;
-    files.push(write_csv(
-        &opts.out,
+    figure_and_csv(
+        &figure,
+        opts,
         name,
         "weight_std,batchnorm,epoch,train_accuracy,test_accuracy",
         &rows,
-    )?);
-    Ok(Outcome { table, files })
+        table,
+    )
 }
 
 #[cfg(test)]

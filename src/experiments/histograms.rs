@@ -15,7 +15,7 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Experiment, Options, Outcome, save_figure, write_csv};
+use super::{Experiment, Options, Outcome, figure_and_csv};
 use crate::layers::{Affine, Layer, Relu, Sigmoid};
 use crate::nets::{Activation, WeightInit};
 use crate::plot::{self, Figure, Panel};
@@ -109,14 +109,14 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let figure = Figure::new(panels, LAYERS)
         .title("activations of 5 layers of 100 units, 1000 random inputs (30 bins over 0..1)")
         .panel_size(320, 240);
-    let mut files = save_figure(&figure, opts, name)?;
-    files.push(write_csv(
-        &opts.out,
+    figure_and_csv(
+        &figure,
+        opts,
         name,
         "config,layer,bin_start,bin_end,count",
         &rows,
-    )?);
-    Ok(Outcome { table, files })
+        table,
+    )
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{EVAL_BATCH, Experiment, Options, Progress, load_mnist, save_figure, write_csv};
+use super::{EVAL_BATCH, Experiment, Options, Progress, figure_and_csv, load_mnist};
 use crate::nets::{MultiLayerNet, WeightInit};
 use crate::optim::{self, Optimizer};
 use crate::plot::{self, Figure, Panel, Series};
@@ -177,14 +177,14 @@ fn compare(
     let figure = Figure::new(vec![panel], 1)
         .title(title)
         .panel_size(900, 560);
-    let mut files = save_figure(&figure, opts, name)?;
-    files.push(write_csv(
-        &opts.out,
+    figure_and_csv(
+        &figure,
+        opts,
         name,
         &format!("iteration,{column},loss,smoothed_loss"),
         &rows,
-    )?);
-    Ok(super::Outcome { table, files })
+        table,
+    )
 }
 
 #[cfg(test)]

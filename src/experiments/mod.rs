@@ -286,6 +286,21 @@ fn save_figure(figure: &Figure, opts: &Options, stem: &str) -> Result<Vec<PathBu
     Ok(figure.save(&opts.out, stem)?.to_vec())
 }
 
+/// Writes the figure and the numbers behind it (`<stem>.csv`: `header`, then
+/// `rows`); returns them with the printed table.
+fn figure_and_csv(
+    figure: &Figure,
+    opts: &Options,
+    stem: &str,
+    header: &str,
+    rows: &[String],
+    table: String,
+) -> Result<Outcome> {
+    let mut files = save_figure(figure, opts, stem)?;
+    files.push(write_csv(&opts.out, stem, header, rows)?);
+    Ok(Outcome { table, files })
+}
+
 /// Writes `rows` under `header` to `dir/<stem>.csv`.
 fn write_csv(dir: &Path, stem: &str, header: &str, rows: &[String]) -> Result<PathBuf> {
     let path = dir.join(format!("{stem}.csv"));

@@ -15,8 +15,8 @@
 use anyhow::Result;
 
 use super::{
-    Experiment, Options, Outcome, Progress, last, load_mnist, per_epoch, save_figure, train_epochs,
-    write_csv,
+    Experiment, Options, Outcome, Progress, figure_and_csv, last, load_mnist, per_epoch,
+    train_epochs,
 };
 use crate::layers::DropoutScaling;
 use crate::nets::MultiLayerNet;
@@ -108,14 +108,14 @@ fn compare(
         "overfitting {TRAIN_IMAGES} MNIST images: 784-100x6-10 ReLU, SGD lr {LR}, {} test images",
         test.len()
     ));
-    let mut files = save_figure(&figure, opts, name)?;
-    files.push(write_csv(
-        &opts.out,
+    figure_and_csv(
+        &figure,
+        opts,
         name,
         "variant,epoch,train_accuracy,test_accuracy",
         &rows,
-    )?);
-    Ok(Outcome { table, files })
+        table,
+    )
 }
 
 #[cfg(test)]
