@@ -84,22 +84,21 @@ fn spiral_trains_to_95_percent_without_files() {
 fn learning_rate_schedules_are_followed_and_logged() {
     let lrs = |schedule: &str| -> (Vec<f64>, Value) {
         let dir = TempDir::new("schedule");
-        let out = run(&[
-            "train",
-            "--dataset",
-            "spiral",
-            "--hidden",
-            "20",
-            "--lr",
-            "0.4",
-            "--epochs",
-            "5",
-            "--lr-schedule",
-            schedule,
-            "--out",
-            dir.path().to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        common::train_model(
+            dir.path(),
+            &[
+                "--dataset",
+                "spiral",
+                "--hidden",
+                "20",
+                "--lr",
+                "0.4",
+                "--epochs",
+                "5",
+                "--lr-schedule",
+                schedule,
+            ],
+        );
         let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
         let lrs = metrics
             .lines()

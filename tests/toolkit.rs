@@ -5,17 +5,16 @@ mod common;
 
 use std::path::Path;
 
-use common::{TempDir, mnist_dir, run, stderr, stdout};
+use common::{TempDir, mnist_dir, train_model};
 use serde_json::Value;
 
-/// Trains with `args` into a fresh folder; returns the metrics lines.
+/// Trains on the MNIST in `dir` with `args` into a fresh folder; returns the
+/// metrics lines.
 fn train(dir: &Path, args: &[&str]) -> Vec<Value> {
     let out = TempDir::new("toolkit");
-    let mut all = vec!["train", "--data", dir.to_str().unwrap(), "--no-progress"];
+    let mut all = vec!["--data", dir.to_str().unwrap()];
     all.extend(args);
-    all.extend(["--out", out.path().to_str().unwrap()]);
-    let o = run(&all);
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    train_model(out.path(), &all);
     std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
         .lines()
