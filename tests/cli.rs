@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TempDir, mnist_dir, run, serve, stderr, stdout};
+use common::{Mnist, TempDir, mnist_dir, run, serve, stderr, stdout};
 use serde_json::Value;
 
 fn summary(dir: &TempDir) -> Value {
@@ -196,9 +196,8 @@ fn assert_clean_failure(out: &std::process::Output, needles: &[&str]) {
 
 #[test]
 fn truncated_and_mislabelled_idx_files_give_one_clear_line() {
-    let Some(src) = mnist_dir("truncated_and_mislabelled_idx_files_give_one_clear_line") else {
-        return;
-    };
+    let mnist = Mnist::get();
+    let src = mnist.files();
     let truncated = TempDir::new("truncated");
     broken_copy(&src, truncated.path(), "t10k-images-idx3-ubyte", |mut v| {
         v.truncate(v.len() / 2);
@@ -276,14 +275,90 @@ fn truncated_and_mislabelled_idx_files_give_one_clear_line() {
 #[test]
 fn offline_without_data_names_the_ways_out() {
     let cache = TempDir::new("offline-cache");
+    let out_dir = TempDir::new("offline-run");
     let out = common::backprop()
-        .args(["train", "--epochs", "1"])
+        .args(["train", "--epochs", "1", "--no-sample", "--out"])
+        .arg(out_dir.path())
         .env_remove("BACKPROP_DATA")
         .env("BACKPROP_CACHE", cache.path())
         .env("BACKPROP_MIRROR", "http://127.0.0.1:9/")
         .output()
         .unwrap();
-    assert_clean_failure(&out, &["--data", "BACKPROP_DATA", "--dataset spiral"]);
+    assert_clean_failure(
+        &out,
+        &[
+            "could not download train-images-idx3-ubyte.gz",
+            "--data",
+            "BACKPROP_DATA",
+            "--dataset mnist-sample",
+            "spiral",
+        ],
+    );
+    assert!(!out_dir.join("summary.json").exists());
+}
+
+/// The README's first command on a machine without MNIST and without a
+/// network: it trains on the built-in sample, says so in one line before the
+/// first epoch, records it, and reaches 0.94.
+#[test]
+fn offline_the_first_command_trains_on_the_built_in_sample() {
+    let cache = TempDir::new("sample-cache");
+    let out_dir = TempDir::new("sample-run");
+    let out = common::backprop()
+        .args(["train", "--no-progress", "--out"])
+        .arg(out_dir.path())
+        .env_remove("BACKPROP_DATA")
+        .env("BACKPROP_CACHE", cache.path())
+        .env("BACKPROP_MIRROR", "http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let notice = "MNIST not found and could not be downloaded: training on the built-in sample of \
+                  10,000 training digits (and MNIST's 10,000 test digits); pass --data DIR or set \
+                  BACKPROP_DATA for the full 60,000";
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| *l == notice);
+    let first_epoch = lines.iter().position(|l| l.starts_with("epoch "));
+    assert!(at.is_some() && at < first_epoch, "{text}");
+    assert_eq!(text.matches("MNIST not found").count(), 1, "{text}");
+    assert!(
+        text.contains("mnist-sample: 10000 training and 10000 test examples"),
+        "{text}"
+    );
+    let saved = summary(&out_dir);
+    assert_eq!(saved["config"]["dataset"], "mnist-sample");
+    assert_eq!(saved["test_examples"], 10000);
+    let acc = saved["test_accuracy"].as_f64().unwrap();
+    eprintln!("the default run on the sample: test accuracy {acc}");
+    assert!(acc >= 0.94, "test accuracy {acc}\n{text}");
+    let (_, info) = backprop::checkpoint::load::<f32>(&out_dir.join("model.safetensors")).unwrap();
+    assert_eq!(info.dataset, backprop::data::DatasetName::MnistSample);
+
+    // A resume continues on the sample, whatever the machine has meanwhile.
+    let o = common::backprop()
+        .args(["train", "--no-progress", "--epochs", "11", "--resume"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("MNIST not found"), "{}", stdout(&o));
+    assert_eq!(summary(&out_dir)["config"]["dataset"], "mnist-sample");
+
+    // Asked for by name, the sample needs no notice.
+    let named = TempDir::new("sample-named");
+    let o = run(&[
+        "train",
+        "--dataset",
+        "mnist-sample",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        named.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("MNIST not found"), "{}", stdout(&o));
 }
 
 #[test]

@@ -5,22 +5,11 @@
 
 mod common;
 
-use backprop::data::{self, DatasetName, Split};
+use backprop::data::Split;
 use backprop::nets::{DeepConvNet, NetSpec, SimpleConvNet, WeightInit};
 use backprop::optim;
 use backprop::train::Trainer;
-use common::{TempDir, mnist_dir, run, stderr, stdout};
-
-fn mnist(test: &str) -> Option<Split> {
-    let dir = mnist_dir(test)?;
-    let opts = data::LoadOptions {
-        data_dir: Some(dir),
-        allow_download: false,
-        progress: false,
-        seed: 0,
-    };
-    Some(data::load(DatasetName::Mnist, &opts).expect("MNIST loads"))
-}
+use common::{Mnist, TempDir, run, stderr, stdout};
 
 /// Trains `spec` with Adam (lr 0.001) for `epochs` passes over the first `n`
 /// training images in batches of 50; returns the inference-mode loss on
@@ -40,9 +29,7 @@ fn loss_before_and_after(spec: &NetSpec, data: &Split, n: usize, epochs: usize) 
 
 #[test]
 fn mnist_images_arrive_unflattened() {
-    let Some(data) = mnist("mnist_images_arrive_unflattened") else {
-        return;
-    };
+    let data = Mnist::get().split();
     assert_eq!(data.train.shape, [1, 28, 28]);
     assert_eq!(data.test.shape, [1, 28, 28]);
     // The trainer gathers batches shaped (n, C, H, W): a convnet's first
@@ -56,9 +43,7 @@ fn mnist_images_arrive_unflattened() {
 
 #[test]
 fn simple_conv_net_loss_falls_on_mnist() {
-    let Some(data) = mnist("simple_conv_net_loss_falls_on_mnist") else {
-        return;
-    };
+    let data = Mnist::get().split();
     // He init, as the W2 workload (the textbook's 0.01 starts slower:
     // 2.30 -> 1.68 in these 20 steps).
     let spec = NetSpec::SimpleCnn(SimpleConvNet::new([1, 28, 28], 10).weight_init(WeightInit::He));
@@ -68,9 +53,7 @@ fn simple_conv_net_loss_falls_on_mnist() {
 
 #[test]
 fn deep_conv_net_loss_falls_on_mnist() {
-    let Some(data) = mnist("deep_conv_net_loss_falls_on_mnist") else {
-        return;
-    };
+    let data = Mnist::get().split();
     let spec = NetSpec::DeepCnn(DeepConvNet::new([1, 28, 28], 10));
     // Dropout on the scores slows the start: 30 steps take the loss from
     // 2.54 to 2.10 (seed 1, measured).
@@ -80,29 +63,28 @@ fn deep_conv_net_loss_falls_on_mnist() {
 
 #[test]
 fn train_selects_the_net_and_records_it() {
-    let Some(dir) = mnist_dir("train_selects_the_net_and_records_it") else {
-        return;
-    };
     let out_dir = TempDir::new("simple-cnn");
+    let mnist = Mnist::get().args();
+    let mnist: Vec<&str> = mnist.iter().map(String::as_str).collect();
     let out = run(&[
-        "train",
-        "--net",
-        "simple-cnn",
-        "--data",
-        dir.to_str().unwrap(),
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.001",
-        "--train-size",
-        "600",
-        "--epochs",
-        "1",
-        "--threads",
-        "2",
-        "--out",
-        out_dir.path().to_str().unwrap(),
-    ]);
+        &["train", "--net", "simple-cnn"],
+        &mnist[..],
+        &[
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.001",
+            "--train-size",
+            "600",
+            "--epochs",
+            "1",
+            "--threads",
+            "2",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+        ],
+    ]
+    .concat());
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(text.contains("SimpleConvNet conv30x5"), "{text}");

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use backprop::data::{self, DatasetName, LoadOptions};
-use common::{ServeProcess, TempDir, backprop, mnist_dir, run, stderr, stdout};
+use backprop::data;
+use common::{Mnist, ServeProcess, TempDir, backprop, run, stderr, stdout};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
@@ -30,17 +30,12 @@ fn out_dir() -> PathBuf {
 }
 
 /// The MNIST model all the tests of this file share (see `common::mnist_model`).
-fn mnist_model(test: &str) -> Option<PathBuf> {
-    common::mnist_model(test, &out_dir().join("mnist-run"))
+fn mnist_model() -> PathBuf {
+    common::mnist_model(&out_dir().join("mnist-run"))
 }
 
 fn mnist_test_set() -> data::Dataset {
-    let dir = mnist_dir("mnist_test_set").expect("checked by the caller");
-    let opts = LoadOptions {
-        data_dir: Some(dir),
-        ..LoadOptions::default()
-    };
-    data::load(DatasetName::Mnist, &opts).unwrap().test
+    Mnist::get().split().test
 }
 
 /// Pixels of test image `i` (0 background, 255 ink).
@@ -269,9 +264,7 @@ fn commands_name_a_missing_or_wrong_model() {
 
 #[test]
 fn eval_reports_accuracy_precision_recall_and_draws_the_matrix() {
-    let Some(model) = mnist_model("eval_reports") else {
-        return;
-    };
+    let model = mnist_model();
     let png = out_dir().join("confusion.png");
     let o = run(&[
         "eval",
@@ -283,8 +276,9 @@ fn eval_reports_accuracy_precision_recall_and_draws_the_matrix() {
     ]);
     let j = json_out(&o);
     assert_eq!(j["examples"], 10000);
+    assert_eq!(j["dataset"], Mnist::get().name());
     let accuracy = j["accuracy"].as_f64().unwrap();
-    assert!(accuracy > 0.93, "accuracy {accuracy}");
+    assert!(accuracy > 0.92, "accuracy {accuracy}");
     let confusion = j["confusion"].as_array().unwrap();
     let total: u64 = confusion
         .iter()
@@ -351,9 +345,7 @@ fn stroke(w: u32, h: u32, points: &[(f32, f32)], thick: f32) -> image::GrayImage
 
 #[test]
 fn predict_classifies_real_and_generated_pictures() {
-    let Some(model) = mnist_model("predict") else {
-        return;
-    };
+    let model = mnist_model();
     let dir = TempDir::new("predict");
     let test = mnist_test_set();
     let mut files = Vec::new();
@@ -505,17 +497,15 @@ fn eval_first_1000(model: &Path) -> Value {
 
 #[test]
 fn python_reads_a_backprop_checkpoint_and_predicts_the_same() {
-    let Some(model) = mnist_model("python_reads") else {
-        return;
-    };
     let Some(mut py) = python("python_reads") else {
         return;
     };
-    let mnist = mnist_dir("python_reads").unwrap();
-    let theirs = numpy_forward(&mut py, &model, &mnist);
+    let model = mnist_model();
+    let mnist = Mnist::get();
+    let theirs = numpy_forward(&mut py, &model, &mnist.files());
     assert_eq!(theirs["shapes"]["0.weight"], json!([100, 784]));
     assert_eq!(theirs["shapes"]["2.weight"], json!([10, 100]));
-    assert_eq!(theirs["metadata"]["dataset"], "mnist");
+    assert_eq!(theirs["metadata"]["dataset"], mnist.name());
     let ours = eval_first_1000(&model);
     assert_eq!(ours["predictions"].as_array().unwrap().len(), 1000);
     assert_eq!(theirs["predictions"], ours["predictions"]);
@@ -523,18 +513,14 @@ fn python_reads_a_backprop_checkpoint_and_predicts_the_same() {
 
 #[test]
 fn python_applies_textbook_dropout_scaling_as_backprop_does() {
-    let Some(mnist) = mnist_dir("python_textbook_dropout") else {
-        return;
-    };
     let Some(mut py) = python("python_textbook_dropout") else {
         return;
     };
+    let mnist = Mnist::get();
     let dir = TempDir::new("textbook-dropout");
-    let model = common::train_model(
-        &dir.join("run"),
-        &[
-            "--data",
-            mnist.parent().unwrap().to_str().unwrap(),
+    let mut args = mnist.args();
+    args.extend(
+        [
             "--train-size",
             "2000",
             "--epochs",
@@ -545,9 +531,12 @@ fn python_applies_textbook_dropout_scaling_as_backprop_does() {
             "0.5",
             "--dropout-scaling",
             "textbook",
-        ],
+        ]
+        .map(String::from),
     );
-    let theirs = numpy_forward(&mut py, &model, &mnist);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let model = common::train_model(&dir.join("run"), &args);
+    let theirs = numpy_forward(&mut py, &model, &mnist.files());
     let net: Value = serde_json::from_str(theirs["metadata"]["net"].as_str().unwrap()).unwrap();
     assert_eq!(net["dropout_scaling"], "textbook");
     assert_eq!(
@@ -558,13 +547,10 @@ fn python_applies_textbook_dropout_scaling_as_backprop_does() {
 
 #[test]
 fn backprop_reads_weights_written_by_numpy() {
-    if mnist_dir("backprop_reads_numpy").is_none() {
-        return;
-    }
     let Some(mut py) = python("backprop_reads_numpy") else {
         return;
     };
-    let mnist = mnist_dir("backprop_reads_numpy").unwrap();
+    let mnist = Mnist::get().files();
     let dir = TempDir::new("numpy");
     let file = dir.join("numpy.safetensors");
     let o = py
@@ -645,9 +631,7 @@ fn post(addr: &str, body: &Value) -> (u16, Value) {
 
 #[test]
 fn serve_predicts_and_rejects_bad_requests() {
-    let Some(model) = mnist_model("serve") else {
-        return;
-    };
+    let model = mnist_model();
     let server = start_server(&model);
     let addr = server.addr.as_str();
     let test = mnist_test_set();
@@ -686,7 +670,8 @@ fn serve_predicts_and_rejects_bad_requests() {
     assert_eq!(http(addr, "GET", "/predict", b"").0, 405);
     let (status, info) = http(addr, "GET", "/info", b"");
     assert_eq!(status, 200);
-    assert!(info.contains("\"dataset\":\"mnist\""), "{info}");
+    let dataset = format!("\"dataset\":\"{}\"", Mnist::get().name());
+    assert!(info.contains(&dataset), "{info}");
 
     let zeros = |n: usize| json!({ "pixels": vec![0; n] });
     let bad: Vec<(Vec<u8>, &str)> = vec![
@@ -848,9 +833,7 @@ fn wait_for(port: u16, session: &str, script: &str, done: impl Fn(&Value) -> boo
 
 #[test]
 fn the_page_shows_live_probabilities_in_headless_chromium() {
-    let Some(model) = mnist_model("browser") else {
-        return;
-    };
+    let model = mnist_model();
     let (chromium, driver) = (
         Path::new("/usr/bin/chromium"),
         Path::new("/usr/bin/chromedriver"),

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use backprop::checkpoint;
-use common::{TempDir, backprop, mnist_dir, stderr, stdout};
+use common::{Mnist, TempDir, backprop, stderr, stdout};
 use serde_json::Value;
 
 /// The lines of `metrics.jsonl` without the timings, which are not meant to repeat.
@@ -68,11 +68,11 @@ fn resume(dir: &Path, args: &[&str]) -> std::process::Command {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_last_good_checkpoint() {
-    let mut cases = vec![("spiral", vec!["--dataset", "spiral"])];
-    if let Some(dir) = mnist_dir("divergence on MNIST") {
-        let data = dir.parent().unwrap().to_str().unwrap().to_owned();
-        cases.push(("mnist", vec!["--data", Box::leak(data.into_boxed_str())]));
-    }
+    let mnist = Mnist::get().args();
+    let cases = [
+        ("spiral", vec!["--dataset", "spiral"]),
+        ("mnist", mnist.iter().map(String::as_str).collect()),
+    ];
     for (name, data) in cases {
         let dir = TempDir::new(&format!("diverge-{name}"));
         let mut args = data.clone();
@@ -127,26 +127,33 @@ fn resumed_after(o: &std::process::Output) -> usize {
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
-    let Some(mnist) = mnist_dir("kill and resume") else {
-        return;
+    let mnist = Mnist::get();
+    // On the sample's 10,000 images a wider net keeps an epoch long enough
+    // (about 0.1 s) for the kills to land inside one.
+    let hidden = match mnist {
+        Mnist::Full(_) => "100,100",
+        Mnist::Sample => "500,500",
     };
-    let data = mnist.parent().unwrap().to_str().unwrap().to_owned();
+    let data = mnist.args();
+    let data: Vec<&str> = data.iter().map(String::as_str).collect();
     let args = [
-        "--data",
-        &data,
-        "--hidden",
-        "100,100",
-        "--epochs",
-        "6",
-        "--threads",
-        "2",
-        "--seed",
-        "7",
-        // The rate changes every step, so a resume must pick the schedule up
-        // exactly where the kill left it.
-        "--lr-schedule",
-        "cosine",
-    ];
+        &data[..],
+        &[
+            "--hidden",
+            hidden,
+            "--epochs",
+            "6",
+            "--threads",
+            "2",
+            "--seed",
+            "7",
+            // The rate changes every step, so a resume must pick the schedule up
+            // exactly where the kill left it.
+            "--lr-schedule",
+            "cosine",
+        ],
+    ]
+    .concat();
     let straight = TempDir::new("straight");
     let o = train(straight.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -158,7 +165,7 @@ fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         let mut command = if epochs_done == 1 {
             let mut c = backprop();
             c.arg("train")
-                .args(args)
+                .args(&args)
                 .args(["--no-progress", "--out"])
                 .arg(killed.path());
             c
@@ -214,16 +221,13 @@ fn the_same_seed_and_threads_give_bit_identical_runs() {
     .into_iter()
     .map(|a| a.split(' ').map(String::from).collect())
     .collect();
-    if let Some(dir) = mnist_dir("determinism on MNIST") {
-        let data = dir.parent().unwrap().to_str().unwrap().to_owned();
-        let mut a: Vec<String> =
-            "--train-size 10000 --hidden 100,100 --batchnorm --dropout 0.1 --optimizer adam --lr 0.001 --epochs 2 --threads 2"
-                .split(' ')
-                .map(String::from)
-                .collect();
-        a.extend(["--data".into(), data]);
-        cases.push(a);
-    }
+    let mut a: Vec<String> =
+        "--train-size 10000 --hidden 100,100 --batchnorm --dropout 0.1 --optimizer adam --lr 0.001 --epochs 2 --threads 2"
+            .split(' ')
+            .map(String::from)
+            .collect();
+    a.extend(Mnist::get().args());
+    cases.push(a);
     for args in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (a, b) = (TempDir::new("same-a"), TempDir::new("same-b"));

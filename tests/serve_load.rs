@@ -15,13 +15,13 @@ mod common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use backprop::data::{self, DatasetName, Features, LoadOptions};
-use common::{ServeProcess, mnist_dir, mnist_model};
+use backprop::data::Features;
+use common::{Mnist, ServeProcess, mnist_model};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 32;
@@ -66,12 +66,8 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 /// `{"pixels": [...]}` for the first `n` MNIST test images.
-fn test_bodies(mnist: &Path, n: usize) -> Vec<Vec<u8>> {
-    let opts = LoadOptions {
-        data_dir: Some(mnist.to_owned()),
-        ..LoadOptions::default()
-    };
-    let test = data::load(DatasetName::Mnist, &opts).unwrap().test;
+fn test_bodies(n: usize) -> Vec<Vec<u8>> {
+    let test = Mnist::get().split().test;
     let Features::Pixels(px) = &test.features else {
         panic!("expected MNIST to have pixels")
     };
@@ -243,12 +239,9 @@ fn percentile(sorted: &[Duration], q: f64) -> f64 {
 
 #[test]
 fn serve_answers_32_clients_correctly_with_flat_memory() {
-    let Some(model) = mnist_model("serve_load", &out_dir().join("serve-load-model")) else {
-        return;
-    };
-    let mnist = mnist_dir("serve_load").expect("checked by mnist_model");
+    let model = mnist_model(&out_dir().join("serve-load-model"));
     let _alone = one_at_a_time();
-    let bodies = test_bodies(&mnist, IMAGES);
+    let bodies = test_bodies(IMAGES);
     let mut server = ServeProcess::start(&server_program(), &model);
 
     // The reference: every image answered once, one request at a time.
@@ -400,12 +393,9 @@ fn raw(addr: &str, request: &[u8]) -> String {
 
 #[test]
 fn serve_refuses_oversized_and_stalled_requests_without_blocking_others() {
-    let Some(model) = mnist_model("serve_abuse", &out_dir().join("serve-load-model")) else {
-        return;
-    };
-    let mnist = mnist_dir("serve_abuse").expect("checked by mnist_model");
+    let model = mnist_model(&out_dir().join("serve-load-model"));
     let _alone = one_at_a_time();
-    let bodies = test_bodies(&mnist, 1);
+    let bodies = test_bodies(1);
     let mut server = ServeProcess::start(&server_program(), &model);
     let addr = server.addr.clone();
 

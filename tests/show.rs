@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use backprop::checkpoint::{self, ModelInfo};
 use backprop::data::DatasetName;
 use backprop::nets::{MultiLayerNet, Network, SimpleConvNet};
-use common::{TempDir, mnist_dir, run, stderr, stdout, train_model};
+use common::{Mnist, TempDir, run, stderr, stdout, train_model};
 use serde_json::Value;
 
 fn mnist_info(seed: u64) -> ModelInfo {
@@ -141,19 +141,16 @@ fn bad_models_and_arguments_are_one_clear_line() {
 
 /// A SimpleConvNet (He init) after one epoch of Adam on 3,000 MNIST images
 /// (about 90% on the test set), trained once for the tests below.
-fn mnist_cnn(test: &str) -> Option<PathBuf> {
-    let dir = mnist_dir(test)?;
+fn mnist_cnn() -> PathBuf {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     let model = MODEL.get_or_init(|| {
-        train_model(
-            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("show-tests-cnn"),
-            &[
+        let mut args = Mnist::get().args();
+        args.extend(
+            [
                 "--net",
                 "simple-cnn",
                 "--init",
                 "he",
-                "--data",
-                dir.to_str().unwrap(),
                 "--optimizer",
                 "adam",
                 "--lr",
@@ -168,10 +165,16 @@ fn mnist_cnn(test: &str) -> Option<PathBuf> {
                 "2",
                 "--seed",
                 "1",
-            ],
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        train_model(
+            &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("show-tests-cnn"),
+            &args,
         )
     });
-    Some(model.clone())
+    model.clone()
 }
 
 fn eval_json(model: &Path, extra: &[&str]) -> Value {
@@ -184,9 +187,7 @@ fn eval_json(model: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn misclassified_grid_counts_what_eval_counts() {
-    let Some(model) = mnist_cnn("misclassified_grid_counts_what_eval_counts") else {
-        return;
-    };
+    let model = mnist_cnn();
     let eval = eval_json(&model, &[]);
     let wrong = 10_000
         - (0..10)
@@ -208,7 +209,10 @@ fn misclassified_grid_counts_what_eval_counts() {
         &dir.join("wrong.png"),
     );
     assert!(
-        text.contains(&format!("{wrong} of 10000 mnist test images misclassified")),
+        text.contains(&format!(
+            "{wrong} of 10000 {} test images misclassified",
+            Mnist::get().name()
+        )),
         "{text}"
     );
     // 8 cells in rows of 6: each the 28x28 image at 3x in a 1-pixel frame
@@ -230,9 +234,7 @@ fn misclassified_grid_counts_what_eval_counts() {
 
 #[test]
 fn f16_weights_keep_the_accuracy() {
-    let Some(model) = mnist_cnn("f16_weights_keep_the_accuracy") else {
-        return;
-    };
+    let model = mnist_cnn();
     let f32_run = eval_json(&model, &[]);
     assert_eq!(f32_run["precision"], "f32");
     assert!(f32_run.get("f16_accuracy").is_none());

@@ -3,16 +3,14 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{TempDir, mnist_dir, train_model};
+use common::{Mnist, TempDir, mnist_dir, train_model};
 use serde_json::Value;
 
-/// Trains on the MNIST in `dir` with `args` into a fresh folder; returns the
-/// metrics lines.
-fn train(dir: &Path, args: &[&str]) -> Vec<Value> {
+/// Trains on `mnist` with `args` into a fresh folder; returns the metrics lines.
+fn train(mnist: &Mnist, args: &[&str]) -> Vec<Value> {
     let out = TempDir::new("toolkit");
-    let mut all = vec!["--data", dir.to_str().unwrap()];
+    let data = mnist.args();
+    let mut all: Vec<&str> = data.iter().map(String::as_str).collect();
     all.extend(args);
     train_model(out.path(), &all);
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -36,7 +34,7 @@ fn adam_trains_the_default_net_past_97_5_percent() {
         return;
     };
     let metrics = train(
-        &dir,
+        &Mnist::Full(dir),
         &[
             "--optimizer",
             "adam",
@@ -60,9 +58,8 @@ fn adam_trains_the_default_net_past_97_5_percent() {
 /// BatchNorm1d gives the same picture.)
 #[test]
 fn batchnorm_trains_faster_than_the_same_net_without_it() {
-    let Some(dir) = mnist_dir("batchnorm_trains_faster") else {
-        return;
-    };
+    // The first 1000 images, the same in the sample as in the full set.
+    let mnist = Mnist::get();
     let args = [
         "--train-size",
         "1000",
@@ -73,10 +70,10 @@ fn batchnorm_trains_faster_than_the_same_net_without_it() {
         "--threads",
         "1",
     ];
-    let plain = train(&dir, &args);
+    let plain = train(&mnist, &args);
     let mut with_bn = args.to_vec();
     with_bn.push("--batchnorm");
-    let bn = train(&dir, &with_bn);
+    let bn = train(&mnist, &with_bn);
     let (p, b) = (
         column(&plain, "train_accuracy"),
         column(&bn, "train_accuracy"),

@@ -342,6 +342,7 @@ fn config() -> TrainConfig {
         out: PathBuf::from("unused"),
         progress: false,
         resume: false,
+        no_sample: false,
     }
 }
 

@@ -59,11 +59,13 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Data set: mnist, fashion-mnist, or spiral (generated, needs no files).
+    /// Data set: mnist, mnist-sample (the built-in first 10,000 training and 2,000 test
+    /// digits of MNIST), fashion-mnist, or spiral (generated, needs no files).
     #[arg(long, default_value = "mnist")]
     pub dataset: DatasetName,
     /// Folder holding the four IDX files (or a parent of <dataset>/). Default:
-    /// $BACKPROP_DATA/<dataset>, then the per-user cache, then a download.
+    /// $BACKPROP_DATA/<dataset>, then the per-user cache, then a download; for mnist,
+    /// failing all of those, the built-in sample.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Architecture: mlp (MultiLayerNet), simple-cnn (SimpleConvNet) or deep-cnn (DeepConvNet).
@@ -124,6 +126,10 @@ pub struct TrainArgs {
     /// Never draw progress bars, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// Stop with an error when MNIST is neither on disk nor downloadable, instead of
+    /// training on the built-in sample (10,000 training and 2,000 test digits).
+    #[arg(long)]
+    pub no_sample: bool,
     /// Continue the run in DIR from its last checkpoint (weights, optimizer state,
     /// generators, epoch) with its own settings; --epochs may raise its length.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
@@ -304,6 +310,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 out: a.out.unwrap_or_else(timestamped_run_dir),
                 progress: !a.no_progress,
                 resume: false,
+                no_sample: a.no_sample,
             };
             train::run(&config)?;
             Ok(())
@@ -321,6 +328,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 allow_download: true,
                 progress: true,
                 seed: 0,
+                // The workloads are defined on all 60,000 images.
+                sample_fallback: false,
             };
             let opts = bench::BenchOptions {
                 threads: a.threads.max(1),
@@ -421,8 +430,14 @@ fn load_model_and_test_set(
             allow_download: true,
             progress,
             seed: info.seed,
+            sample_fallback: true,
         },
     )?;
+    let loaded = split.dataset().unwrap_or(dataset);
+    if loaded != dataset {
+        eprintln!("{}", data::sample::notice("testing on"));
+    }
+    let dataset = loaded;
     let test = split.test;
     if test.shape != info.input_shape || test.classes != info.classes {
         bail!(

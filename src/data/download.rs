@@ -368,7 +368,7 @@ mod tests {
         let err = fetch_dataset(&checksums(&files), &[empty], &dest, false).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("404") && msg.contains("--dataset spiral"),
+            msg.contains("404") && msg.contains("--dataset mnist-sample"),
             "{msg}"
         );
         assert!(listing(&dest).is_empty());

@@ -125,7 +125,7 @@ pub enum DataError {
     #[error(
         "{dataset} is not on this machine and {reason}; pass --data DIR (a folder holding the \
          four IDX files), set BACKPROP_DATA=DIR (with the files in DIR/{dataset}/), or use \
-         --dataset spiral to work offline"
+         --dataset mnist-sample (built in) or spiral to work offline"
     )]
     Unavailable { dataset: String, reason: String },
 
@@ -149,7 +149,7 @@ pub enum DataError {
     #[error(
         "could not download {file} into {} from any mirror; to work offline pass --data DIR \
          (a folder holding the four IDX files), set BACKPROP_DATA=DIR (with the files in \
-         DIR/<dataset>/), or use --dataset spiral. Last error: {last}",
+         DIR/<dataset>/), or use --dataset mnist-sample (built in) or spiral. Last error: {last}",
         dir.display()
     )]
     DownloadFailed {
@@ -159,8 +159,19 @@ pub enum DataError {
     },
 
     /// A data set name that is not one of ours.
-    #[error("unknown data set {0:?}: expected one of mnist, fashion-mnist, spiral")]
+    #[error("unknown data set {0:?}: expected one of mnist, mnist-sample, fashion-mnist, spiral")]
     UnknownDataset(String),
+}
+
+impl DataError {
+    /// The data set is simply not to be had here (not on disk, no download),
+    /// as opposed to a file that is there but wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DataError::Unavailable { .. } | DataError::DownloadFailed { .. }
+        )
+    }
 }
 
 fn decompressed_note(gzip: bool) -> &'static str {

@@ -199,9 +199,35 @@ pub fn read_labelled(
     labels: &Path,
     classes: usize,
 ) -> Result<(IdxArray, Vec<u8>), DataError> {
-    let img = read_idx(images)?;
+    check_labelled(
+        images,
+        read_idx(images)?,
+        labels,
+        read_idx(labels)?,
+        classes,
+    )
+}
+
+/// [`read_labelled`] on files already in memory (the built-in sample); the
+/// paths only name them in errors.
+pub fn parse_labelled(
+    (images, image_bytes): (&Path, &[u8]),
+    (labels, label_bytes): (&Path, &[u8]),
+    classes: usize,
+) -> Result<(IdxArray, Vec<u8>), DataError> {
+    let img = parse_idx(images, image_bytes)?;
+    let lab = parse_idx(labels, label_bytes)?;
+    check_labelled(images, img, labels, lab, classes)
+}
+
+fn check_labelled(
+    images: &Path,
+    img: IdxArray,
+    labels: &Path,
+    lab: IdxArray,
+    classes: usize,
+) -> Result<(IdxArray, Vec<u8>), DataError> {
     check_rank(images, &img, 3, "images: count, rows, columns")?;
-    let lab = read_idx(labels)?;
     check_rank(labels, &lab, 1, "labels: count")?;
     if img.dims[0] != lab.dims[0] {
         return Err(DataError::CountMismatch {

@@ -7,6 +7,7 @@
 mod download;
 mod error;
 pub mod idx;
+pub mod sample;
 mod sources;
 pub mod spiral;
 #[cfg(test)]
@@ -203,15 +204,25 @@ fn prefetch(bytes: &[u8]) {
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetName {
     Mnist,
+    /// The built-in sample of MNIST (see [`sample`]).
+    MnistSample,
     FashionMnist,
     Spiral,
 }
 
 impl DatasetName {
+    pub const ALL: [DatasetName; 4] = [
+        DatasetName::Mnist,
+        DatasetName::MnistSample,
+        DatasetName::FashionMnist,
+        DatasetName::Spiral,
+    ];
+
     /// The name used on the command line, in folder names and in saved files.
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Mnist => "mnist",
+            DatasetName::MnistSample => "mnist-sample",
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Spiral => "spiral",
         }
@@ -228,14 +239,10 @@ impl FromStr for DatasetName {
     type Err = DataError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            DatasetName::Mnist,
-            DatasetName::FashionMnist,
-            DatasetName::Spiral,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
-        .ok_or_else(|| DataError::UnknownDataset(s.to_string()))
+        DatasetName::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| DataError::UnknownDataset(s.to_string()))
     }
 }
 
@@ -250,6 +257,10 @@ pub struct LoadOptions {
     pub progress: bool,
     /// Seed for generated data sets (the spiral); file-based data sets ignore it.
     pub seed: u64,
+    /// For `mnist`: use the built-in sample when the full set is neither on disk
+    /// nor downloadable (not when a folder the user named lacks it). The
+    /// returned splits are then named `mnist-sample`.
+    pub sample_fallback: bool,
 }
 
 /// Loads a data set's training and test splits.
@@ -259,15 +270,33 @@ pub struct LoadOptions {
 /// `/usr/share/datasets/fashion-mnist/` (Fashion-MNIST only), and the per-user cache
 /// (`$BACKPROP_CACHE`, `$XDG_CACHE_HOME/backprop` or `~/.cache/backprop`), and finally
 /// downloaded into that cache if `opts.allow_download`. `BACKPROP_MIRROR` replaces the
-/// download mirrors with one base URL.
+/// download mirrors with one base URL. If MNIST cannot be had that way and
+/// `opts.sample_fallback` is set, the result is the built-in [`sample`]; check
+/// [`Dataset::name`] to tell.
 pub fn load(name: DatasetName, opts: &LoadOptions) -> Result<Split, DataError> {
     match name {
         DatasetName::Spiral => Ok(spiral::split(opts.seed)),
+        DatasetName::MnistSample => sample::split(),
         DatasetName::Mnist | DatasetName::FashionMnist => {
             let env = sources::Env::from_process();
-            let dir = sources::locate(name, opts, &env)?;
-            sources::read_split(name, &dir)
+            match sources::locate(name, opts, &env) {
+                Ok(dir) => sources::read_split(name, &dir),
+                Err(e)
+                    if name == DatasetName::Mnist && opts.sample_fallback && e.is_unavailable() =>
+                {
+                    sample::split()
+                }
+                Err(e) => Err(e),
+            }
         }
+    }
+}
+
+impl Split {
+    /// Which data set was loaded, as [`load`] names its splits (`mnist-sample`
+    /// after a fallback); `None` for splits made by hand.
+    pub fn dataset(&self) -> Option<DatasetName> {
+        self.train.name.parse().ok()
     }
 }
 
@@ -362,6 +391,7 @@ mod tests {
     fn names_parse_display_and_serialize() {
         for (name, s) in [
             (DatasetName::Mnist, "mnist"),
+            (DatasetName::MnistSample, "mnist-sample"),
             (DatasetName::FashionMnist, "fashion-mnist"),
             (DatasetName::Spiral, "spiral"),
         ] {
@@ -370,6 +400,9 @@ mod tests {
             assert_eq!(serde_json::to_string(&name).unwrap(), format!("\"{s}\""));
         }
         let err = "cifar".parse::<DatasetName>().unwrap_err();
-        assert!(err.to_string().contains("mnist, fashion-mnist, spiral"));
+        assert!(
+            err.to_string()
+                .contains("mnist, mnist-sample, fashion-mnist, spiral")
+        );
     }
 }

@@ -240,13 +240,18 @@ pub(crate) fn read_split(name: DatasetName, dir: &Path) -> Result<Split, DataErr
 
 fn read_dataset(name: DatasetName, images: &Path, labels: &Path) -> Result<Dataset, DataError> {
     let (img, labels) = idx::read_labelled(images, labels, CLASSES)?;
-    Ok(Dataset {
+    Ok(ten_class_images(name, img, labels))
+}
+
+/// An MNIST-style split: grey `N x H x W` images in ten classes.
+pub(crate) fn ten_class_images(name: DatasetName, img: idx::IdxArray, labels: Vec<u8>) -> Dataset {
+    Dataset {
         name: name.to_string(),
         features: Features::Pixels(img.data),
         labels,
         classes: CLASSES,
         shape: [1, img.dims[1], img.dims[2]],
-    })
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +281,7 @@ mod tests {
             allow_download,
             progress: false,
             seed: 0,
+            sample_fallback: false,
         }
     }
 
@@ -440,14 +446,19 @@ mod tests {
         let err = locate(DatasetName::Mnist, &opts(None, true), &e).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, DataError::DownloadFailed { .. }), "{err:?}");
-        for needle in ["--data", "BACKPROP_DATA", "--dataset spiral", "127.0.0.1"] {
+        for needle in [
+            "--data",
+            "BACKPROP_DATA",
+            "--dataset mnist-sample",
+            "127.0.0.1",
+        ] {
             assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
         }
         let cache = tmp.path().join("cache").join("mnist");
         assert!(first_missing(DatasetName::Mnist, &cache).is_some());
 
         let err = locate(DatasetName::Mnist, &opts(None, false), &e).unwrap_err();
-        assert!(err.to_string().contains("--dataset spiral"), "{err}");
+        assert!(err.to_string().contains("--dataset mnist-sample"), "{err}");
     }
 
     /// Runs only with `BACKPROP_DATA` set: checks the real MNIST files in

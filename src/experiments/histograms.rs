@@ -130,8 +130,8 @@ mod tests {
     #[test]
     fn activation_histograms() {
         let (a, b) = (TempDir::new("exp-hist-a"), TempDir::new("exp-hist-b"));
-        let outcome = run_quick(Experiment::ActivationHistograms, a.path(), (1600, 1000)).unwrap();
-        run_quick(Experiment::ActivationHistograms, b.path(), (1600, 1000)).unwrap();
+        let outcome = run_quick(Experiment::ActivationHistograms, a.path(), (1600, 1000));
+        run_quick(Experiment::ActivationHistograms, b.path(), (1600, 1000));
         let csv = read(a.path(), "activation-histograms.csv");
         assert_eq!(csv, read(b.path(), "activation-histograms.csv"));
         assert_eq!(csv.lines().count(), 1 + 4 * LAYERS * BINS);

@@ -180,10 +180,7 @@ mod tests {
     #[test]
     fn hyperparameter_search_quick() {
         let dir = TempDir::new("exp-hyper");
-        let Some(outcome) = run_quick(Experiment::HyperparameterSearch, dir.path(), (1500, 500))
-        else {
-            return;
-        };
+        let outcome = run_quick(Experiment::HyperparameterSearch, dir.path(), (1500, 500));
         let jsonl = read(dir.path(), "hyperparameter-search.jsonl");
         assert_eq!(jsonl.lines().count(), 10);
         let mut ranked = Vec::new();

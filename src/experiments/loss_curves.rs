@@ -196,9 +196,7 @@ mod tests {
     #[test]
     fn optimizers_quick() {
         let dir = TempDir::new("exp-optimizers");
-        let Some(outcome) = run_quick(Experiment::Optimizers, dir.path(), (900, 600)) else {
-            return;
-        };
+        let outcome = run_quick(Experiment::Optimizers, dir.path(), (900, 600));
         let csv = read(dir.path(), "optimizers.csv");
         assert_eq!(csv.lines().count(), 1 + 7 * 300);
         // Every optimizer learns: the smoothed loss ends well below ln 10.
@@ -211,9 +209,7 @@ mod tests {
     #[test]
     fn weight_init_quick_and_reproducible() {
         let (a, b) = (TempDir::new("exp-init-a"), TempDir::new("exp-init-b"));
-        let Some(outcome) = run_quick(Experiment::WeightInit, a.path(), (900, 600)) else {
-            return;
-        };
+        let outcome = run_quick(Experiment::WeightInit, a.path(), (900, 600));
         run_quick(Experiment::WeightInit, b.path(), (900, 600));
         assert_eq!(
             read(a.path(), "weight-init.csv"),

@@ -79,11 +79,6 @@ impl Experiment {
             Experiment::HyperparameterSearch => "hyperparameter-search",
         }
     }
-
-    /// All but the histograms train on MNIST.
-    pub fn needs_mnist(self) -> bool {
-        self != Experiment::ActivationHistograms
-    }
 }
 
 /// Settings shared by all experiments.
@@ -152,8 +147,12 @@ fn load_mnist(opts: &Options) -> Result<Split> {
             allow_download: true,
             progress: opts.progress,
             seed: opts.seed,
+            sample_fallback: true,
         },
     )?;
+    if split.dataset() == Some(DatasetName::MnistSample) && opts.progress {
+        println!("{}", data::sample::notice("running on"));
+    }
     Ok(split)
 }
 
@@ -329,17 +328,22 @@ fn last(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     //! Each experiment in its `--quick` form, on MNIST when `BACKPROP_DATA`
-    //! points at it (CI sets it). Checked: the figure files decode at the
+    //! points at it (CI sets it), else on the files of the built-in sample.
+    //! Checked: the figure files decode at the
     //! figure's size, the data file has the expected rows, and the numbers
     //! show the experiment's effect where even the quick run shows it.
     use super::*;
     use crate::data::testutil::TempDir;
     use crate::plot::tests::{assert_svg, png_size};
 
-    /// Quick, seeded, two threads, silent; MNIST found through `BACKPROP_DATA`.
+    /// Quick, seeded, two threads, silent; MNIST found through `BACKPROP_DATA`,
+    /// else the sample's folder (never the user's cache or a download).
     fn options(dir: &Path) -> Options {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist-sample");
         Options {
-            data_dir: None,
+            data_dir: std::env::var_os("BACKPROP_DATA")
+                .is_none()
+                .then_some(sample),
             out: dir.to_path_buf(),
             quick: true,
             seed: 7,
@@ -348,16 +352,8 @@ mod tests {
         }
     }
 
-    /// Runs `e` quick and checks that its figure has `size` pixels; `None`
-    /// (with a notice) if it needs MNIST and `BACKPROP_DATA` is not set.
-    pub(super) fn run_quick(e: Experiment, dir: &Path, size: (u32, u32)) -> Option<Outcome> {
-        if e.needs_mnist() && std::env::var_os("BACKPROP_DATA").is_none() {
-            eprintln!(
-                "skipping experiment {}: set BACKPROP_DATA to the folder holding mnist/",
-                e.name()
-            );
-            return None;
-        }
+    /// Runs `e` quick and checks that its figure has `size` pixels.
+    pub(super) fn run_quick(e: Experiment, dir: &Path, size: (u32, u32)) -> Outcome {
         let outcome = run(e, &options(dir)).unwrap();
         let png = dir.join(format!("{}.png", e.name()));
         let svg = dir.join(format!("{}.svg", e.name()));
@@ -365,7 +361,7 @@ mod tests {
         assert_eq!(png_size(&png), size);
         assert_svg(&svg, size);
         assert!(!outcome.table.is_empty());
-        Some(outcome)
+        outcome
     }
 
     pub(super) fn read(dir: &Path, file: &str) -> String {

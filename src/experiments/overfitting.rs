@@ -144,9 +144,7 @@ mod tests {
     #[test]
     fn weight_decay_quick() {
         let dir = TempDir::new("exp-wd");
-        let Some(outcome) = run_quick(Experiment::WeightDecay, dir.path(), (1280, 460)) else {
-            return;
-        };
+        let outcome = run_quick(Experiment::WeightDecay, dir.path(), (1280, 460));
         assert_eq!(
             read(dir.path(), "weight-decay.csv").lines().count(),
             1 + 2 * 50
@@ -160,9 +158,7 @@ mod tests {
     #[test]
     fn dropout_quick() {
         let dir = TempDir::new("exp-dropout");
-        let Some(outcome) = run_quick(Experiment::Dropout, dir.path(), (1280, 460)) else {
-            return;
-        };
+        let outcome = run_quick(Experiment::Dropout, dir.path(), (1280, 460));
         assert_eq!(read(dir.path(), "dropout.csv").lines().count(), 1 + 2 * 50);
         let r = results(&outcome.table);
         // Both learn (chance is 0.1); the book's Dropout slows training and

@@ -112,6 +112,9 @@ pub struct TrainConfig {
     /// Continue the run whose checkpoint is in `out` instead of starting anew.
     #[serde(skip)]
     pub resume: bool,
+    /// Fail when MNIST is not to be had, instead of training on the built-in sample.
+    #[serde(skip)]
+    pub no_sample: bool,
 }
 
 /// One line of `metrics.jsonl`.
@@ -168,8 +171,19 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             allow_download: true,
             progress: config.progress,
             seed: config.seed,
+            // A resumed run continues on the data it started on, or not at all.
+            sample_fallback: !config.resume && !config.no_sample,
         },
     )?;
+    // After a fallback the run is one on the sample, in its summary and checkpoints too.
+    let loaded = split.dataset().unwrap_or(config.dataset);
+    if loaded != config.dataset {
+        println!("{}", data::sample::notice("training on"));
+    }
+    let config = &TrainConfig {
+        dataset: loaded,
+        ..config.clone()
+    };
     let train = match config.train_size {
         Some(0) => bail!("--train-size must be at least 1"),
         Some(n) if n < split.train.len() => split.train.take(n),
@@ -584,6 +598,7 @@ mod tests {
             out: out.to_path_buf(),
             progress: false,
             resume: false,
+            no_sample: false,
         }
     }
 

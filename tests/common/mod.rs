@@ -59,22 +59,17 @@ impl Drop for TempDir {
 }
 
 /// `$BACKPROP_DATA/mnist` when BACKPROP_DATA is set (and then it must hold
-/// the files); `None` with a printed notice otherwise, so the suite passes
-/// offline and CI (which sets it) runs the MNIST tests.
+/// the files); `None` with a printed notice otherwise. For the tests that need
+/// all 60,000 training images; the others take [`Mnist::get`].
 pub fn mnist_dir(test: &str) -> Option<PathBuf> {
     let Some(root) = std::env::var_os("BACKPROP_DATA") else {
         eprintln!(
-            "skipping {test}: BACKPROP_DATA is not set (point it at the folder holding mnist/)"
+            "skipping {test}: it needs the full MNIST and BACKPROP_DATA is not set (point it at the folder holding mnist/)"
         );
         return None;
     };
     let dir = PathBuf::from(root).join("mnist");
-    for f in [
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    ] {
+    for f in MNIST_FILES {
         assert!(
             dir.join(f).is_file(),
             "BACKPROP_DATA is set but {} is missing",
@@ -82,6 +77,73 @@ pub fn mnist_dir(test: &str) -> Option<PathBuf> {
         );
     }
     Some(dir)
+}
+
+pub const MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// The MNIST the tests train and test on: the full set in `$BACKPROP_DATA/mnist`
+/// when BACKPROP_DATA is set (as in CI), else the built-in sample (the first
+/// 10,000 training digits and the whole test set), so that the suite runs the
+/// real MNIST path on any machine.
+#[derive(Clone, Debug)]
+pub enum Mnist {
+    Full(PathBuf),
+    Sample,
+}
+
+impl Mnist {
+    pub fn get() -> Mnist {
+        match std::env::var_os("BACKPROP_DATA") {
+            Some(_) => Mnist::Full(mnist_dir("").expect("BACKPROP_DATA is set")),
+            None => Mnist::Sample,
+        }
+    }
+
+    /// The `train` flags that select it.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Mnist::Full(dir) => vec![
+                "--dataset".into(),
+                "mnist".into(),
+                "--data".into(),
+                dir.display().to_string(),
+            ],
+            Mnist::Sample => vec!["--dataset".into(), "mnist-sample".into()],
+        }
+    }
+
+    /// The name `summary.json` and checkpoints record.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mnist::Full(_) => "mnist",
+            Mnist::Sample => "mnist-sample",
+        }
+    }
+
+    /// A folder holding the four gzipped IDX files.
+    pub fn files(&self) -> PathBuf {
+        match self {
+            Mnist::Full(dir) => dir.clone(),
+            Mnist::Sample => Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist-sample"),
+        }
+    }
+
+    pub fn split(&self) -> backprop::data::Split {
+        let (name, data_dir) = match self {
+            Mnist::Full(dir) => (backprop::data::DatasetName::Mnist, Some(dir.clone())),
+            Mnist::Sample => (backprop::data::DatasetName::MnistSample, None),
+        };
+        let opts = backprop::data::LoadOptions {
+            data_dir,
+            ..Default::default()
+        };
+        backprop::data::load(name, &opts).expect("MNIST loads")
+    }
 }
 
 /// Serves `files` (path -> body) over HTTP/1.1 on 127.0.0.1 for at most
@@ -210,20 +272,15 @@ impl Drop for ServeProcess {
     }
 }
 
-/// A 784-100-10 net trained for 2 epochs on 20,000 MNIST images (about 95%),
-/// trained into `out` once per test binary; `None` (with a notice) without
-/// BACKPROP_DATA.
-pub fn mnist_model(test: &str, out: &Path) -> Option<PathBuf> {
-    let dir = mnist_dir(test)?;
+/// A 784-100-10 net trained for 2 epochs on 20,000 MNIST images (about 95%;
+/// the 10,000 of the sample without BACKPROP_DATA), trained into
+/// `out` once per test binary.
+pub fn mnist_model(out: &Path) -> PathBuf {
     static MODEL: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let model = MODEL.get_or_init(|| {
-        train_model(
-            out,
-            &[
-                "--dataset",
-                "mnist",
-                "--data",
-                dir.to_str().unwrap(),
+        let mut args = Mnist::get().args();
+        args.extend(
+            [
                 "--train-size",
                 "20000",
                 "--epochs",
@@ -238,8 +295,11 @@ pub fn mnist_model(test: &str, out: &Path) -> Option<PathBuf> {
                 "2",
                 "--seed",
                 "1",
-            ],
-        )
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        train_model(out, &args)
     });
-    Some(model.clone())
+    model.clone()
 }
