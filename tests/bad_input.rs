@@ -159,7 +159,7 @@ fn bad_checkpoints_give_one_line() {
         &dir,
         "huge.safetensors",
         |_, m| {
-            let net = m["net"].replace("[3]", "[4000000000]");
+            let net = m["net"].replace("\"units\":3", "\"units\":4000000000");
             m.insert("net".into(), net);
         },
         &[
@@ -232,15 +232,13 @@ fn bad_training_states_give_one_line() {
     };
     edit_config(&|v| v["config"]["threads"] = 1_000_000_000.into());
     eprintln!("{}", refused(&resume, &state, &["threads"]));
-    edit_config(&|v| v["config"]["hidden"] = serde_json::json!([4_000_000_000u64]));
-    eprintln!(
-        "{}",
-        refused(
-            &resume,
-            &state,
-            &["does not describe the net in model.safetensors"]
-        )
-    );
+    // The resumed net is built from the model beside the state: it must be whole.
+    std::fs::write(&state, &original).unwrap();
+    let model = run_dir.join("model.safetensors");
+    let model_bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &model_bytes[..model_bytes.len() / 2]).unwrap();
+    eprintln!("{}", refused(&resume, &model, &["not a valid safetensors"]));
+    std::fs::write(&model, &model_bytes).unwrap();
     edit_config(&|v| v["epoch"] = "one".into());
     eprintln!("{}", refused(&resume, &state, &["metadata 'train_state'"]));
 

@@ -34,7 +34,7 @@ fn mnist_images_arrive_unflattened() {
     assert_eq!(data.test.shape, [1, 28, 28]);
     // The trainer gathers batches shaped (n, C, H, W): a convnet's first
     // layer asserts that shape, so a forward pass is the check.
-    let spec = NetSpec::SimpleCnn(SimpleConvNet::new(data.train.shape, 10));
+    let spec = SimpleConvNet::new(data.train.shape, 10).spec();
     let rule = optim::by_name::<f32>("sgd", 0.01).unwrap();
     let mut trainer = Trainer::new(spec.build::<f32>(0).unwrap(), rule, 2, 0);
     let (loss, accuracy) = trainer.evaluate(&data.test.take(200), 100).unwrap();
@@ -46,7 +46,9 @@ fn simple_conv_net_loss_falls_on_mnist() {
     let data = Mnist::get().split();
     // He init, as the W2 workload (the textbook's 0.01 starts slower:
     // 2.30 -> 1.68 in these 20 steps).
-    let spec = NetSpec::SimpleCnn(SimpleConvNet::new([1, 28, 28], 10).weight_init(WeightInit::He));
+    let spec = SimpleConvNet::new([1, 28, 28], 10)
+        .weight_init(WeightInit::He)
+        .spec();
     let (before, after) = loss_before_and_after(&spec, &data, 500, 2);
     assert!(after < 0.5 * before, "loss {before} -> {after}");
 }
@@ -54,7 +56,7 @@ fn simple_conv_net_loss_falls_on_mnist() {
 #[test]
 fn deep_conv_net_loss_falls_on_mnist() {
     let data = Mnist::get().split();
-    let spec = NetSpec::DeepCnn(DeepConvNet::new([1, 28, 28], 10));
+    let spec = DeepConvNet::new([1, 28, 28], 10).spec();
     // Dropout on the scores slows the start: 30 steps take the loss from
     // 2.54 to 2.10 (seed 1, measured).
     let (before, after) = loss_before_and_after(&spec, &data, 500, 3);
@@ -87,7 +89,10 @@ fn train_selects_the_net_and_records_it() {
     .concat());
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains("SimpleConvNet conv30x5"), "{text}");
+    assert!(
+        text.contains("SimpleConvNet Convolution 30x5x5 - Relu"),
+        "{text}"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
             .unwrap();

@@ -538,11 +538,50 @@ fn python_applies_textbook_dropout_scaling_as_backprop_does() {
     let model = common::train_model(&dir.join("run"), &args);
     let theirs = numpy_forward(&mut py, &model, &mnist.files());
     let net: Value = serde_json::from_str(theirs["metadata"]["net"].as_str().unwrap()).unwrap();
-    assert_eq!(net["dropout_scaling"], "textbook");
+    let dropouts: Vec<&Value> = net["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["type"] == "Dropout")
+        .collect();
+    assert_eq!(dropouts.len(), 2);
+    assert!(dropouts.iter().all(|l| l["scaling"] == "textbook"), "{net}");
     assert_eq!(
         theirs["predictions"],
         eval_first_1000(&model)["predictions"]
     );
+}
+
+/// Every layer type as PyTorch's modules would compute it: the convnets
+/// (Convolution, MaxPooling, Flatten, Dropout) and BatchNorm, from the JSON
+/// chain in the metadata alone.
+#[test]
+fn python_reads_convnets_and_batchnorm_as_backprop_computes_them() {
+    if python("python_convnets").is_none() {
+        return;
+    }
+    let mnist = Mnist::get();
+    let dir = TempDir::new("python-convnets");
+    let data = mnist.args();
+    let data: Vec<&str> = data.iter().map(String::as_str).collect();
+    for (name, net) in [
+        ("deep", &["--net", "deep-cnn"][..]),
+        ("simple", &["--net", "simple-cnn"]),
+        (
+            "bn",
+            &["--batchnorm", "--activation", "tanh", "--hidden", "30,20"],
+        ),
+    ] {
+        let args = [&data[..], net, &["--train-size", "500", "--epochs", "1"]].concat();
+        let model = common::train_model(&dir.join(name), &args);
+        let mut py = python(name).expect("checked above");
+        let theirs = numpy_forward(&mut py, &model, &mnist.files());
+        assert_eq!(
+            theirs["predictions"],
+            eval_first_1000(&model)["predictions"],
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use backprop::data::{Dataset, DatasetName, Features, LoadOptions, load};
-use backprop::nets::{DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet};
+use backprop::nets::{DeepConvNet, MultiLayerNet, SimpleConvNet};
 use backprop::optim;
 use backprop::train::Trainer;
 
@@ -106,8 +106,8 @@ fn convnet_training_steps_do_not_allocate() {
         shape: [1, 12, 12],
     };
     let nets = [
-        NetSpec::SimpleCnn(SimpleConvNet::new(images.shape, 10)),
-        NetSpec::DeepCnn(DeepConvNet::new(images.shape, 10)),
+        SimpleConvNet::new(images.shape, 10).spec(),
+        DeepConvNet::new(images.shape, 10).spec(),
     ];
     for spec in nets {
         let rule = optim::by_name::<f32>("adam", 0.001).unwrap();

@@ -57,8 +57,13 @@ use crate::tensor::{Float, Tensor};
 /// The file `train` writes in its output folder.
 pub const MODEL_FILE: &str = "model.safetensors";
 
-/// Bumped when the meaning of names, layouts or metadata changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the meaning of names, layouts or metadata changes. Version 2
+/// keeps `net` as a chain of layers ([`NetSpec`]); version 1 kept the
+/// textbook's nets by kind (`{"kind": "mlp", ...}`), which still loads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The versions this build reads.
+const READS: [&str; 2] = ["1", "2"];
 
 /// How a data set's pixels become the net's inputs (all loaders do this).
 pub const PREPROCESS: &str = "x = pixel / 255 (MNIST layout: ink 255 on background 0)";
@@ -98,7 +103,9 @@ pub enum CheckpointError {
         value: String,
         reason: String,
     },
-    #[error("{path} has format_version {found}; this backprop reads version {FORMAT_VERSION}")]
+    #[error(
+        "{path} has format_version {found}; this backprop reads versions 1 to {FORMAT_VERSION}"
+    )]
     Version { path: PathBuf, found: String },
     #[error(
         "{path}: tensor '{name}' is missing; the architecture in the metadata needs it with shape {expected:?}"
@@ -144,10 +151,8 @@ pub enum CheckpointError {
     BadState { path: PathBuf, reason: String },
     #[error("{path}: the net does not match its metadata: {reason}")]
     Mismatch { path: PathBuf, reason: String },
-    #[error(
-        "cannot save a net that was not built from a NetSpec: the checkpoint could not rebuild it"
-    )]
-    NoSpec,
+    #[error("cannot save the net: {0}")]
+    Spec(#[from] nets::SpecError),
 }
 
 /// PyTorch's name for tensor `name` of layer `index`.
@@ -399,19 +404,32 @@ pub(crate) fn metadata(
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
-/// Writes `net` (which must carry its [`NetSpec`]) to `path`.
+/// Writes `net` to `path`, with the [`NetSpec`] it was built from, or for a
+/// net built in code from the library's layers, the one they describe.
 pub fn save<T: Float>(
     path: &Path,
     net: &Network<T>,
     info: &ModelInfo,
 ) -> Result<(), CheckpointError> {
-    let spec = net.spec.as_ref().ok_or(CheckpointError::NoSpec)?;
+    let mut spec = match &net.spec {
+        Some(spec) => spec.clone(),
+        None => NetSpec::from_layers(&net.layers, net.weight_decay_lambda, &info.input_shape)?,
+    };
+    // The net takes the examples as the data has them (a MultiLayerNet names
+    // only their flattened size).
+    if spec
+        .input_shape
+        .as_ref()
+        .is_some_and(|s| s.len() == 1 && s[0] == info.input_shape.iter().product::<usize>())
+    {
+        spec.input_shape = Some(info.input_shape.to_vec());
+    }
     let meta = HashMap::from([
         ("format".to_owned(), "backprop".to_owned()),
         ("format_version".to_owned(), FORMAT_VERSION.to_string()),
         (
             "net".to_owned(),
-            serde_json::to_string(spec).expect("NetSpec serialises"),
+            serde_json::to_string(&spec).expect("NetSpec serialises"),
         ),
         ("dataset".to_owned(), info.dataset.as_str().to_owned()),
         ("classes".to_owned(), info.classes.to_string()),
@@ -452,14 +470,14 @@ fn parse_info(
     meta: &HashMap<String, String>,
 ) -> Result<(NetSpec, ModelInfo), CheckpointError> {
     let version = field(path, meta, "format_version", |v| Ok(v.to_owned()))?;
-    if version.trim() != FORMAT_VERSION.to_string() {
+    if !READS.contains(&version.trim()) {
         return Err(CheckpointError::Version {
             path: path.to_owned(),
             found: version,
         });
     }
-    let spec: NetSpec = field(path, meta, "net", |v| {
-        serde_json::from_str(v).map_err(|e| e.to_string())
+    let mut spec = field(path, meta, "net", |v| {
+        NetSpec::from_json(v).map_err(|e| e.reason)
     })?;
     let dataset = field(path, meta, "dataset", |v| {
         v.parse::<DatasetName>().map_err(|e| e.to_string())
@@ -490,6 +508,26 @@ fn parse_info(
         seed: number("seed", 0)?,
         epoch: number("epoch", 0)? as usize,
     };
+    // The net takes the checkpoint's example shape. A version-1 MultiLayerNet
+    // named only its input size, the flattened shape.
+    match &spec.input_shape {
+        Some(s) if s.as_slice() == input_shape => {}
+        Some(s)
+            if s.len() == 1
+                && s.iter().product::<usize>() == input_shape.iter().product::<usize>() =>
+        {
+            spec.input_shape = Some(input_shape.to_vec());
+        }
+        None => spec.input_shape = Some(input_shape.to_vec()),
+        Some(s) => {
+            return Err(CheckpointError::Mismatch {
+                path: path.to_owned(),
+                reason: format!(
+                    "input_shape {input_shape:?} differs from the net's input shape {s:?}"
+                ),
+            });
+        }
+    }
     Ok((spec, info))
 }
 
@@ -536,6 +574,13 @@ fn check_io<T: Float>(
     Ok(())
 }
 
+/// The architecture a checkpoint describes, checked against its tensors.
+pub fn read_spec(path: &Path) -> Result<NetSpec, CheckpointError> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    Ok(checked_spec(path, &bytes, &file)?.0)
+}
+
 /// Rebuilds the net a checkpoint describes and loads its tensors.
 pub fn load<T: Float>(path: &Path) -> Result<(Network<T>, ModelInfo), CheckpointError> {
     load_bytes(path, &read_file(path)?)
@@ -580,18 +625,6 @@ pub(crate) fn checked_spec(
         reason,
     };
     let layout = layout(&spec).map_err(bad_net)?;
-    if let NetSpec::SimpleCnn(nets::SimpleConvNet { input_dim, .. })
-    | NetSpec::DeepCnn(nets::DeepConvNet { input_dim, .. }) = &spec
-        && *input_dim != info.input_shape
-    {
-        return Err(CheckpointError::Mismatch {
-            path: path.to_owned(),
-            reason: format!(
-                "input_shape {:?} differs from the convnet's input_dim {input_dim:?}",
-                info.input_shape
-            ),
-        });
-    }
     for (name, expected) in &layout.tensors {
         f32_view(file, name, expected, path)?;
     }

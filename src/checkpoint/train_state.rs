@@ -21,12 +21,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CheckpointError, MODEL_FILE, ModelInfo, Named, checked_spec, fill_from, metadata, parse,
-    read_file, save, state_dict, write_safetensors,
+    CheckpointError, MODEL_FILE, ModelInfo, Named, fill_from, metadata, parse, read_file, save,
+    state_dict, write_safetensors,
 };
-use crate::nets::NetSpec;
 use crate::tensor::Float;
-use crate::train::{EpochMetrics, MAX_THREADS, NetKind, TrainConfig, Trainer};
+use crate::train::{EpochMetrics, MAX_THREADS, TrainConfig, Trainer};
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
@@ -118,38 +117,12 @@ pub(crate) fn write_state<T: Float>(
 
 /// Reads the JSON part of `dir/train_state.safetensors` (the run's configuration).
 ///
-/// `--resume` builds the trainer from this configuration before it reads the
-/// model, so the configuration is checked against `dir/model.safetensors`
-/// first: the net it describes must be the one whose tensors are in that file,
-/// which bounds what building it allocates.
+/// `--resume` builds its net from `dir/model.safetensors`, checked against that
+/// file's tensors, which bounds what building it allocates; this checks that
+/// the model file is there and whole first.
 pub fn read_train_state(dir: &Path) -> Result<TrainState, CheckpointError> {
     let state = read_state(&dir.join(TRAIN_STATE_FILE))?;
-    let model_path = dir.join(MODEL_FILE);
-    let bytes = read_file(&model_path)?;
-    let file = parse(&model_path, &bytes)?;
-    let (spec, _) = checked_spec(&model_path, &bytes, &file)?;
-    let c = &state.config;
-    let same = match (&c.net, &spec) {
-        (NetKind::Mlp, NetSpec::Mlp(m)) => {
-            m.hidden_size_list == c.hidden
-                && m.use_batchnorm == c.batchnorm
-                && m.dropout_ratio == c.dropout
-                && m.dropout_scaling == c.dropout_scaling
-        }
-        (NetKind::SimpleCnn, NetSpec::SimpleCnn(_)) | (NetKind::DeepCnn, NetSpec::DeepCnn(_)) => {
-            true
-        }
-        _ => false,
-    };
-    if !same {
-        return Err(CheckpointError::BadState {
-            path: dir.join(TRAIN_STATE_FILE),
-            reason: format!(
-                "its configuration (--net {}, --hidden {:?}) does not describe the net in {MODEL_FILE}",
-                c.net, c.hidden
-            ),
-        });
-    }
+    super::read_spec(&dir.join(MODEL_FILE))?;
     Ok(state)
 }
 

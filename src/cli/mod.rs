@@ -68,7 +68,9 @@ pub struct TrainArgs {
     /// failing all of those, the built-in sample.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Architecture: mlp (MultiLayerNet), simple-cnn (SimpleConvNet) or deep-cnn (DeepConvNet).
+    /// Architecture: mlp (MultiLayerNet), simple-cnn (SimpleConvNet), deep-cnn (DeepConvNet),
+    /// or a net file (FILE.toml: any chain of Affine, Convolution, MaxPooling, BatchNorm, Dropout,
+    /// Relu, Sigmoid, Tanh and Flatten layers; see nets/*.toml).
     #[arg(long, default_value = "mlp")]
     pub net: NetKind,
     /// Hidden layer sizes, comma-separated (mlp only).
@@ -78,12 +80,13 @@ pub struct TrainArgs {
     #[arg(long, default_value = "relu")]
     pub activation: Activation,
     /// Weight init: he (sqrt(2/fan_in)), xavier (sqrt(1/fan_in)), or a standard deviation such as 0.01.
-    /// Default: he, except 0.01 for simple-cnn (the textbook's).
+    /// Default: he, except 0.01 for simple-cnn (the textbook's), or a net file's own.
     #[arg(long)]
     pub init: Option<WeightInit>,
-    /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW.
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f64,
+    /// L2 weight decay lambda: adds 0.5*lambda*sum(W^2) to the loss and lambda*W to dW
+    /// [default: 0, or a net file's own].
+    #[arg(long, value_name = "LAMBDA")]
+    pub weight_decay: Option<f64>,
     /// Put BatchNorm between each hidden Affine layer and its activation.
     #[arg(long)]
     pub batchnorm: bool,
@@ -294,7 +297,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 data_dir: a.data,
                 hidden: a.hidden,
                 activation: a.activation,
-                init: a.init.unwrap_or_else(|| a.net.default_init()),
+                init: a.init,
                 weight_decay: a.weight_decay,
                 batchnorm: a.batchnorm,
                 dropout: a.dropout,

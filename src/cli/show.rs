@@ -1,6 +1,6 @@
-//! `backprop show filters|misclassified`: pictures of a saved model, drawn by
-//! [`crate::show`] and written as PNG (beside the model unless `--out` says
-//! otherwise).
+//! `backprop show filters|misclassified|summary`: pictures of a saved model,
+//! drawn by [`crate::show`] and written as PNG (beside the model unless `--out`
+//! says otherwise), and a net's layers, shapes and parameter counts.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,9 @@ use image::{DynamicImage, ImageFormat};
 use super::{ModelOnTestSet, beside, load_model_and_test_set};
 use crate::checkpoint;
 use crate::eval;
+use crate::nets::NetSpec;
 use crate::show::{self, FilterGrid, FilterSource, MistakeGrid};
+use crate::train::NetKind;
 
 #[derive(Args)]
 pub struct ShowArgs {
@@ -26,6 +28,49 @@ pub enum ShowCommand {
     Filters(FiltersArgs),
     /// The test images a model gets wrong as a PNG grid, captioned true→predicted.
     Misclassified(MisclassifiedArgs),
+    /// Every layer of a net with its output shape, parameter count and multiply-adds,
+    /// the totals and the memory a training batch needs.
+    Summary(SummaryArgs),
+}
+
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// A model.safetensors written by `backprop train`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "net",
+        conflicts_with = "net"
+    )]
+    pub model: Option<PathBuf>,
+    /// A net as `train --net` takes it: mlp, simple-cnn, deep-cnn or a net file (FILE.toml).
+    #[arg(long, requires = "input")]
+    pub net: Option<NetKind>,
+    /// One example's shape for --net, such as 1x28x28 (C x H x W) or 784.
+    #[arg(long, value_name = "SHAPE")]
+    pub input: Option<Shape>,
+    /// Classes for --net: the size of the last Affine if the net leaves it open.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub classes: usize,
+}
+
+/// One example's shape, written `1x28x28`.
+#[derive(Clone, Debug)]
+pub struct Shape(pub Vec<usize>);
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split('x')
+            .map(|d| match d.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!(
+                    "expected a shape such as 1x28x28 or 784, got '{s}'"
+                )),
+            })
+            .collect::<Result<_, _>>()
+            .map(Shape)
+    }
 }
 
 #[derive(Args)]
@@ -76,7 +121,31 @@ pub fn run(a: ShowArgs) -> Result<()> {
     match a.what {
         ShowCommand::Filters(a) => filters(a),
         ShowCommand::Misclassified(a) => misclassified(a),
+        ShowCommand::Summary(a) => summary(a),
     }
+}
+
+fn summary(a: SummaryArgs) -> Result<()> {
+    let (name, spec) = match (&a.model, a.net, &a.input) {
+        (Some(model), ..) => (model.display().to_string(), checkpoint::read_spec(model)?),
+        (None, Some(kind), Some(Shape(input))) => {
+            let spec = match &kind {
+                NetKind::File(path) => NetSpec::load(path)?,
+                builtin => builtin.textbook_spec(input, a.classes),
+            };
+            let spec = spec
+                .for_data(input, a.classes)
+                .with_context(|| format!("--net {kind} cannot take inputs of shape {input:?}"))?;
+            (format!("--net {kind} on inputs {input:?}"), spec)
+        }
+        _ => unreachable!("clap requires --model, or --net with --input"),
+    };
+    let summary = spec
+        .summary()
+        .with_context(|| format!("{name} cannot be built"))?;
+    println!("{name}: {spec}");
+    println!("{summary}");
+    Ok(())
 }
 
 /// Writes `img` as PNG whatever the file's extension says.

@@ -15,6 +15,7 @@
 //! ```
 
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
 
 #[derive(Clone)]
@@ -74,6 +75,13 @@ impl<T: Float> Affine<T> {
 impl<T: Float> Layer<T> for Affine<T> {
     fn name(&self) -> &'static str {
         "Affine"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Affine {
+            units: Some(self.output_size()),
+            weight_init_std: None,
+        })
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {

@@ -31,6 +31,7 @@
 //! ```
 
 use super::{Buffers, BuffersMut, Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 /// The textbook's `10e-7`: added to the variance so a constant feature does
@@ -96,6 +97,10 @@ impl<T: Float> BatchNorm<T> {
 impl<T: Float> Layer<T> for BatchNorm<T> {
     fn name(&self) -> &'static str {
         "BatchNorm"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::BatchNorm {})
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {

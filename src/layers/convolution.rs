@@ -39,6 +39,7 @@
 //! ```
 
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
 
 /// Output length of a sliding window of `window` over `input` elements padded
@@ -289,6 +290,18 @@ impl<T: Float> Convolution<T> {
 impl<T: Float> Layer<T> for Convolution<T> {
     fn name(&self) -> &'static str {
         "Convolution"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        let (_, fh, fw) = self.filter_shape();
+        // The spec's filters are square, as the textbook's.
+        (fh == fw).then_some(LayerSpec::Convolution {
+            filter_num: self.filters(),
+            filter_size: fh,
+            stride: self.stride,
+            pad: self.pad,
+            weight_init_std: None,
+        })
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {

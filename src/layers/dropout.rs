@@ -32,6 +32,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::Layer;
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 /// Where Dropout puts its `1 - ratio` (see the module documentation).
@@ -157,6 +158,13 @@ impl<T: Float> Dropout<T> {
 impl<T: Float> Layer<T> for Dropout<T> {
     fn name(&self) -> &'static str {
         "Dropout"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Dropout {
+            dropout_ratio: self.ratio,
+            scaling: self.scaling,
+        })
     }
 
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {

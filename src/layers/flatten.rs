@@ -15,6 +15,7 @@
 //! ```
 
 use super::Layer;
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Default)]
@@ -38,6 +39,10 @@ impl<T: Float> Flatten<T> {
 impl<T: Float> Layer<T> for Flatten<T> {
     fn name(&self) -> &'static str {
         "Flatten"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Flatten {})
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {

@@ -154,6 +154,13 @@ pub trait Layer<T: Float>: Send + Sync {
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}
 
+    /// The layer as one entry of a [`NetSpec`](crate::nets::NetSpec), so that a
+    /// net built in code can be saved; `None` for a layer the spec cannot
+    /// describe (a type of the user's own).
+    fn spec(&self) -> Option<crate::nets::LayerSpec> {
+        None
+    }
+
     /// A copy with the same parameters (worker replicas for data parallelism).
     fn box_clone(&self) -> Box<dyn Layer<T>>;
 }

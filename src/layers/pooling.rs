@@ -25,6 +25,7 @@
 
 use super::Layer;
 use super::convolution::Geometry;
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone)]
@@ -152,6 +153,15 @@ fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32])
 impl<T: Float> Layer<T> for MaxPooling<T> {
     fn name(&self) -> &'static str {
         "MaxPooling"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::MaxPooling {
+            pool_h: self.pool_h,
+            pool_w: self.pool_w,
+            stride: Some(self.stride),
+            pad: self.pad,
+        })
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {

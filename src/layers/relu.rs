@@ -4,6 +4,7 @@
 //! so the output is the only cache.
 
 use super::{Layer, activation_backward, activation_forward};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Default)]
@@ -25,6 +26,10 @@ impl<T: Float> Relu<T> {
 impl<T: Float> Layer<T> for Relu<T> {
     fn name(&self) -> &'static str {
         "Relu"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Relu {})
     }
 
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {

@@ -1,6 +1,7 @@
 //! Sigmoid: `y = 1 / (1 + exp(-x))`, `dx = dout * y * (1 - y)`.
 
 use super::{Layer, activation_backward, activation_forward};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Default)]
@@ -22,6 +23,10 @@ impl<T: Float> Sigmoid<T> {
 impl<T: Float> Layer<T> for Sigmoid<T> {
     fn name(&self) -> &'static str {
         "Sigmoid"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Sigmoid {})
     }
 
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {

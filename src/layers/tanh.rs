@@ -1,6 +1,7 @@
 //! Tanh: `y = tanh(x)`, `dx = dout * (1 - y^2)`.
 
 use super::{Layer, activation_backward, activation_forward};
+use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone, Default)]
@@ -22,6 +23,10 @@ impl<T: Float> Tanh<T> {
 impl<T: Float> Layer<T> for Tanh<T> {
     fn name(&self) -> &'static str {
         "Tanh"
+    }
+
+    fn spec(&self) -> Option<LayerSpec> {
+        Some(LayerSpec::Tanh {})
     }
 
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {

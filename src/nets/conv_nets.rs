@@ -6,7 +6,7 @@
 //!   Affine - Relu - Dropout - Affine - Dropout - SoftmaxWithLoss` (`deep_convnet.py`;
 //!   16, 16, 32, 32, 64, 64 filters of 3x3, hidden 50).
 //!
-//! Pooling is 2x2 with stride 2 in both, as in the textbook. A [`Flatten`]
+//! Pooling is 2x2 with stride 2 in both, as in the textbook. A Flatten
 //! stands between the convolutional and the dense part. Weights start
 //! Gaussian with the standard deviation of a [`WeightInit`] of each layer's
 //! fan-in (`C·FH·FW` for a convolution), biases at zero.
@@ -22,32 +22,10 @@
 
 use std::fmt;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{NetSpec, Network, WeightInit};
-use crate::layers::convolution::output_size;
-use crate::layers::{
-    Affine, Convolution, Dropout, Flatten, Layer, MaxPooling, Relu, check_dropout_ratio,
-};
-use crate::tensor::{Float, Tensor};
-
-/// An architecture that cannot be built for its input, such as a filter
-/// larger than the padded image (e.g. a convnet on the 2-d spiral data).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{net}: {reason}")]
-pub struct SpecError {
-    pub net: &'static str,
-    pub reason: String,
-}
-
-/// Largest per-example buffer a convolution may need (its im2col matrix or its
-/// output), in values. A checkpoint's padding and stride are not trusted: a
-/// 1x1 filter with a padding of a million would ask for terabytes at the first
-/// prediction. The textbook's nets on MNIST need at most 112,896
-/// (DeepConvNet's second convolution); 2^22 leaves room for colour images.
-pub const MAX_CONV_VALUES: usize = 1 << 22;
+use super::{LayerSpec, NetSpec, Network, SpecError, WeightInit};
+use crate::tensor::Float;
 
 /// One convolution: the textbook's `conv_param` dictionary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,47 +46,14 @@ impl ConvParam {
         }
     }
 
-    /// The output `(FN, OH, OW)` for input `(C, H, W)`, or why there is none:
-    /// no filters, a filter that does not fit, or buffers (im2col columns or
-    /// output) above [`MAX_CONV_VALUES`] per example.
-    fn output(&self, [c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
-        if self.filter_num == 0 {
-            return Err(format!("{self} has no filters"));
+    fn layer(&self) -> LayerSpec {
+        LayerSpec::Convolution {
+            filter_num: self.filter_num,
+            filter_size: self.filter_size,
+            stride: self.stride,
+            pad: self.pad,
+            weight_init_std: None,
         }
-        let (k, s, p) = (self.filter_size, self.stride, self.pad);
-        let (Some(oh), Some(ow)) = (output_size(h, k, s, p), output_size(w, k, s, p)) else {
-            return Err(format!(
-                "{self} (filter {k}, stride {s}, pad {p}) does not fit input {:?}",
-                [c, h, w]
-            ));
-        };
-        let positions = oh.checked_mul(ow);
-        let columns = positions.and_then(|n| n.checked_mul(c)?.checked_mul(k)?.checked_mul(k));
-        let output = positions.and_then(|n| n.checked_mul(self.filter_num));
-        match (columns, output) {
-            (Some(a), Some(b)) if a <= MAX_CONV_VALUES && b <= MAX_CONV_VALUES => {
-                Ok([self.filter_num, oh, ow])
-            }
-            _ => Err(format!(
-                "{self} on input {:?} needs buffers of more than {MAX_CONV_VALUES} values per example",
-                [c, h, w]
-            )),
-        }
-    }
-
-    fn layer<T: Float>(
-        &self,
-        channels: usize,
-        init: WeightInit,
-        rng: &mut ChaCha8Rng,
-    ) -> Convolution<T> {
-        let k = self.filter_size;
-        let w = Tensor::randn(
-            &[self.filter_num, channels, k, k],
-            init.std(channels * k * k),
-            rng,
-        );
-        Convolution::from_params(w, Tensor::zeros(&[self.filter_num]), self.stride, self.pad)
     }
 }
 
@@ -125,9 +70,19 @@ impl fmt::Display for ConvParam {
     }
 }
 
-/// The output of 2x2, stride 2 max pooling on `(C, H, W)`, if at least 2x2.
-fn pooled([c, h, w]: [usize; 3]) -> Option<[usize; 3]> {
-    Some([c, output_size(h, 2, 2, 0)?, output_size(w, 2, 2, 0)?])
+/// 2x2 max pooling with stride 2, as both nets use.
+const POOL2: LayerSpec = LayerSpec::MaxPooling {
+    pool_h: 2,
+    pool_w: 2,
+    stride: Some(2),
+    pad: 0,
+};
+
+fn affine(units: usize) -> LayerSpec {
+    LayerSpec::Affine {
+        units: Some(units),
+        weight_init_std: None,
+    }
 }
 
 /// Why a convnet's sizes cannot make a net, if one is zero.
@@ -140,14 +95,11 @@ fn positive_sizes(input_dim: [usize; 3], hidden: usize, output: usize) -> Result
     Ok(())
 }
 
-fn affine<T: Float>(
-    fan_in: usize,
-    fan_out: usize,
-    init: WeightInit,
-    rng: &mut ChaCha8Rng,
-) -> Affine<T> {
-    let w = Tensor::randn(&[fan_in, fan_out], init.std(fan_in), rng);
-    Affine::from_params(w, Tensor::zeros(&[fan_out]))
+/// `spec` checked, its errors named after `net`.
+fn checked(net: &str, spec: NetSpec) -> Result<NetSpec, SpecError> {
+    spec.validate()
+        .map(|()| spec)
+        .map_err(|e| SpecError::new(net, e.reason))
 }
 
 /// The textbook's SimpleConvNet; [`SimpleConvNet::build`] makes it.
@@ -188,46 +140,37 @@ impl SimpleConvNet {
         self
     }
 
-    /// Shapes after the convolution and after the pooling.
-    pub(crate) fn shapes(&self) -> Result<([usize; 3], [usize; 3]), SpecError> {
-        let error = |reason: String| SpecError {
-            net: "SimpleConvNet",
-            reason,
-        };
-        positive_sizes(self.input_dim, self.hidden_size, self.output_size).map_err(error)?;
-        let conv = self.conv_param.output(self.input_dim).map_err(error)?;
-        let pool = pooled(conv).ok_or_else(|| {
-            error(format!(
-                "2x2 pooling does not fit the convolution's output {conv:?}"
-            ))
-        })?;
-        Ok((conv, pool))
+    /// The net as a chain of layers:
+    /// `Convolution - Relu - MaxPooling - Flatten - Affine - Relu - Affine`.
+    pub fn spec(&self) -> NetSpec {
+        NetSpec {
+            input_shape: Some(self.input_dim.to_vec()),
+            weight_init_std: self.weight_init_std,
+            weight_decay_lambda: self.weight_decay_lambda,
+            layers: vec![
+                self.conv_param.layer(),
+                LayerSpec::Relu {},
+                POOL2,
+                LayerSpec::Flatten {},
+                affine(self.hidden_size),
+                LayerSpec::Relu {},
+                affine(self.output_size),
+            ],
+        }
     }
 
     /// Whether the net can be built for its input size.
     pub fn validate(&self) -> Result<(), SpecError> {
-        self.shapes().map(|_| ())
+        positive_sizes(self.input_dim, self.hidden_size, self.output_size)
+            .map_err(|r| SpecError::new("SimpleConvNet", r))?;
+        checked("SimpleConvNet", self.spec()).map(|_| ())
     }
 
     /// Builds the net with weights drawn from `seed`, or says why
     /// [`SimpleConvNet::validate`] rejects it.
     pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
-        let (_, [pc, ph, pw]) = self.shapes()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let init = self.weight_init_std;
-        let flat = pc * ph * pw;
-        let layers: Vec<Box<dyn Layer<T>>> = vec![
-            Box::new(self.conv_param.layer(self.input_dim[0], init, &mut rng)),
-            Box::new(Relu::new()),
-            Box::new(MaxPooling::new(2, 2, 2, 0)),
-            Box::new(Flatten::new()),
-            Box::new(affine(flat, self.hidden_size, init, &mut rng)),
-            Box::new(Relu::new()),
-            Box::new(affine(self.hidden_size, self.output_size, init, &mut rng)),
-        ];
-        let mut net = Network::new(layers, self.weight_decay_lambda);
-        net.spec = Some(NetSpec::SimpleCnn(self.clone()));
-        Ok(net)
+        self.validate()?;
+        self.spec().build(seed)
     }
 }
 
@@ -290,13 +233,40 @@ impl DeepConvNet {
         self
     }
 
-    /// The input shape of every convolution, then the shape after the last
-    /// pooling.
-    pub(crate) fn shapes(&self) -> Result<Vec<[usize; 3]>, SpecError> {
-        let error = |reason: String| SpecError {
-            net: "DeepConvNet",
-            reason,
+    /// The net as a chain of layers: `(Convolution - Relu) x 2 - MaxPooling`
+    /// per pair, then `Flatten - Affine - Relu - Dropout - Affine - Dropout`.
+    pub fn spec(&self) -> NetSpec {
+        let mut layers = Vec::new();
+        for (i, p) in self.conv_params.iter().enumerate() {
+            layers.push(p.layer());
+            layers.push(LayerSpec::Relu {});
+            if i % 2 == 1 {
+                layers.push(POOL2);
+            }
+        }
+        let dropout = LayerSpec::Dropout {
+            dropout_ratio: self.dropout_ratio,
+            scaling: Default::default(),
         };
+        layers.extend([
+            LayerSpec::Flatten {},
+            affine(self.hidden_size),
+            LayerSpec::Relu {},
+            dropout.clone(),
+            affine(self.output_size),
+            dropout,
+        ]);
+        NetSpec {
+            input_shape: Some(self.input_dim.to_vec()),
+            weight_init_std: self.weight_init_std,
+            weight_decay_lambda: self.weight_decay_lambda,
+            layers,
+        }
+    }
+
+    /// Whether the net can be built for its input size.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let error = |reason: String| SpecError::new("DeepConvNet", reason);
         if self.conv_params.is_empty() || !self.conv_params.len().is_multiple_of(2) {
             return Err(error(format!(
                 "the convolutions come in pairs, got {}",
@@ -304,60 +274,14 @@ impl DeepConvNet {
             )));
         }
         positive_sizes(self.input_dim, self.hidden_size, self.output_size).map_err(error)?;
-        check_dropout_ratio(self.dropout_ratio).map_err(error)?;
-        let mut shapes = vec![self.input_dim];
-        let mut shape = self.input_dim;
-        for (i, p) in self.conv_params.iter().enumerate() {
-            shape = p
-                .output(shape)
-                .map_err(|reason| error(format!("layer {}: {reason}", i + 1)))?;
-            if i % 2 == 1 {
-                shape = pooled(shape).ok_or_else(|| {
-                    error(format!(
-                        "2x2 pooling after layer {} does not fit {shape:?}",
-                        i + 1
-                    ))
-                })?;
-            }
-            shapes.push(shape);
-        }
-        Ok(shapes)
-    }
-
-    /// Whether the net can be built for its input size.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        self.shapes().map(|_| ())
+        checked("DeepConvNet", self.spec()).map(|_| ())
     }
 
     /// Builds the net with weights (and dropout masks) drawn from `seed`, or
     /// says why [`DeepConvNet::validate`] rejects it.
     pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
-        let shapes = self.shapes()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let init = self.weight_init_std;
-        let mut layers: Vec<Box<dyn Layer<T>>> = Vec::new();
-        for (i, p) in self.conv_params.iter().enumerate() {
-            layers.push(Box::new(p.layer(shapes[i][0], init, &mut rng)));
-            layers.push(Box::new(Relu::new()));
-            if i % 2 == 1 {
-                layers.push(Box::new(MaxPooling::new(2, 2, 2, 0)));
-            }
-        }
-        let flat: usize = shapes.last().expect("input shape").iter().product();
-        layers.push(Box::new(Flatten::new()));
-        layers.push(Box::new(affine(flat, self.hidden_size, init, &mut rng)));
-        layers.push(Box::new(Relu::new()));
-        layers.push(Box::new(Dropout::new(self.dropout_ratio, seed ^ 1)));
-        layers.push(Box::new(affine(
-            self.hidden_size,
-            self.output_size,
-            init,
-            &mut rng,
-        )));
-        layers.push(Box::new(Dropout::new(self.dropout_ratio, seed ^ 2)));
-        let mut net = Network::new(layers, self.weight_decay_lambda);
-        net.spec = Some(NetSpec::DeepCnn(self.clone()));
-        Ok(net)
+        self.validate()?;
+        self.spec().build(seed)
     }
 }
 
@@ -388,6 +312,7 @@ mod tests {
         TOLERANCE, check_network_with_fixed_dropout, random_tensor, randomize_biases,
     };
     use crate::layers::Labels;
+    use crate::tensor::Tensor;
 
     fn names<T: Float>(net: &Network<T>) -> Vec<&'static str> {
         net.layers.iter().map(|l| l.name()).collect()
@@ -467,7 +392,7 @@ mod tests {
         // 2x2 pools to 1x1 at once; the fourth layer's padding 2 makes 3x3,
         // pooled to 1x1 again: no room for the third pooling.
         let e = DeepConvNet::new([1, 2, 2], 3).validate().unwrap_err();
-        assert!(e.to_string().contains("pooling"), "{e}");
+        assert!(e.to_string().contains("MaxPooling"), "{e}");
         let mut odd = DeepConvNet::new([1, 28, 28], 10);
         odd.conv_params.pop();
         assert!(odd.validate().is_err());
@@ -475,16 +400,20 @@ mod tests {
     }
 
     #[test]
-    fn specs_round_trip_through_json() {
-        let simple = NetSpec::SimpleCnn(SimpleConvNet::new([1, 28, 28], 10));
-        let deep = NetSpec::DeepCnn(DeepConvNet::new([3, 32, 32], 10).weight_decay_lambda(0.01));
-        for spec in [simple, deep] {
+    fn specs_round_trip_through_json_and_old_checkpoints_still_read() {
+        let simple = SimpleConvNet::new([1, 28, 28], 10);
+        let deep = DeepConvNet::new([3, 32, 32], 10).weight_decay_lambda(0.01);
+        for spec in [simple.spec(), deep.spec()] {
             let json = serde_json::to_string(&spec).unwrap();
-            assert_eq!(serde_json::from_str::<NetSpec>(&json).unwrap(), spec);
+            assert_eq!(NetSpec::from_json(&json).unwrap(), spec);
         }
-        let json =
-            serde_json::to_value(NetSpec::SimpleCnn(SimpleConvNet::new([1, 28, 28], 10))).unwrap();
-        assert_eq!(json["kind"], "simple-cnn");
+        // Format version 1 kept the textbook's parameters under a "kind".
+        let mut old = serde_json::to_value(&deep).unwrap();
+        old["kind"] = "deep-cnn".into();
+        assert_eq!(NetSpec::from_json(&old.to_string()).unwrap(), deep.spec());
+        let mut old = serde_json::to_value(&simple).unwrap();
+        old["kind"] = "simple-cnn".into();
+        assert_eq!(NetSpec::from_json(&old.to_string()).unwrap(), simple.spec());
     }
 
     #[test]

@@ -24,15 +24,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{NetSpec, Network, SpecError};
-use crate::layers::{
-    Affine, BatchNorm, Dropout, DropoutScaling, Layer, Relu, Sigmoid, Tanh, check_dropout_ratio,
-};
-use crate::tensor::{Float, Tensor};
+use super::{LayerSpec, NetSpec, Network, SpecError};
+use crate::layers::{DropoutScaling, check_dropout_ratio};
+use crate::tensor::Float;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,11 +39,11 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn layer<T: Float>(self) -> Box<dyn Layer<T>> {
+    pub(crate) fn layer(self) -> LayerSpec {
         match self {
-            Activation::Relu => Box::new(Relu::new()),
-            Activation::Sigmoid => Box::new(Sigmoid::new()),
-            Activation::Tanh => Box::new(Tanh::new()),
+            Activation::Relu => LayerSpec::Relu {},
+            Activation::Sigmoid => LayerSpec::Sigmoid {},
+            Activation::Tanh => LayerSpec::Tanh {},
         }
     }
 }
@@ -76,9 +72,11 @@ impl fmt::Display for Activation {
     }
 }
 
-/// How to scale the initial weights.
+/// How to scale the initial weights. Written `"he"`, `"xavier"` or a number
+/// (the standard deviation), as the textbook's `weight_init_std`; files of
+/// format version 1 wrote the number as `{"std": 0.01}`, which still reads.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "InitForm", into = "InitForm")]
 pub enum WeightInit {
     /// `sqrt(2 / fan_in)`, for ReLU.
     He,
@@ -86,6 +84,34 @@ pub enum WeightInit {
     Xavier,
     /// A fixed standard deviation.
     Std(f64),
+}
+
+/// The forms a [`WeightInit`] is written in.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum InitForm {
+    Name(String),
+    Std(f64),
+    Legacy { std: f64 },
+}
+
+impl TryFrom<InitForm> for WeightInit {
+    type Error = String;
+    fn try_from(form: InitForm) -> Result<Self, String> {
+        match form {
+            InitForm::Name(name) => name.parse(),
+            InitForm::Std(std) | InitForm::Legacy { std } => format!("{std}").parse(),
+        }
+    }
+}
+
+impl From<WeightInit> for InitForm {
+    fn from(init: WeightInit) -> Self {
+        match init {
+            WeightInit::Std(std) => InitForm::Std(std),
+            named => InitForm::Name(named.to_string()),
+        }
+    }
 }
 
 impl WeightInit {
@@ -195,10 +221,7 @@ impl MultiLayerNet {
 
     /// Checks the settings that come from users, with a message naming the fix.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let error = |reason: String| SpecError {
-            net: "MultiLayerNet",
-            reason,
-        };
+        let error = |reason: String| SpecError::new("MultiLayerNet", reason);
         if self.input_size == 0 || self.output_size < 2 || self.hidden_size_list.contains(&0) {
             return Err(error(format!(
                 "sizes must be positive and the output at least 2 classes: input {}, hidden {:?}, output {}",
@@ -223,41 +246,42 @@ impl MultiLayerNet {
         s
     }
 
+    /// The net as a chain of layers: `Affine - [BatchNorm] - act - [Dropout]`
+    /// per hidden layer, then the last Affine.
+    pub fn spec(&self) -> NetSpec {
+        let sizes = self.sizes();
+        let mut layers = Vec::new();
+        for (i, pair) in sizes.windows(2).enumerate() {
+            layers.push(LayerSpec::Affine {
+                units: Some(pair[1]),
+                weight_init_std: None,
+            });
+            if i + 2 < sizes.len() {
+                if self.use_batchnorm {
+                    layers.push(LayerSpec::BatchNorm {});
+                }
+                layers.push(self.activation.layer());
+                if self.dropout_ratio > 0.0 {
+                    layers.push(LayerSpec::Dropout {
+                        dropout_ratio: self.dropout_ratio,
+                        scaling: self.dropout_scaling,
+                    });
+                }
+            }
+        }
+        NetSpec {
+            input_shape: Some(vec![self.input_size]),
+            weight_init_std: self.weight_init_std,
+            weight_decay_lambda: self.weight_decay_lambda,
+            layers,
+        }
+    }
+
     /// Builds the net with weights drawn from a generator seeded with `seed`,
     /// or says which setting [`MultiLayerNet::validate`] rejects.
     pub fn build<T: Float>(&self, seed: u64) -> Result<Network<T>, SpecError> {
         self.validate()?;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let sizes = self.sizes();
-        let mut layers: Vec<Box<dyn Layer<T>>> = Vec::new();
-        for (i, pair) in sizes.windows(2).enumerate() {
-            let (fan_in, fan_out) = (pair[0], pair[1]);
-            let w = Tensor::randn(
-                &[fan_in, fan_out],
-                self.weight_init_std.std(fan_in),
-                &mut rng,
-            );
-            layers.push(Box::new(Affine::from_params(w, Tensor::zeros(&[fan_out]))));
-            if i + 2 < sizes.len() {
-                if self.use_batchnorm {
-                    layers.push(Box::new(BatchNorm::new(fan_out)));
-                }
-                layers.push(self.activation.layer());
-                if self.dropout_ratio > 0.0 {
-                    // Each Dropout its own mask stream; the trainer reseeds
-                    // replicas anyway.
-                    let stream = seed ^ (0xd50_u64 << 32 | i as u64);
-                    layers.push(Box::new(Dropout::with_scaling(
-                        self.dropout_ratio,
-                        stream,
-                        self.dropout_scaling,
-                    )));
-                }
-            }
-        }
-        let mut net = Network::new(layers, self.weight_decay_lambda);
-        net.spec = Some(NetSpec::Mlp(self.clone()));
-        Ok(net)
+        self.spec().build(seed)
     }
 }
 

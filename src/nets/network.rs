@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::NetSpec;
+use super::{NetSpec, NetSummary, SpecError};
 use crate::gradcheck::H;
 use crate::layers::{Labels, Layer, SoftmaxWithLoss};
 use crate::tensor::{Float, Tensor};
@@ -132,6 +132,26 @@ fn numbered<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
 }
 
 impl<T: Float> Network<T> {
+    /// Every layer with its output shape, parameter count and multiply-adds,
+    /// the totals and the memory a batch needs (Keras's `summary()`): from
+    /// the spec the net was built from, or, for a net built in code, from its
+    /// layers and the example shape it last accepted.
+    pub fn summary(&self) -> Result<NetSummary, SpecError> {
+        let spec = match (&self.spec, &self.checked) {
+            (Some(spec), _) => spec.clone(),
+            (None, Some((input, _))) => {
+                NetSpec::from_layers(&self.layers, self.weight_decay_lambda, input)?
+            }
+            (None, None) => {
+                return Err(SpecError::new(
+                    "",
+                    "its input shape is unknown: run a batch through it first",
+                ));
+            }
+        };
+        spec.summary()
+    }
+
     /// A net from its layers. The first layer's input gradient is not computed:
     /// nothing uses it, and for MNIST it is a fifth of the arithmetic.
     pub fn new(mut layers: Vec<Box<dyn Layer<T>>>, weight_decay_lambda: f64) -> Self {
@@ -465,7 +485,7 @@ mod tests {
             .build::<f32>(0)
             .unwrap_err();
         assert!(
-            e.to_string().contains("does not fit input [1, 2, 2]"),
+            e.to_string().contains("does not fit its input [1, 2, 2]"),
             "{e}"
         );
     }

@@ -21,12 +21,14 @@ use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
 use crate::data::{self, Dataset, DatasetName, LoadOptions};
 use crate::layers::DropoutScaling;
-use crate::nets::{Activation, DeepConvNet, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit};
+use crate::nets::{
+    Activation, DeepConvNet, LayerSpec, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit,
+};
 use crate::optim::{self, LrSchedule};
 use crate::plot::{Corner, Figure, Panel, Series};
 
-/// The architectures `--net` chooses between.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The architectures `--net` chooses between: the textbook's, or a net file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NetKind {
     /// MultiLayerNet with `--hidden` sizes and `--activation`.
@@ -36,6 +38,8 @@ pub enum NetKind {
     SimpleCnn,
     /// The textbook's DeepConvNet.
     DeepCnn,
+    /// A [`NetSpec`] in TOML (or JSON, as a checkpoint's `net`).
+    File(PathBuf),
 }
 
 impl FromStr for NetKind {
@@ -45,31 +49,51 @@ impl FromStr for NetKind {
             "mlp" => Ok(NetKind::Mlp),
             "simple-cnn" => Ok(NetKind::SimpleCnn),
             "deep-cnn" => Ok(NetKind::DeepCnn),
+            l if l.ends_with(".toml") || l.ends_with(".json") => Ok(NetKind::File(s.into())),
             _ => Err(format!(
-                "unknown net '{s}': use mlp, simple-cnn or deep-cnn"
+                "unknown net '{s}': use mlp, simple-cnn or deep-cnn, or a net file such as nets/mlp.toml"
             )),
         }
     }
 }
 
 impl NetKind {
-    /// The weight init each net starts from unless `--init` says otherwise:
-    /// the textbook's, He except for SimpleConvNet's 0.01.
-    pub fn default_init(self) -> WeightInit {
+    /// A built-in net with the textbook's settings for examples of `shape` in
+    /// `classes` classes (`--net` without other flags); for a file, its own
+    /// chain, read.
+    pub fn textbook_spec(&self, shape: &[usize], classes: usize) -> NetSpec {
+        let image = match *shape {
+            [c, h, w] => [c, h, w],
+            _ => [1, 1, shape.iter().product()],
+        };
+        match self {
+            NetKind::SimpleCnn => SimpleConvNet::new(image, classes).spec(),
+            NetKind::DeepCnn => DeepConvNet::new(image, classes).spec(),
+            _ => NetSpec {
+                input_shape: None,
+                ..MultiLayerNet::new(shape.iter().product(), &[100; 5], classes).spec()
+            },
+        }
+    }
+
+    /// The weight init each built-in net starts from unless `--init` says
+    /// otherwise: the textbook's, He except for SimpleConvNet's 0.01.
+    pub fn default_init(&self) -> WeightInit {
         match self {
             NetKind::SimpleCnn => WeightInit::Std(0.01),
-            NetKind::Mlp | NetKind::DeepCnn => WeightInit::He,
+            _ => WeightInit::He,
         }
     }
 }
 
 impl fmt::Display for NetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NetKind::Mlp => "mlp",
-            NetKind::SimpleCnn => "simple-cnn",
-            NetKind::DeepCnn => "deep-cnn",
-        })
+        match self {
+            NetKind::Mlp => f.write_str("mlp"),
+            NetKind::SimpleCnn => f.write_str("simple-cnn"),
+            NetKind::DeepCnn => f.write_str("deep-cnn"),
+            NetKind::File(p) => write!(f, "{}", p.display()),
+        }
     }
 }
 
@@ -86,8 +110,11 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     pub hidden: Vec<usize>,
     pub activation: Activation,
-    pub init: WeightInit,
-    pub weight_decay: f64,
+    /// `--init`; `None`: the net's own (the textbook's for a built-in net,
+    /// the file's for a net file).
+    pub init: Option<WeightInit>,
+    /// `--weight-decay`; `None`: the net's own (0, or the file's).
+    pub weight_decay: Option<f64>,
     /// BatchNorm between each hidden Affine and its activation.
     pub batchnorm: bool,
     /// Dropout ratio after each hidden activation (0: none).
@@ -137,6 +164,8 @@ pub struct EpochMetrics {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub config: TrainConfig,
+    /// The net that was trained, as its checkpoint describes it.
+    pub net: NetSpec,
     pub train_examples: usize,
     pub test_examples: usize,
     pub parameters: usize,
@@ -156,11 +185,10 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     if !(config.lr > 0.0 && config.lr.is_finite()) {
         bail!("--lr must be a positive number, got {}", config.lr);
     }
-    if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
-        bail!(
-            "--weight-decay must be zero or positive, got {}",
-            config.weight_decay
-        );
+    if let Some(d) = config.weight_decay
+        && !(d >= 0.0 && d.is_finite())
+    {
+        bail!("--weight-decay must be zero or positive, got {d}");
     }
     let rule = optim::by_name::<f32>(&config.optimizer, config.lr).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
@@ -207,38 +235,14 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         );
     }
 
-    let spec = match config.net {
-        NetKind::Mlp => {
-            let mlp = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
-                .activation(config.activation)
-                .weight_init(config.init)
-                .weight_decay_lambda(config.weight_decay)
-                .batchnorm(config.batchnorm)
-                .dropout(config.dropout)
-                .dropout_scaling(config.dropout_scaling);
-            if let Err(e) = mlp.validate() {
-                bail!("{e} (--dropout takes a ratio such as 0.2)");
-            }
-            NetSpec::Mlp(mlp)
-        }
-        NetKind::SimpleCnn => NetSpec::SimpleCnn(
-            SimpleConvNet::new(train.shape, train.classes)
-                .weight_init(config.init)
-                .weight_decay_lambda(config.weight_decay),
-        ),
-        NetKind::DeepCnn => NetSpec::DeepCnn(
-            DeepConvNet::new(train.shape, train.classes)
-                .weight_init(config.init)
-                .weight_decay_lambda(config.weight_decay),
-        ),
+    let spec = if config.resume {
+        // The net the run started with, whatever the flags or files say now.
+        checkpoint::read_spec(&config.out.join(checkpoint::MODEL_FILE))?
+    } else {
+        net_spec(config, &train)?
     };
     check_memory(&spec, config.threads)?;
-    let net = spec.build::<f32>(config.seed).with_context(|| {
-        format!(
-            "--net {} cannot take {} images of {:?}",
-            config.net, config.dataset, train.shape
-        )
-    })?;
+    let net = spec.build::<f32>(config.seed)?;
     let parameters = net.parameter_count();
     let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
     let (done, mut history) = if config.resume {
@@ -267,6 +271,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                 epochs: done,
                 ..config.clone()
             },
+            net: spec,
             train_examples: train.len(),
             test_examples: test.len(),
             parameters,
@@ -294,30 +299,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         checkpoint::save_training(&config.out, &trainer, config, &info(0), &history)?;
     }
 
-    // The MLP's line stays as it was: "net 784-100-10 (relu, he init, N parameters)".
-    let description = match &spec {
-        NetSpec::Mlp(mlp) => {
-            let sizes: Vec<String> = mlp.sizes().iter().map(|s| s.to_string()).collect();
-            let mut extras = String::new();
-            if config.batchnorm {
-                extras.push_str(", batchnorm");
-            }
-            if config.dropout > 0.0 {
-                extras.push_str(&format!(", dropout {}", config.dropout));
-                if !config.dropout_scaling.is_inverted() {
-                    extras.push_str(" (textbook scaling)");
-                }
-            }
-            format!(
-                "{} ({}{extras}, {} init, {parameters} parameters)",
-                sizes.join("-"),
-                config.activation,
-                config.init
-            )
-        }
-        NetSpec::SimpleCnn(s) => format!("SimpleConvNet {s}, {parameters} parameters"),
-        NetSpec::DeepCnn(d) => format!("DeepConvNet {d}, {parameters} parameters"),
-    };
+    let description = describe(config, &spec, parameters);
     println!(
         "{}: {} training and {} test examples; net {description}; {} lr {}{} weight decay {}; {} thread(s)",
         config.dataset,
@@ -329,7 +311,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             LrSchedule::Constant => String::new(),
             s => format!(" ({s})"),
         },
-        config.weight_decay,
+        spec.weight_decay_lambda,
         trainer.threads(),
     );
 
@@ -411,6 +393,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     let (train_accuracy, test_accuracy) = last_accuracies(&history, &mut trainer, &train, &test)?;
     let summary = Summary {
         config: config.clone(),
+        net: spec,
         train_examples: train.len(),
         test_examples: test.len(),
         parameters,
@@ -440,6 +423,100 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     Ok(summary)
 }
 
+/// The net `config` asks for, sized for `train`: a built-in net with the
+/// flags, or a net file with `--init` and `--weight-decay` over its own.
+fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
+    let init = config.init.unwrap_or_else(|| config.net.default_init());
+    let decay = config.weight_decay.unwrap_or(0.0);
+    let spec = match &config.net {
+        NetKind::Mlp => {
+            let mlp = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
+                .activation(config.activation)
+                .weight_init(init)
+                .weight_decay_lambda(decay)
+                .batchnorm(config.batchnorm)
+                .dropout(config.dropout)
+                .dropout_scaling(config.dropout_scaling);
+            if let Err(e) = mlp.validate() {
+                bail!("{e} (--dropout takes a ratio such as 0.2)");
+            }
+            // The flattened size is what the MLP names; the net takes images.
+            NetSpec {
+                input_shape: None,
+                ..mlp.spec()
+            }
+        }
+        NetKind::SimpleCnn => SimpleConvNet::new(train.shape, train.classes)
+            .weight_init(init)
+            .weight_decay_lambda(decay)
+            .spec(),
+        NetKind::DeepCnn => DeepConvNet::new(train.shape, train.classes)
+            .weight_init(init)
+            .weight_decay_lambda(decay)
+            .spec(),
+        NetKind::File(path) => {
+            let mut spec = NetSpec::load(path)?;
+            if let Some(init) = config.init {
+                spec.weight_init_std = init;
+            }
+            if let Some(decay) = config.weight_decay {
+                spec.weight_decay_lambda = decay;
+            }
+            spec
+        }
+    };
+    let spec = spec
+        .for_data(&train.shape, train.classes)
+        .and_then(|s| s.validate().map(|()| s))
+        .with_context(|| {
+            format!(
+                "--net {} cannot take {} examples of shape {:?} in {} classes",
+                config.net, config.dataset, train.shape, train.classes
+            )
+        })?;
+    Ok(spec)
+}
+
+/// The net in the run's first line. The textbook's nets keep their
+/// compact form ("784-100-10 (relu, he init, N parameters)").
+fn describe(config: &TrainConfig, spec: &NetSpec, parameters: usize) -> String {
+    match &config.net {
+        NetKind::Mlp => {
+            let input = spec.input_shape.iter().flatten().product::<usize>();
+            let units = spec.layers.iter().filter_map(|l| match l {
+                LayerSpec::Affine { units, .. } => *units,
+                _ => None,
+            });
+            let sizes: Vec<String> = std::iter::once(input)
+                .chain(units)
+                .map(|s| s.to_string())
+                .collect();
+            let mut extras = String::new();
+            if config.batchnorm {
+                extras.push_str(", batchnorm");
+            }
+            if config.dropout > 0.0 {
+                extras.push_str(&format!(", dropout {}", config.dropout));
+                if !config.dropout_scaling.is_inverted() {
+                    extras.push_str(" (textbook scaling)");
+                }
+            }
+            format!(
+                "{} ({}{extras}, {} init, {parameters} parameters)",
+                sizes.join("-"),
+                config.activation,
+                spec.weight_init_std
+            )
+        }
+        NetKind::SimpleCnn => format!("SimpleConvNet {spec}, {parameters} parameters"),
+        NetKind::DeepCnn => format!("DeepConvNet {spec}, {parameters} parameters"),
+        _ => format!(
+            "{spec} ({} init, {parameters} parameters)",
+            spec.weight_init_std
+        ),
+    }
+}
+
 /// Refuses a net whose weights alone would not fit in the memory this machine
 /// has free: building it would abort the process ("memory allocation of N
 /// bytes failed") instead of ending with an error. Counted from the spec, so
@@ -466,7 +543,7 @@ fn check_memory(spec: &NetSpec, threads: usize) -> Result<()> {
         let count = values.map_or_else(|| "too many".to_owned(), |v| v.to_string());
         bail!(
             "the net has {count} parameters: training it on {threads} thread(s) needs at least {need}, \
-             but this machine has {} available; use smaller --hidden sizes (or fewer --threads)",
+             but this machine has {} available; use smaller layers (--hidden for mlp) or fewer --threads",
             gib(available)
         );
     }
@@ -582,8 +659,8 @@ mod tests {
             data_dir: None,
             hidden: vec![10, 10],
             activation: Activation::Relu,
-            init: WeightInit::He,
-            weight_decay: 0.0,
+            init: Some(WeightInit::He),
+            weight_decay: None,
             batchnorm: true,
             dropout: 0.1,
             dropout_scaling: DropoutScaling::Inverted,
