@@ -115,7 +115,7 @@ impl Options {
     }
 
     /// `full` normally, `quick` with `--quick`.
-    fn pick<V>(&self, full: V, quick: V) -> V {
+    pub(crate) fn pick<V>(&self, full: V, quick: V) -> V {
         if self.quick { quick } else { full }
     }
 }
@@ -144,7 +144,7 @@ pub fn run(experiment: Experiment, opts: &Options) -> Result<Outcome> {
     }
 }
 
-fn load_mnist(opts: &Options) -> Result<Split> {
+pub(crate) fn load_mnist(opts: &Options) -> Result<Split> {
     let split = data::load(
         DatasetName::Mnist,
         &LoadOptions {
@@ -288,7 +288,7 @@ fn save_figure(figure: &Figure, opts: &Options, stem: &str) -> Result<Vec<PathBu
 
 /// Writes the figure and the numbers behind it (`<stem>.csv`: `header`, then
 /// `rows`); returns them with the printed table.
-fn figure_and_csv(
+pub(crate) fn figure_and_csv(
     figure: &Figure,
     opts: &Options,
     stem: &str,
@@ -302,7 +302,7 @@ fn figure_and_csv(
 }
 
 /// Writes `rows` under `header` to `dir/<stem>.csv`.
-fn write_csv(dir: &Path, stem: &str, header: &str, rows: &[String]) -> Result<PathBuf> {
+pub(crate) fn write_csv(dir: &Path, stem: &str, header: &str, rows: &[String]) -> Result<PathBuf> {
     let path = dir.join(format!("{stem}.csv"));
     let mut text = String::with_capacity(rows.len() * 32);
     writeln!(text, "{header}").expect("writing to a String");

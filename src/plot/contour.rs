@@ -105,8 +105,14 @@ impl Field {
                 };
                 let edges: Vec<usize> =
                     (0..4).filter(|&k| above[k] != above[(k + 1) % 4]).collect();
+                // A line through a corner gives a segment of no length there.
+                let mut push = |a: (f64, f64), b: (f64, f64)| {
+                    if a != b {
+                        segments.push([a, b]);
+                    }
+                };
                 match edges.as_slice() {
-                    [a, b] => segments.push([crossing(*a), crossing(*b)]),
+                    [a, b] => push(crossing(*a), crossing(*b)),
                     [e0, e1, e2, e3] => {
                         // A saddle: the centre's value decides which
                         // corners the line separates.
@@ -116,8 +122,8 @@ impl Field {
                         } else {
                             ([*e3, *e0], [*e1, *e2])
                         };
-                        segments.push([crossing(first[0]), crossing(first[1])]);
-                        segments.push([crossing(second[0]), crossing(second[1])]);
+                        push(crossing(first[0]), crossing(first[1]));
+                        push(crossing(second[0]), crossing(second[1]));
                     }
                     _ => {}
                 }

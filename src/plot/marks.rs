@@ -383,7 +383,17 @@ where
     let body = if panel.title.is_empty() {
         area.clone()
     } else {
-        area.titled(&panel.title, (FONT, 17))?
+        let (top, body) = area.split_vertically(TITLE_HEIGHT);
+        let centre = (top.dim_in_pixel().0 as i32 / 2, TITLE_HEIGHT as i32 / 2 + 2);
+        top.draw(&Text::new(
+            panel.title.as_str(),
+            centre,
+            (FONT, 17)
+                .into_font()
+                .color(&BLACK_STYLE)
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        body
     };
     let (margin, right, x_area, y_area) = if panel.axes {
         (MARGIN, MARGIN_RIGHT, X_LABEL_AREA, Y_LABEL_AREA)
@@ -500,7 +510,7 @@ where
                 }
             }
             Mark::Text(l) => {
-                let (gap_x, gap_y) = (4.0 / sx, 3.0 / sy);
+                let (gap_x, gap_y) = (4.0 / sx, 5.0 / sy);
                 let (at, pos) = match l.anchor {
                     Anchor::Center => (l.at, Pos::new(HPos::Center, VPos::Center)),
                     Anchor::Above => (
@@ -556,6 +566,9 @@ where
 }
 
 const BLACK_STYLE: RGBColor = RGBColor(0, 0, 0);
+
+/// Pixels above a marks panel for its title.
+const TITLE_HEIGHT: u32 = 28;
 
 #[cfg(test)]
 mod tests {

@@ -430,7 +430,7 @@ where
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Draws series `s` (the `index`-th of its panel, which picks its default
-/// colour), leaving out the points outside the axes.
+/// colour), cut where it leaves the axes.
 fn draw_line<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     s: &Series,
@@ -441,15 +441,12 @@ fn draw_line<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let inside = |&(x, y): &(f64, f64)| {
-        x_range.start <= x && x <= x_range.end && y_range.start <= y && y <= y_range.end
-    };
     let color = PALETTE[s.color.unwrap_or(index) % PALETTE.len()];
     let style = color.stroke_width(2);
-    // plotters pins points outside the axes to the frame; leave them out
-    // instead and break the line there (the textbook's loss plots clip at
-    // y = 1 the same way).
-    let segments = s.points.split(|p| !inside(p)).filter(|seg| !seg.is_empty());
+    // plotters pins points outside the axes to the frame; cut the line at
+    // the frame instead (the textbook's loss plots clip at y = 1 the same
+    // way), and break it at non-finite points.
+    let segments = clip(&s.points, x_range, y_range);
     let mut labelled = false;
     for segment in segments {
         let points = segment.iter().copied();
@@ -468,6 +465,86 @@ where
         }
     }
     Ok(())
+}
+
+/// The parts of the polyline `points` inside `x` by `y`: each segment cut
+/// at the frame (Liang-Barsky), the line broken where it leaves the frame or
+/// meets a non-finite point.
+fn clip(points: &[(f64, f64)], x: &Range<f64>, y: &Range<f64>) -> Vec<Vec<(f64, f64)>> {
+    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let mut parts: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for pair in points.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let cut = (finite(&a) && finite(&b))
+            .then(|| clip_segment(a, b, x, y))
+            .flatten();
+        match cut {
+            Some((p, q)) => {
+                if current.last() != Some(&p) {
+                    if current.len() > 1 {
+                        parts.push(std::mem::take(&mut current));
+                    }
+                    current.clear();
+                    current.push(p);
+                }
+                current.push(q);
+            }
+            None => {
+                if current.len() > 1 {
+                    parts.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            }
+        }
+    }
+    if current.len() > 1 {
+        parts.push(current);
+    }
+    parts
+}
+
+/// The part of the segment `a`-`b` inside `x` by `y`, if any.
+fn clip_segment(
+    a: (f64, f64),
+    b: (f64, f64),
+    x: &Range<f64>,
+    y: &Range<f64>,
+) -> Option<((f64, f64), (f64, f64))> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.0 - x.start),
+        (dx, x.end - a.0),
+        (-dy, a.1 - y.start),
+        (dy, y.end - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    if t0 > t1 {
+        return None;
+    }
+    let at = |t: f64| {
+        if t == 0.0 {
+            a
+        } else if t == 1.0 {
+            b
+        } else {
+            (a.0 + t * dx, a.1 + t * dy)
+        }
+    };
+    Some((at(t0), at(t1)))
 }
 
 /// The legend of the labelled series, in the panel's corner (if it has one).
@@ -707,6 +784,36 @@ pub(crate) mod tests {
             .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 128))
             .count();
         assert!(dark > 20, "only {dark} dark pixels in the title strip");
+    }
+
+    #[test]
+    fn lines_are_cut_at_the_frame_and_broken_at_gaps() {
+        let (x, y) = (0.0..1.0, 0.0..1.0);
+        // A line across the whole frame, corner to corner beyond it.
+        assert_eq!(
+            clip(&[(-1.0, -1.0), (2.0, 2.0)], &x, &y),
+            [vec![(0.0, 0.0), (1.0, 1.0)]]
+        );
+        // Out through the top and back in: two pieces.
+        let parts = clip(&[(0.0, 0.5), (0.5, 1.5), (1.0, 0.5)], &x, &y);
+        assert_eq!(
+            parts,
+            [vec![(0.0, 0.5), (0.25, 1.0)], vec![(0.75, 1.0), (1.0, 0.5)]]
+        );
+        // A NaN breaks the line; a segment wholly outside is left out.
+        let parts = clip(
+            &[
+                (0.1, 0.1),
+                (0.2, 0.2),
+                (f64::NAN, 0.5),
+                (0.3, 0.3),
+                (0.4, 0.4),
+            ],
+            &x,
+            &y,
+        );
+        assert_eq!(parts.len(), 2);
+        assert!(clip(&[(2.0, 2.0), (3.0, 3.0)], &x, &y).is_empty());
     }
 
     #[test]
