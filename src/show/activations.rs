@@ -172,7 +172,8 @@ pub fn responses_figure(picture: &[f64], size: (usize, usize), r: &Responses) ->
             (oh, ow),
         ));
     }
-    Figure::new(panels, 6).panel_size(200, 220)
+    let columns = panels.len().min(6);
+    Figure::new(panels, columns).panel_size(200, 220)
 }
 
 #[cfg(test)]
