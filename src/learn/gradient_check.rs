@@ -5,8 +5,8 @@
 //! pass, one backward pass) and `numerical_gradient()` (two forward passes
 //! per weight, 79,520 in all) is printed as the book prints it
 //! (`W1:2.2232446644e-13`). The book's values come from its own random
-//! weights; what carries over is their size: 1e-10 and below, the rounding
-//! of the central difference, so backprop is right.
+//! weights; what carries over is their size: 1e-10 and below, the central
+//! difference's own error (rounding, and its h² term), so backprop is right.
 
 use std::fmt::Write as _;
 
@@ -113,7 +113,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         })
         .collect();
     let figure = Figure::new(panels, 2)
-        .title("gradient_check.py: backprop and numerical gradients differ by rounding only")
+        .title("gradient_check.py: backprop and numerical gradients differ by the central difference's own error")
         .panel_size(520, 340);
     let rows: Vec<String> = diffs
         .iter()
