@@ -302,7 +302,7 @@ pub(crate) fn figure_and_csv(
 }
 
 /// Writes `rows` under `header` to `dir/<stem>.csv`.
-pub(crate) fn write_csv(dir: &Path, stem: &str, header: &str, rows: &[String]) -> Result<PathBuf> {
+fn write_csv(dir: &Path, stem: &str, header: &str, rows: &[String]) -> Result<PathBuf> {
     let path = dir.join(format!("{stem}.csv"));
     let mut text = String::with_capacity(rows.len() * 32);
     writeln!(text, "{header}").expect("writing to a String");
