@@ -30,7 +30,7 @@ use crate::nets::{
     Activation, ConvParam, DeepConvNet, InputError, MultiLayerNet, Network, SimpleConvNet,
     WeightInit,
 };
-use crate::tensor::Tensor;
+use crate::tensor::{Float, Tensor};
 
 /// The standard suite's nets and inputs are fixed here and fit each other.
 const SUITE: &str = "the suite's inputs fit its nets";
@@ -40,6 +40,51 @@ pub const H: f64 = 1e-4;
 
 /// The tolerance the tests hold f64 gradients to.
 pub const TOLERANCE: f64 = 1e-6;
+
+/// The textbook's `numerical_diff(f, x)`: the central difference
+/// `(f(x + h) - f(x - h)) / 2h`, the slope of `f` at the one point `x`.
+///
+/// ```
+/// use backprop::gradcheck::numerical_diff;
+/// let f = |x: f64| 0.01 * x * x + 0.1 * x;
+/// assert_eq!(numerical_diff(f, 5.0), 0.1999999999990898); // the book's digits; exactly 0.2
+/// ```
+pub fn numerical_diff(f: impl Fn(f64) -> f64, x: f64) -> f64 {
+    (f(x + H) - f(x - H)) / (2.0 * H)
+}
+
+/// The textbook's `numerical_gradient(f, x)` (`common/gradient.py`) for any
+/// function of a tensor: element by element, `x[i]` is moved by `±h` with the
+/// others held, and the central difference of `f` is that element of the
+/// gradient. [`Network::numerical_gradient`] is the same for a net's loss
+/// with respect to each of its parameters.
+///
+/// ```
+/// use backprop::gradcheck::numerical_gradient;
+/// use backprop::tensor::Tensor;
+/// let function_2 = |x: &Tensor<f64>| x.data().iter().map(|v| v * v).sum::<f64>();
+/// let x = Tensor::from_vec(&[2], vec![3.0, 4.0]).unwrap();
+/// let grad = numerical_gradient(function_2, &x);
+/// assert_eq!(grad.data(), [6.00000000000378, 7.999999999999119]); // [6. 8.]
+/// ```
+pub fn numerical_gradient<T: Float>(
+    mut f: impl FnMut(&Tensor<T>) -> T,
+    x: &Tensor<T>,
+) -> Tensor<T> {
+    let h = T::of(H);
+    let mut x = x.clone();
+    let mut grad = Tensor::zeros(x.shape());
+    for i in 0..x.len() {
+        let v = x.data()[i];
+        x.data_mut()[i] = v + h;
+        let fxh1 = f(&x);
+        x.data_mut()[i] = v - h;
+        let fxh2 = f(&x);
+        x.data_mut()[i] = v;
+        grad.data_mut()[i] = (fxh1 - fxh2) / (h + h);
+    }
+    grad
+}
 
 /// Largest elementwise relative error between two gradients of the same shape.
 pub fn max_relative_error(analytic: &Tensor<f64>, numerical: &Tensor<f64>) -> f64 {

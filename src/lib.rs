@@ -16,6 +16,7 @@ pub mod experiments;
 pub mod fuzzing;
 pub mod gradcheck;
 pub mod layers;
+pub mod learn;
 pub mod nets;
 pub mod optim;
 pub mod plot;

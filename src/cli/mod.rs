@@ -20,6 +20,7 @@ use crate::eval::{self, Evaluation, Precision};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
 use crate::layers::DropoutScaling;
+use crate::learn::{self, Lesson};
 use crate::nets::{Activation, Network, WeightInit};
 use crate::optim::LrSchedule;
 use crate::train::{self, NetKind, TrainConfig};
@@ -53,6 +54,8 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Run one of the textbook's training-technique experiments and draw its figure.
     Experiment(ExperimentArgs),
+    /// Run one of the textbook's lessons (chapters 2-5): print the book's numbers and draw its figure.
+    Learn(LearnArgs),
     /// Time the reference workloads (../shared/peers/README.md) on MNIST.
     Bench(BenchArgs),
 }
@@ -234,6 +237,28 @@ pub struct ExperimentArgs {
 }
 
 #[derive(Args)]
+pub struct LearnArgs {
+    /// Which lesson.
+    #[arg(value_enum, value_name = "NAME")]
+    pub name: Lesson,
+    /// Folder holding MNIST's IDX files, for gradient-check and chain; default as for train.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Output folder for the figure (PNG, SVG) and its numbers (default: runs/<name>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Train for fewer epochs (why-relu), for a run in seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed for weights, shuffles and the spiral.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads for training (why-relu); default: all cores.
+    #[arg(long, value_name = "N", value_parser = thread_count)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args)]
 pub struct BenchArgs {
     /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference), or all.
     #[arg(default_value = "all")]
@@ -267,6 +292,12 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// `runs/<name>-<timestamp>`.
+fn named_run_dir(name: &str) -> PathBuf {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    PathBuf::from("runs").join(format!("{name}-{stamp}"))
 }
 
 fn timestamped_run_dir() -> PathBuf {
@@ -388,12 +419,25 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(a) => run_predict(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
+        Command::Learn(a) => {
+            let opts = experiments::Options {
+                data_dir: a.data,
+                out: a.out.unwrap_or_else(|| named_run_dir(a.name.name())),
+                quick: a.quick,
+                seed: a.seed,
+                threads: a.threads.unwrap_or_else(default_threads).max(1),
+                progress: true,
+            };
+            let outcome = learn::run(a.name, &opts)?;
+            print!("{}", outcome.table);
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         Command::Experiment(a) => {
             let name = a.name.name();
-            let out = a.out.unwrap_or_else(|| {
-                let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-                PathBuf::from("runs").join(format!("{name}-{stamp}"))
-            });
+            let out = a.out.unwrap_or_else(|| named_run_dir(name));
             let opts = experiments::Options {
                 data_dir: a.data,
                 out,

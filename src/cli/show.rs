@@ -1,6 +1,8 @@
-//! `backprop show filters|misclassified|summary`: pictures of a saved model,
-//! drawn by [`crate::show`] and written as PNG (beside the model unless `--out`
-//! says otherwise), and a net's layers, shapes and parameter counts.
+//! `backprop show filters|misclassified|summary|examples|activations`:
+//! pictures of a saved model or a data set, drawn by [`crate::show`] (filters
+//! and mistakes as PNG, examples and activations as PNG and SVG, beside the
+//! model unless `--out` says otherwise), and a net's layers, shapes and
+//! parameter counts.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +12,13 @@ use image::{DynamicImage, ImageFormat};
 
 use super::{ModelOnTestSet, beside, load_model_and_test_set};
 use crate::checkpoint;
+use crate::data::{self, DatasetName, LoadOptions};
 use crate::eval;
 use crate::nets::NetSpec;
+use crate::plot::Figure;
+use crate::predict;
 use crate::show::{self, FilterGrid, FilterSource, MistakeGrid};
+use crate::tensor::Tensor;
 use crate::train::NetKind;
 
 #[derive(Args)]
@@ -31,6 +37,11 @@ pub enum ShowCommand {
     /// Every layer of a net with its output shape, parameter count and multiply-adds,
     /// the totals and the memory a training batch needs.
     Summary(SummaryArgs),
+    /// Training images with their labels (the textbook's mnist_show.py), as PNG and SVG.
+    Examples(ExamplesArgs),
+    /// A convnet's first-layer filters run over a picture, each response drawn
+    /// (the textbook's apply_filter.py), as PNG and SVG.
+    Activations(ActivationsArgs),
 }
 
 #[derive(Args)]
@@ -71,6 +82,39 @@ impl std::str::FromStr for Shape {
             .collect::<Result<_, _>>()
             .map(Shape)
     }
+}
+
+#[derive(Args)]
+pub struct ExamplesArgs {
+    /// Data set: mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: DatasetName,
+    /// Folder holding the data set's files (as for train).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Show the first N training images.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = positive)]
+    pub limit: usize,
+    /// Where to write the PNG (the SVG goes beside it) [default: runs/examples-<dataset>.png].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ActivationsArgs {
+    /// A convnet's model.safetensors (train one with --net simple-cnn).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// A picture (PNG, JPEG, BMP), used as grey levels in [0, 1], white 1, as the book does;
+    /// shrunk to at most 400 pixels on a side.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Run the first N filters.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = positive)]
+    pub limit: usize,
+    /// Where to write the PNG (the SVG goes beside it) [default: activations.png beside the model].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -122,6 +166,8 @@ pub fn run(a: ShowArgs) -> Result<()> {
         ShowCommand::Filters(a) => filters(a),
         ShowCommand::Misclassified(a) => misclassified(a),
         ShowCommand::Summary(a) => summary(a),
+        ShowCommand::Examples(a) => examples(a),
+        ShowCommand::Activations(a) => activations(a),
     }
 }
 
@@ -145,6 +191,122 @@ fn summary(a: SummaryArgs) -> Result<()> {
         .with_context(|| format!("{name} cannot be built"))?;
     println!("{name}: {spec}");
     println!("{summary}");
+    Ok(())
+}
+
+/// Writes `figure` as `FILE` (PNG) and the SVG beside it; returns both paths.
+fn save_figure(figure: &Figure, png: &Path) -> Result<[PathBuf; 2]> {
+    let dir = png
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = png
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{} has no file name to write to", png.display()))?;
+    let [svg, written] = figure.save(dir, stem)?;
+    if written != png {
+        std::fs::rename(&written, png)
+            .with_context(|| format!("cannot write {}", png.display()))?;
+    }
+    Ok([png.to_path_buf(), svg])
+}
+
+fn examples(a: ExamplesArgs) -> Result<()> {
+    let split = data::load(
+        a.dataset,
+        &LoadOptions {
+            data_dir: a.data,
+            allow_download: true,
+            progress: true,
+            seed: 0,
+            sample_fallback: true,
+        },
+    )?;
+    if split.dataset() != Some(a.dataset) {
+        eprintln!("{}", data::sample::notice("showing"));
+    }
+    let train = split.train;
+    let indices: Vec<usize> = (0..a.limit.min(train.len())).collect();
+    let figure = show::examples_figure(&train, &indices, 10)?;
+    let labels: Vec<String> = indices
+        .iter()
+        .map(|&i| train.labels[i].to_string())
+        .collect();
+    let [c, h, w] = train.shape;
+    println!(
+        "x_train[0]: label {}, {} values shown as {h}x{w}{}",
+        train.labels[0],
+        train.dim(),
+        if c > 1 {
+            format!(" (channel 0 of {c})")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "{} training images 0 to {}: labels {}",
+        a.dataset,
+        indices.len() - 1,
+        labels.join(" ")
+    );
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("examples-{}.png", a.dataset)));
+    for f in save_figure(&figure, &out)? {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn activations(a: ActivationsArgs) -> Result<()> {
+    let (net, info) = checkpoint::load::<f32>(&a.model)?;
+    let (grey, full_width, full_height) = predict::load_gray(&a.image)?;
+    let (grey, width, height) = show::shrink(&grey, full_width, full_height, show::MAX_SIDE);
+    if width != full_width {
+        println!(
+            "{} is {full_width}x{full_height}: shrunk to {width}x{height} (at most {} on a side)",
+            a.image.display(),
+            show::MAX_SIDE
+        );
+    }
+    let channels = info.input_shape[0];
+    let values: Vec<f32> = grey.iter().map(|g| g / 255.0).collect();
+    let picture: Vec<f32> = (0..channels).flat_map(|_| values.iter().copied()).collect();
+    let picture = Tensor::from_vec(&[1, channels, height, width], picture)?;
+    let responses = show::filter_responses(&net, &picture, a.limit).with_context(|| {
+        format!(
+            "cannot run the filters of {} over {}",
+            a.model.display(),
+            a.image.display()
+        )
+    })?;
+    let shown: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+    let figure = show::responses_figure(&shown, (height, width), &responses);
+    let (c, fh, fw) = responses.filter_shape;
+    let (oh, ow) = responses.map_size;
+    println!(
+        "{} (epoch {}): {} filters of {c}x{fh}x{fw} over {} ({width}x{height}), responses {ow}x{oh}",
+        a.model.display(),
+        info.epoch,
+        responses.maps.len(),
+        a.image.display()
+    );
+    for (k, map) in responses.maps.iter().enumerate() {
+        let (lo, hi) = map
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        println!(
+            "  filter {:>2}: response from {lo:>8.3} to {hi:>8.3}",
+            k + 1
+        );
+    }
+    let out = a.out.unwrap_or_else(|| beside(&a.model, "activations.png"));
+    for f in save_figure(&figure, &out)? {
+        println!("wrote {}", f.display());
+    }
     Ok(())
 }
 

@@ -110,7 +110,7 @@ impl Options {
     }
 
     /// `full` normally, `quick` with `--quick`.
-    fn pick<V>(&self, full: V, quick: V) -> V {
+    pub(crate) fn pick<V>(&self, full: V, quick: V) -> V {
         if self.quick { quick } else { full }
     }
 }
@@ -139,7 +139,7 @@ pub fn run(experiment: Experiment, opts: &Options) -> Result<Outcome> {
     }
 }
 
-fn load_mnist(opts: &Options) -> Result<Split> {
+pub(crate) fn load_mnist(opts: &Options) -> Result<Split> {
     let split = data::load(
         DatasetName::Mnist,
         &LoadOptions {
@@ -287,7 +287,7 @@ fn save_figure(figure: &Figure, opts: &Options, stem: &str) -> Result<Vec<PathBu
 
 /// Writes the figure and the numbers behind it (`<stem>.csv`: `header`, then
 /// `rows`); returns them with the printed table.
-fn figure_and_csv(
+pub(crate) fn figure_and_csv(
     figure: &Figure,
     opts: &Options,
     stem: &str,

@@ -10,7 +10,13 @@
 //! - misclassified ([`mistakes`], [`misclassified_grid`]): the test images a
 //!   model gets wrong, each captioned `true→predicted`.
 //!
-//! Both return `image` buffers; the command line saves them as PNG.
+//! - examples ([`examples_figure`]): training images with their labels, the
+//!   textbook's `mnist_show.py`.
+//! - activations ([`filter_responses`], [`responses_figure`]): a convnet's
+//!   first filters run over a picture, the textbook's `apply_filter.py`.
+//!
+//! Filters and mistakes are `image` buffers, which the command line saves as
+//! PNG; examples and activations are [`crate::plot`] figures (PNG and SVG).
 //!
 //! ```
 //! use backprop::nets::SimpleConvNet;
@@ -23,9 +29,13 @@
 //! assert_eq!(img.dimensions(), (8 * (40 + 3) + 3, 4 * (40 + 3) + 3));
 //! ```
 
+mod activations;
+mod examples;
 mod filters;
 mod misclassified;
 
+pub use activations::{MAX_SIDE, Responses, filter_responses, responses_figure, shrink};
+pub use examples::examples_figure;
 pub use filters::{FilterGrid, FilterSource, Filters, filter_grid, first_layer_filters};
 pub use misclassified::{Mistake, MistakeGrid, misclassified_grid, mistakes};
 
@@ -37,9 +47,20 @@ pub enum ShowError {
     )]
     NoFilters { layer: String },
     #[error(
+        "the first layer with weights is {layer}, not a Convolution: filter responses need a convnet (train one with --net simple-cnn)"
+    )]
+    NotConvolution { layer: String },
+    #[error(
         "the first Affine layer takes {inputs} inputs, which do not form the model's input images {shape:?}"
     )]
     InputMismatch { inputs: usize, shape: [usize; 3] },
+    #[error(
+        "a {picture:?} picture does not fit filters of {filter:?} (channels, height, width): it needs as many channels and at least the filter's size"
+    )]
+    PictureMismatch {
+        picture: [usize; 3],
+        filter: [usize; 3],
+    },
     #[error(
         "the {dataset} data set is not made of images ({shape:?} values per example), so there are no pictures of its mistakes to draw"
     )]

@@ -1,9 +1,11 @@
-//! Figures without Python: line charts and histograms drawn with `plotters`
-//! into an SVG and a PNG of the same layout.
+//! Figures without Python: line charts, histograms and the textbook's other
+//! pictures drawn with `plotters` into an SVG and a PNG of the same layout.
 //!
 //! A [`Figure`] is a grid of [`Panel`]s; each panel holds line [`Series`]
-//! (solid or dashed, with a legend) or a histogram. [`Figure::save`] writes
-//! `<stem>.svg` and `<stem>.png`.
+//! (solid or dashed, with a legend), a histogram, or a list of [`Mark`]s
+//! drawn in order: lines, points, contour lines of a sampled function
+//! ([`Field`]), arrows, pictures (images, class regions), text and the nodes
+//! of a graph. [`Figure::save`] writes `<stem>.svg` and `<stem>.png`.
 //!
 //! Text in the PNG is rasterised from DejaVu Sans, embedded in the binary
 //! (`assets/fonts/`, Bitstream Vera license beside it), so figures look the
@@ -17,11 +19,20 @@
 //! Figure::new(vec![panel], 1).save("runs/demo".as_ref(), "curves").unwrap();
 //! ```
 
+mod contour;
+mod marks;
+
+pub use contour::Field;
+pub use marks::{
+    Anchor, Arrows, GREY, INK, Label, Mark, Marker, Node, Picture, Points, Rgb, Shape, palette,
+};
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -90,6 +101,8 @@ pub enum Content {
         range: Range<f64>,
         counts: Vec<u64>,
     },
+    /// Marks drawn in order, the first at the bottom.
+    Marks(Vec<Mark>),
 }
 
 /// One chart of a figure.
@@ -106,6 +119,12 @@ pub struct Panel {
     pub legend: bool,
     /// Which corner the legend sits in, so it can avoid the curves.
     pub legend_corner: Corner,
+    /// Draw axes, ticks and grid (marks panels can turn them off).
+    pub axes: bool,
+    /// One data unit is as long across as up (marks panels): the ranges are
+    /// widened to fit the panel's shape, so circles stay round and right
+    /// angles stay right.
+    pub equal_aspect: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +146,16 @@ impl Panel {
             content: Content::Lines(series),
             legend: true,
             legend_corner: Corner::UpperRight,
+            axes: true,
+            equal_aspect: false,
+        }
+    }
+
+    /// A panel of [`Mark`]s, drawn in order.
+    pub fn marks(title: &str, x_label: &str, y_label: &str, marks: Vec<Mark>) -> Self {
+        Panel {
+            content: Content::Marks(marks),
+            ..Panel::lines(title, x_label, y_label, Vec::new())
         }
     }
 
@@ -140,6 +169,8 @@ impl Panel {
             content: Content::Histogram { range, counts },
             legend: false,
             legend_corner: Corner::UpperRight,
+            axes: true,
+            equal_aspect: false,
         }
     }
 
@@ -163,6 +194,18 @@ impl Panel {
         self
     }
 
+    /// Leaves out axes, ticks and grid (a graph, a picture).
+    pub fn no_axes(mut self) -> Self {
+        self.axes = false;
+        self
+    }
+
+    /// Scales both axes alike (see [`Panel::equal_aspect`]).
+    pub fn equal_aspect(mut self) -> Self {
+        self.equal_aspect = true;
+        self
+    }
+
     /// The data's extent on each axis, padded so lines do not sit on the frame.
     fn ranges(&self) -> (Range<f64>, Range<f64>) {
         let (xs, ys): (Vec<f64>, Vec<f64>) = match &self.content {
@@ -175,6 +218,11 @@ impl Panel {
                 vec![range.start, range.end],
                 vec![0.0, counts.iter().copied().max().unwrap_or(0) as f64],
             ),
+            Content::Marks(marks) => marks
+                .iter()
+                .flat_map(|m| m.extent())
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .unzip(),
         };
         let fit = |v: &[f64], pad_low: bool| {
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -293,7 +341,10 @@ impl Figure {
         };
         let areas = body.split_evenly((self.rows(), self.columns));
         for (panel, area) in self.panels.iter().zip(&areas) {
-            draw_panel(panel, area)?;
+            match &panel.content {
+                Content::Marks(marks) => marks::draw_panel(panel, marks, area)?,
+                _ => draw_panel(panel, area)?,
+            }
         }
         root.present()?;
         Ok(())
@@ -308,14 +359,57 @@ where
     DB::ErrorType: 'static,
 {
     let (xr, yr) = panel.ranges();
-    let (x_ticks, y_ticks) = (tick_format(&xr), tick_format(&yr));
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, (FONT, 17))
-        .margin(8)
-        .margin_right(16)
-        .x_label_area_size(42)
-        .y_label_area_size(62)
-        .build_cartesian_2d(xr, yr)?;
+        .margin(MARGIN)
+        .margin_right(MARGIN_RIGHT)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA)
+        .build_cartesian_2d(xr.clone(), yr.clone())?;
+    draw_mesh(&mut chart, panel, &xr, &yr)?;
+    match &panel.content {
+        Content::Lines(series) => {
+            let (x_range, y_range) = panel.ranges();
+            for (i, s) in series.iter().enumerate() {
+                draw_line(&mut chart, s, i, &x_range, &y_range)?;
+            }
+            if series.iter().any(|s| !s.label.is_empty()) {
+                draw_legend(&mut chart, panel)?;
+            }
+        }
+        Content::Marks(_) => unreachable!("marks panels are drawn by marks::draw_panel"),
+        Content::Histogram { range, counts } => {
+            let width = (range.end - range.start) / counts.len().max(1) as f64;
+            let fill = PALETTE[0].filled();
+            // A bar above a chosen y range is cut at its top (the textbook's
+            // ReLU histograms cut the bar of zeros the same way).
+            let top = panel.ranges().1.end;
+            chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let x0 = range.start + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, (c as f64).min(top))], fill)
+            }))?;
+        }
+    }
+    Ok(())
+}
+
+/// Pixels around a chart, and for the tick labels and axis names.
+const MARGIN: u32 = 8;
+const MARGIN_RIGHT: u32 = 16;
+const X_LABEL_AREA: u32 = 42;
+const Y_LABEL_AREA: u32 = 62;
+
+/// Axes, ticks, grid and axis names.
+fn draw_mesh<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    panel: &Panel,
+    xr: &Range<f64>,
+    yr: &Range<f64>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let (x_ticks, y_ticks) = (tick_format(xr), tick_format(yr));
     chart
         .configure_mesh()
         .x_desc(&panel.x_label)
@@ -329,64 +423,153 @@ where
         .x_label_formatter(&x_ticks)
         .y_label_formatter(&y_ticks)
         .draw()?;
-    match &panel.content {
-        Content::Lines(series) => {
-            let (x_range, y_range) = panel.ranges();
-            let inside = |&(x, y): &(f64, f64)| {
-                x_range.start <= x && x <= x_range.end && y_range.start <= y && y <= y_range.end
-            };
-            for (i, s) in series.iter().enumerate() {
-                let color = PALETTE[s.color.unwrap_or(i) % PALETTE.len()];
-                let style = color.stroke_width(2);
-                // plotters pins points outside the axes to the frame; leave
-                // them out instead and break the line there (the textbook's
-                // loss plots clip at y = 1 the same way).
-                let segments = s.points.split(|p| !inside(p)).filter(|seg| !seg.is_empty());
-                let mut labelled = false;
-                for segment in segments {
-                    let points = segment.iter().copied();
-                    let drawn = if s.dashed {
-                        chart.draw_series(DashedLineSeries::new(points, 7, 5, style))?
-                    } else {
-                        chart.draw_series(LineSeries::new(points, style))?
-                    };
-                    if !labelled {
-                        labelled = true;
-                        let dashed = s.dashed;
-                        drawn.label(&s.label).legend(move |(x, y)| {
-                            let end = if dashed { x + 10 } else { x + 22 };
-                            PathElement::new(vec![(x, y), (end, y)], style)
-                        });
-                    }
-                }
-            }
-            if panel.legend && series.iter().any(|s| !s.label.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .position(match panel.legend_corner {
-                        Corner::UpperRight => SeriesLabelPosition::UpperRight,
-                        Corner::LowerRight => SeriesLabelPosition::LowerRight,
-                        Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
-                        Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
-                    })
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(160, 160, 160))
-                    .label_font((FONT, 13))
-                    .draw()?;
-            }
-        }
-        Content::Histogram { range, counts } => {
-            let width = (range.end - range.start) / counts.len().max(1) as f64;
-            let fill = PALETTE[0].filled();
-            // A bar above a chosen y range is cut at its top (the textbook's
-            // ReLU histograms cut the bar of zeros the same way).
-            let top = panel.ranges().1.end;
-            chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
-                let x0 = range.start + i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, (c as f64).min(top))], fill)
-            }))?;
+    Ok(())
+}
+
+/// The chart of a panel: data coordinates on both axes.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws series `s` (the `index`-th of its panel, which picks its default
+/// colour), cut where it leaves the axes.
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    s: &Series,
+    index: usize,
+    x_range: &Range<f64>,
+    y_range: &Range<f64>,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let color = PALETTE[s.color.unwrap_or(index) % PALETTE.len()];
+    let style = color.stroke_width(2);
+    // plotters pins points outside the axes to the frame; cut the line at
+    // the frame instead (the textbook's loss plots clip at y = 1 the same
+    // way), and break it at non-finite points.
+    let segments = clip(&s.points, x_range, y_range);
+    let mut labelled = false;
+    for segment in segments {
+        let points = segment.iter().copied();
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 7, 5, style))?
+        } else {
+            chart.draw_series(LineSeries::new(points, style))?
+        };
+        if !labelled && !s.label.is_empty() {
+            labelled = true;
+            let dashed = s.dashed;
+            drawn.label(&s.label).legend(move |(x, y)| {
+                let end = if dashed { x + 10 } else { x + 22 };
+                PathElement::new(vec![(x, y), (end, y)], style)
+            });
         }
     }
+    Ok(())
+}
+
+/// The parts of the polyline `points` inside `x` by `y`: each segment cut
+/// at the frame (Liang-Barsky), the line broken where it leaves the frame or
+/// meets a non-finite point.
+fn clip(points: &[(f64, f64)], x: &Range<f64>, y: &Range<f64>) -> Vec<Vec<(f64, f64)>> {
+    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let mut parts: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for pair in points.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let cut = (finite(&a) && finite(&b))
+            .then(|| clip_segment(a, b, x, y))
+            .flatten();
+        match cut {
+            Some((p, q)) => {
+                if current.last() != Some(&p) {
+                    if current.len() > 1 {
+                        parts.push(std::mem::take(&mut current));
+                    }
+                    current.clear();
+                    current.push(p);
+                }
+                current.push(q);
+            }
+            None => {
+                if current.len() > 1 {
+                    parts.push(std::mem::take(&mut current));
+                }
+                current.clear();
+            }
+        }
+    }
+    if current.len() > 1 {
+        parts.push(current);
+    }
+    parts
+}
+
+/// The part of the segment `a`-`b` inside `x` by `y`, if any.
+fn clip_segment(
+    a: (f64, f64),
+    b: (f64, f64),
+    x: &Range<f64>,
+    y: &Range<f64>,
+) -> Option<((f64, f64), (f64, f64))> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [
+        (-dx, a.0 - x.start),
+        (dx, x.end - a.0),
+        (-dy, a.1 - y.start),
+        (dy, y.end - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    if t0 > t1 {
+        return None;
+    }
+    let at = |t: f64| {
+        if t == 0.0 {
+            a
+        } else if t == 1.0 {
+            b
+        } else {
+            (a.0 + t * dx, a.1 + t * dy)
+        }
+    };
+    Some((at(t0), at(t1)))
+}
+
+/// The legend of the labelled series, in the panel's corner (if it has one).
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    panel: &Panel,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    if !panel.legend {
+        return Ok(());
+    }
+    chart
+        .configure_series_labels()
+        .position(match panel.legend_corner {
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        })
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font((FONT, 13))
+        .draw()?;
     Ok(())
 }
 
@@ -414,7 +597,7 @@ fn tick_format(range: &Range<f64>) -> impl Fn(&f64) -> String + use<> {
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
         if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
             panic!("the embedded assets/fonts/DejaVuSans.ttf is not a valid font");
         }
@@ -513,6 +696,76 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every kind of mark on one figure, written to `BACKPROP_PLOT_DEMO` when
+    /// set (to look at it).
+    #[test]
+    fn every_mark_renders_into_both_files() {
+        let dir = TempDir::new("plot-marks");
+        let field = Field::sample(-2.0..2.0, -2.0..2.0, 41, 41, |x, y| x * x + y * y);
+        let arrows = (-2..=2)
+            .flat_map(|i| (-2..=2).map(move |j| (f64::from(i) * 0.8, f64::from(j) * 0.8)))
+            .map(|(x, y)| [(x, y), (x - 0.2 * x, y - 0.2 * y)])
+            .collect();
+        let field_panel = Panel::marks(
+            "contours, arrows, points",
+            "x0",
+            "x1",
+            vec![
+                Mark::Picture(Picture::regions(&[0, 1, 1, 2], 2, 2, -2.0..2.0, -2.0..2.0)),
+                Mark::Contours {
+                    field,
+                    levels: vec![0.5, 1.0, 2.0, 3.0],
+                },
+                Mark::Arrows(Arrows::new(arrows, INK)),
+                Mark::Points(Points::new("ones", vec![(1.0, 1.0)], palette(3))),
+                Mark::Points(
+                    Points::new("zeros", vec![(-1.0, 1.0)], palette(0)).marker(Marker::Hollow),
+                ),
+                Mark::Line(Series::new("path", vec![(-1.5, -1.5), (0.0, 0.0)])),
+            ],
+        )
+        .equal_aspect();
+        let graph = Panel::marks(
+            "graph",
+            "",
+            "",
+            vec![
+                Mark::Node(Node::circle((0.0, 0.0), 1.0, "×")),
+                Mark::Node(Node::boxed((5.0, 0.0), 2.0, 1.0, "Affine")),
+                Mark::Arrows(Arrows::new(vec![[(1.0, 0.0), (3.0, 0.0)]], INK)),
+                Mark::Text(Label::new((2.0, 0.0), "220", Anchor::Above)),
+                Mark::Text(Label::new((2.0, 0.0), "1.1", Anchor::Below).color(palette(3))),
+                Mark::Picture(Picture::grey(
+                    &[0.0, 1.0, 2.0, 3.0],
+                    2,
+                    2,
+                    true,
+                    -1.0..0.0,
+                    2.0..3.0,
+                )),
+            ],
+        )
+        .no_axes()
+        .equal_aspect();
+        let figure = Figure::new(vec![field_panel, graph], 2).panel_size(400, 360);
+        let out = std::env::var_os("BACKPROP_PLOT_DEMO").map(PathBuf::from);
+        let [svg, png] = figure
+            .save(out.as_deref().unwrap_or(dir.path()), "marks")
+            .unwrap();
+        assert_eq!(png_size(&png), (800, 360));
+        assert_svg(&svg, (800, 360));
+        let svg = std::fs::read_to_string(&svg).unwrap();
+        for text in [
+            "contours, arrows, points",
+            "Affine",
+            "220",
+            "ones",
+            "<image",
+        ] {
+            assert!(svg.contains(text), "no '{text}' in the SVG");
+        }
+    }
+
     #[test]
     fn text_is_drawn_into_the_png() {
         // The same figure with and without a title: the title's pixels must
@@ -531,6 +784,36 @@ pub(crate) mod tests {
             .filter(|&(x, y)| img.get_pixel(x, y).0.iter().all(|&c| c < 128))
             .count();
         assert!(dark > 20, "only {dark} dark pixels in the title strip");
+    }
+
+    #[test]
+    fn lines_are_cut_at_the_frame_and_broken_at_gaps() {
+        let (x, y) = (0.0..1.0, 0.0..1.0);
+        // A line across the whole frame, corner to corner beyond it.
+        assert_eq!(
+            clip(&[(-1.0, -1.0), (2.0, 2.0)], &x, &y),
+            [vec![(0.0, 0.0), (1.0, 1.0)]]
+        );
+        // Out through the top and back in: two pieces.
+        let parts = clip(&[(0.0, 0.5), (0.5, 1.5), (1.0, 0.5)], &x, &y);
+        assert_eq!(
+            parts,
+            [vec![(0.0, 0.5), (0.25, 1.0)], vec![(0.75, 1.0), (1.0, 0.5)]]
+        );
+        // A NaN breaks the line; a segment wholly outside is left out.
+        let parts = clip(
+            &[
+                (0.1, 0.1),
+                (0.2, 0.2),
+                (f64::NAN, 0.5),
+                (0.3, 0.3),
+                (0.4, 0.4),
+            ],
+            &x,
+            &y,
+        );
+        assert_eq!(parts.len(), 2);
+        assert!(clip(&[(2.0, 2.0), (3.0, 3.0)], &x, &y).is_empty());
     }
 
     #[test]
