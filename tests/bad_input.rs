@@ -264,13 +264,7 @@ fn save_model(
     let net = MultiLayerNet::new(shape.iter().product(), &[4], classes)
         .build::<f32>(1)
         .unwrap();
-    let info = ModelInfo {
-        dataset,
-        classes,
-        input_shape: shape,
-        seed: 1,
-        epoch: 1,
-    };
+    let info = ModelInfo::builtin(dataset, classes, shape, 1, 1);
     let path = dir.join(name);
     checkpoint::save(&path, &net, &info).unwrap();
     path

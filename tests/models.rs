@@ -319,7 +319,7 @@ fn eval_reports_accuracy_precision_recall_and_draws_the_matrix() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("takes inputs [1, 28, 28] in 10 classes"),
+        stderr(&o).contains("takes inputs [1, 28, 28] in the classes 10 (0, 1, 2"),
         "{}",
         stderr(&o)
     );

@@ -65,10 +65,9 @@ pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize), ImageError> {
     load_gray_bytes(path, &bytes)
 }
 
-/// [`load_gray`] on the content of a picture; `path` only names it in errors.
-/// The format is guessed from the content, and decoding is limited to
-/// [`MAX_SIDE`] and [`MAX_DECODE_BYTES`].
-pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
+/// Decodes the picture in `bytes`, guessing the format from the content,
+/// within [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]; `path` only names it in errors.
+pub fn decode_picture(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
     let decode_err = |err| ImageError::Decode {
         path: path.to_owned(),
         err,
@@ -97,12 +96,16 @@ pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, us
     }
     let mut reader = reader()?;
     reader.limits(limits);
-    let img = match reader.decode() {
-        Ok(img) => img,
-        Err(image::ImageError::Limits(_)) => return Err(too_large()),
-        Err(err) => return Err(decode_err(err)),
+    match reader.decode() {
+        Ok(img) => Ok(img),
+        Err(image::ImageError::Limits(_)) => Err(too_large()),
+        Err(err) => Err(decode_err(err)),
     }
-    .to_luma_alpha8();
+}
+
+/// [`load_gray`] on the content of a picture; `path` only names it in errors.
+pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
+    let img = decode_picture(path, bytes)?.to_luma_alpha8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let gray = img
         .pixels()

@@ -354,8 +354,8 @@ pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     let classifiers = vec![first; threads];
     let model_info = &classifiers[0].info;
     let info = json!({
-        "dataset": model_info.dataset.as_str(),
-        "classes": model_info.classes,
+        "dataset": model_info.dataset.to_string(),
+        "classes": model_info.class_names,
         "epoch": model_info.epoch,
     });
     let listener = std::net::TcpListener::bind((host, port))
