@@ -328,8 +328,8 @@ fn bad_pictures_give_one_line() {
         "{}",
         refused(
             &["predict", "--model", s(&wrong_model), s(&good)],
-            &wrong_model,
-            &["1x28x28"]
+            &good,
+            &["the model takes vectors of 2 values, not pictures"]
         )
     );
 }

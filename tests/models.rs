@@ -246,7 +246,7 @@ fn commands_name_a_missing_or_wrong_model() {
     let model = dir.join("model.safetensors");
     let o = run(&["predict", "--model", model.to_str().unwrap(), "x.png"]);
     assert!(
-        stderr(&o).contains("pictures can only be classified by models of 1x28x28"),
+        stderr(&o).contains("x.png: the model takes vectors of 2 values, not pictures"),
         "{}",
         stderr(&o)
     );

@@ -69,7 +69,6 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The versions this build reads.
 const READS: [&str; 2] = ["1", "2"];
 
-
 /// What a checkpoint says besides its tensors and architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
@@ -93,7 +92,13 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     /// For a net trained on `data`, which came from `source`.
-    pub fn of(source: DataSource, data: &Dataset, seed: u64, test_split: f64, epoch: usize) -> Self {
+    pub fn of(
+        source: DataSource,
+        data: &Dataset,
+        seed: u64,
+        test_split: f64,
+        epoch: usize,
+    ) -> Self {
         ModelInfo {
             dataset: source,
             class_names: data.class_names.clone(),
@@ -591,9 +596,11 @@ fn parse_info(
         }
     };
     let test_split = if meta.contains_key("test_split") {
-        field(path, meta, "test_split", |v| match v.trim().parse::<f64>() {
-            Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
-            _ => Err("expected a share from 0 to below 1, such as 0.2".into()),
+        field(path, meta, "test_split", |v| {
+            match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+                _ => Err("expected a share from 0 to below 1, such as 0.2".into()),
+            }
         })?
     } else {
         0.2

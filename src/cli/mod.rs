@@ -5,6 +5,7 @@
 //! terminal: `<dataset>` there is a placeholder, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod predict;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -47,8 +48,8 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
     /// Test a saved model: accuracy, per-class precision/recall, confusion matrix.
     Eval(EvalArgs),
-    /// Classify pictures of digits (PNG, JPEG, BMP) with a saved model.
-    Predict(PredictArgs),
+    /// Classify pictures (PNG, JPEG, BMP) or table rows (CSV) with a saved model.
+    Predict(predict::PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
     Serve(ServeArgs),
     /// Draw a saved model's first-layer filters or its misclassified test images (PNG).
@@ -210,11 +211,18 @@ pub struct ImageSize(pub u32, pub u32);
 impl std::str::FromStr for ImageSize {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let size = |v: &str| v.trim().parse::<u32>().ok().filter(|&n| (1..=4096).contains(&n));
+        let size = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| (1..=4096).contains(&n))
+        };
         match s.split_once(['x', 'X']) {
             Some((w, h)) => match (size(w), size(h)) {
                 (Some(w), Some(h)) => Ok(ImageSize(w, h)),
-                _ => Err(format!("expected a size such as 32x32 (1 to 4096 each), got '{s}'")),
+                _ => Err(format!(
+                    "expected a size such as 32x32 (1 to 4096 each), got '{s}'"
+                )),
             },
             None => Err(format!("expected WIDTHxHEIGHT such as 32x32, got '{s}'")),
         }
@@ -229,7 +237,9 @@ fn delimiter(s: &str) -> Result<char, String> {
             let mut chars = s.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if c.is_ascii() => Ok(c),
-                _ => Err(format!("expected one character such as ';' or '\\t', got '{s}'")),
+                _ => Err(format!(
+                    "expected one character such as ';' or '\\t', got '{s}'"
+                )),
             }
         }
     }
@@ -266,19 +276,6 @@ pub struct EvalArgs {
     /// and buffers only, activations stay f32), reported beside f32.
     #[arg(long, default_value_t = Precision::F32)]
     pub precision: Precision,
-}
-
-#[derive(Args)]
-pub struct PredictArgs {
-    /// A model.safetensors of 28x28 grayscale images (mnist, fashion-mnist).
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
-    /// Pictures of one digit each, any size, dark on light or light on dark.
-    #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<PathBuf>,
-    /// Print JSON: every image's ten probabilities.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args)]
@@ -521,7 +518,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(a) => run_eval(a),
-        Command::Predict(a) => run_predict(a),
+        Command::Predict(a) => predict::run(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
         Command::Learn(a) => {
@@ -694,57 +691,6 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             }
         }
         println!("wrote {}", png.display());
-    }
-    Ok(())
-}
-
-fn run_predict(a: PredictArgs) -> Result<()> {
-    let mut classifier = crate::predict::Classifier::load(&a.model)?;
-    let mut failed = 0;
-    let mut answers = Vec::new();
-    for path in &a.images {
-        match classifier.classify_file(path) {
-            Ok(p) => {
-                if a.json {
-                    let top: Vec<_> = crate::predict::top(&p, 3)
-                        .into_iter()
-                        .map(|(class, probability)| {
-                            serde_json::json!({ "class": class, "probability": probability })
-                        })
-                        .collect();
-                    answers.push(serde_json::json!({
-                        "file": path.display().to_string(),
-                        "prediction": top[0]["class"],
-                        "top": top,
-                        "probabilities": p,
-                    }));
-                } else {
-                    println!("{}: {}", path.display(), crate::predict::format_top(&p, 3));
-                }
-            }
-            // One picture: its error is the command's, on the one `error:` line.
-            Err(e) if a.images.len() == 1 && !a.json => return Err(e.into()),
-            Err(e) => {
-                failed += 1;
-                if a.json {
-                    answers.push(serde_json::json!({
-                        "file": path.display().to_string(),
-                        "error": e.to_string(),
-                    }));
-                } else {
-                    eprintln!("{e}");
-                }
-            }
-        }
-    }
-    if a.json {
-        println!("{}", serde_json::Value::from(answers));
-    }
-    if failed > 0 {
-        bail!(
-            "{failed} of {} image(s) could not be classified",
-            a.images.len()
-        );
     }
     Ok(())
 }

@@ -161,7 +161,10 @@ impl TableEncoding {
             .iter()
             .map(|c| {
                 header.iter().position(|h| *h == c.name).ok_or_else(|| {
-                    format!("the model needs column {:?}, which the header lacks", c.name)
+                    format!(
+                        "the model needs column {:?}, which the header lacks",
+                        c.name
+                    )
                 })
             })
             .collect()
@@ -193,7 +196,9 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
         Some(d) => {
             return Err(table_err(
                 None,
-                format!("the separator must be one ASCII character such as , ; or a tab, got {d:?}"),
+                format!(
+                    "the separator must be one ASCII character such as , ; or a tab, got {d:?}"
+                ),
             ));
         }
         None if tsv => b'\t',
@@ -242,7 +247,12 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
     }
     let at = |row: usize, col: usize| {
         // Rows as a spreadsheet numbers them: the header is row 1.
-        Some(format!("row {}, column {} ({})", row + 2, col + 1, header[col]))
+        Some(format!(
+            "row {}, column {} ({})",
+            row + 2,
+            col + 1,
+            header[col]
+        ))
     };
 
     let label = match &opts.read.label {
@@ -308,22 +318,19 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
         .collect();
 
     // The test rows are held out before any statistic is taken.
-    let name = file
-        .file_stem()
-        .map_or_else(|| file.display().to_string(), |s| s.to_string_lossy().into_owned());
-    let (train_rows, test_rows) = super::split::stratified(
-        &labels,
-        class_names.len(),
-        opts.read.test_split,
-        opts.seed,
-    )
-    .map_err(|(class, count)| DataError::TooFewToSplit {
-        source_name: file.display().to_string(),
-        class: class_names[class].clone(),
-        count,
-        what: format!("{}% as the test set", opts.read.test_split * 100.0),
-        flag: "test-split",
-    })?;
+    let name = file.file_stem().map_or_else(
+        || file.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
+    let (train_rows, test_rows) =
+        super::split::stratified(&labels, class_names.len(), opts.read.test_split, opts.seed)
+            .map_err(|(class, count)| DataError::TooFewToSplit {
+                source_name: file.display().to_string(),
+                class: class_names[class].clone(),
+                count,
+                what: format!("{}% as the test set", opts.read.test_split * 100.0),
+                flag: "test-split",
+            })?;
     if test_rows.is_empty() {
         return Err(table_err(
             None,
@@ -354,14 +361,25 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
             let numbers: Vec<Option<f64>> = values.iter().map(|v| v.parse().ok()).collect();
             let numeric = numbers.iter().filter(|n| n.is_some()).count();
             if numeric == values.len() {
-                let train: Vec<f64> = train_rows.iter().map(|&r| numbers[r].unwrap_or(0.0)).collect();
+                let train: Vec<f64> = train_rows
+                    .iter()
+                    .map(|&r| numbers[r].unwrap_or(0.0))
+                    .collect();
                 let mean = train.iter().sum::<f64>() / train.len() as f64;
-                let var = train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / train.len() as f64;
-                let std = if var > 0.0 && var.is_finite() { var.sqrt() } else { 1.0 };
+                let var =
+                    train.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / train.len() as f64;
+                let std = if var > 0.0 && var.is_finite() {
+                    var.sqrt()
+                } else {
+                    1.0
+                };
                 Encoding::Numeric { mean, std }
             } else if 2 * numeric >= values.len() {
                 // Mostly numbers: the odd one out is a mistake in the data.
-                let row = numbers.iter().position(Option::is_none).expect("a non-number");
+                let row = numbers
+                    .iter()
+                    .position(Option::is_none)
+                    .expect("a non-number");
                 return Err(table_err(
                     at(row, col),
                     format!(
@@ -438,4 +456,80 @@ pub fn load(file: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
         test: part(&test_rows)?,
         notes,
     })
+}
+
+/// One row of a file to classify: its line (the header is 1) and the values of
+/// the model's input columns, in their order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub line: usize,
+    pub values: Vec<String>,
+}
+
+/// The rows of `file` (a header, then rows, as the training table), mapped
+/// onto `encoding`'s input columns by name: the label column may be there or
+/// not, every other column the model was trained on must be, and no other.
+pub fn read_rows(file: &Path, encoding: &TableEncoding) -> Result<Vec<Row>, DataError> {
+    let table_err = |at: Option<String>, reason: String| DataError::Table {
+        path: file.to_path_buf(),
+        at,
+        reason,
+    };
+    let bytes = std::fs::read(file).map_err(|err| DataError::Io {
+        path: file.to_path_buf(),
+        err,
+    })?;
+    if image::guess_format(&bytes).is_ok() {
+        return Err(table_err(
+            None,
+            "it is a picture, but the model takes table rows: give it a CSV file with a header \
+             row and the columns it was trained on"
+                .into(),
+        ));
+    }
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut reader = ::csv::ReaderBuilder::new()
+        .delimiter(encoding.delimiter as u8)
+        .trim(::csv::Trim::All)
+        .from_reader(text);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| table_err(None, e.to_string()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let names: Vec<&str> = header.iter().map(String::as_str).collect();
+    let positions = encoding
+        .positions(&names)
+        .map_err(|reason| table_err(Some("row 1 (the header)".into()), reason))?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let row = e.position().map(|p| format!("row {}", p.line()));
+            let reason = match e.kind() {
+                ::csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => format!("{len} fields where the header has {expected_len}"),
+                _ => e.to_string(),
+            };
+            table_err(row, reason)
+        })?;
+        let line = record
+            .position()
+            .map_or(rows.len() + 2, |p| p.line() as usize);
+        rows.push(Row {
+            line,
+            values: positions
+                .iter()
+                .map(|&i| record.get(i).unwrap_or("").to_owned())
+                .collect(),
+        });
+    }
+    if rows.is_empty() {
+        return Err(table_err(
+            None,
+            "it has a header but no rows to classify".into(),
+        ));
+    }
+    Ok(rows)
 }

@@ -113,7 +113,12 @@ pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Split, DataError> {
             set
         }
         None => {
-            let (kept, held) = train_set.hold_out(opts.read.test_split, opts.seed, "the test set", "test-split")?;
+            let (kept, held) = train_set.hold_out(
+                opts.read.test_split,
+                opts.seed,
+                "the test set",
+                "test-split",
+            )?;
             notes.push(format!(
                 "{} has no {TEST}/ folder: {} of its {} pictures ({}% of each class, seed {}) are the test set",
                 dir.display(),
@@ -349,9 +354,11 @@ fn decode_all(
     let bar = (opts.progress && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(listing.files.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("decoding {msg} [{bar:30}] {pos}/{len} pictures eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "decoding {msg} [{bar:30}] {pos}/{len} pictures eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_message(format!("{what} pictures of {name}"));
         bar
@@ -367,7 +374,8 @@ fn decode_all(
                     predict::decode_picture(path, &bytes).map_err(|e| {
                         // The picture error names the file itself; keep its reason.
                         let text = e.to_string();
-                        text.split_once(": ").map_or(text.clone(), |(_, r)| r.to_owned())
+                        text.split_once(": ")
+                            .map_or(text.clone(), |(_, r)| r.to_owned())
                     })
                 });
             let n = done.fetch_add(1, Ordering::Relaxed);

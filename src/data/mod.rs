@@ -9,6 +9,7 @@
 //! scaled to `[0, 1]` only when a batch is gathered; see [`Dataset::gather`].
 //! A data set without a test split gets one ([`split::stratified`]).
 
+pub mod csv;
 mod download;
 mod error;
 pub mod folder;
@@ -17,7 +18,6 @@ pub mod sample;
 mod sources;
 pub mod spiral;
 pub mod split;
-pub mod csv;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::tensor::Float;
 
+pub use self::csv::TableEncoding;
 pub use download::fetch_dataset;
 pub use error::DataError;
 pub use idx::IdxArray;
-pub use self::csv::TableEncoding;
 
 /// Most classes a data set may have (labels are 16-bit).
 pub const MAX_CLASSES: usize = 1 << 16;
@@ -482,7 +482,6 @@ impl Default for ReadOptions {
         }
     }
 }
-
 
 /// Loads a data set's splits.
 ///

@@ -96,7 +96,9 @@ mod tests {
 
     #[test]
     fn each_class_gives_its_share_and_the_same_seed_the_same_split() {
-        let labels: Vec<u16> = (0..1000).map(|i| (i % 3) as u16 + u16::from(i % 7 == 0)).collect();
+        let labels: Vec<u16> = (0..1000)
+            .map(|i| (i % 3) as u16 + u16::from(i % 7 == 0))
+            .collect();
         let (kept, held) = stratified(&labels, 4, 0.2, 1).unwrap();
         assert_eq!(kept.len() + held.len(), labels.len());
         for class in 0..4u16 {

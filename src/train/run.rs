@@ -454,7 +454,11 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         // The best model first, then the state: a run killed between the two
         // writes resumes from the epoch before, and writes this one again.
         if best.is_some_and(|(e, _)| e == epoch) {
-            checkpoint::save(&config.out.join(BEST_MODEL_FILE), trainer.net(), &info(epoch))?;
+            checkpoint::save(
+                &config.out.join(BEST_MODEL_FILE),
+                trainer.net(),
+                &info(epoch),
+            )?;
         }
         // Checkpoint before the log line: an epoch in metrics.jsonl always has
         // its checkpoint, so a killed run loses at most the epoch under way.
@@ -466,7 +470,10 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             _ => format!("  lr {lr:.3e}"),
         };
         let val_note = val_accuracy.map_or_else(String::new, |a| {
-            format!("  val loss {:.4}  val acc {a:.4}", val_loss.unwrap_or(f64::NAN))
+            format!(
+                "  val loss {:.4}  val acc {a:.4}",
+                val_loss.unwrap_or(f64::NAN)
+            )
         });
         println!(
             "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}{val_note}  test acc {test_accuracy:.4}{lr_note}  ({seconds:.2} s)",
@@ -535,7 +542,10 @@ fn load_data(config: &TrainConfig) -> Result<(TrainConfig, RunData)> {
     // After a fallback the run is one on the sample, in its summary and checkpoints too.
     let mut config = config.clone();
     if let Some(loaded) = split.dataset()
-        && config.dataset.builtin().is_some_and(|asked| asked != loaded)
+        && config
+            .dataset
+            .builtin()
+            .is_some_and(|asked| asked != loaded)
     {
         println!("{}", data::sample::notice("training on"));
         config.dataset = loaded.into();
@@ -557,8 +567,12 @@ fn load_data(config: &TrainConfig) -> Result<(TrainConfig, RunData)> {
         (Some(v), None) => Some(v),
         (None, Some(share)) => {
             // A seed of its own, so the validation set is not the test set's draw.
-            let (kept, held) =
-                train.hold_out(share, config.seed.wrapping_add(1), "the validation set", "validation")?;
+            let (kept, held) = train.hold_out(
+                share,
+                config.seed.wrapping_add(1),
+                "the validation set",
+                "validation",
+            )?;
             let note = format!(
                 "{} of the {} training examples ({}% of each class) are the validation set",
                 held.len(),
@@ -646,7 +660,10 @@ fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
         .with_context(|| {
             format!(
                 "--net {} cannot take {} examples of shape {:?} in {} classes",
-                config.net, config.dataset, train.shape, train.classes()
+                config.net,
+                config.dataset,
+                train.shape,
+                train.classes()
             )
         })?;
     Ok(spec)
