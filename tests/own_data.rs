@@ -494,3 +494,119 @@ fn validation_and_early_stopping_on_the_overfitting_setup_resume_bit_for_bit() {
     }
     assert_eq!(summary(&halfway)["best_epoch"], best_epoch);
 }
+
+/// One HTTP/1.1 POST to the server at `addr`; the status and the JSON answer.
+fn post(addr: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (_, json) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")),
+    )
+}
+
+#[test]
+fn serve_answers_table_rows_and_pictures_by_class_name() {
+    let dir = TempDir::new("serve-own");
+    let file = dir.join("water.csv");
+    write_scaled_table(&file, 300);
+    let table_model = train(
+        &dir.join("table"),
+        &args(&[
+            "--dataset",
+            file.to_str().unwrap(),
+            "--hidden",
+            "16",
+            "--epochs",
+            "20",
+            "--batch-size",
+            "30",
+        ]),
+    );
+    let server =
+        common::ServeProcess::start(Path::new(env!("CARGO_BIN_EXE_backprop")), &table_model);
+    let addr = server.addr.as_str();
+    // The raw row without its label: sample id, tiny, huge, habitat, comment.
+    let (status, j) = post(
+        addr,
+        "application/json",
+        br#"{"features": ["s1", 2e-4, 1000000, "sea", "a note"]}"#,
+    );
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["class"], "gamma", "{j}");
+    let (status, j) = post(
+        addr,
+        "application/json",
+        br#"{"rows": [["s1", "2e-4", "1000000", "sea", "x"], ["s2", "0", "1500000", "lake", "y"]]}"#,
+    );
+    assert_eq!(status, 200, "{j}");
+    let classes: Vec<&str> = j["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["gamma", "alpha"]);
+    let (status, j) = post(addr, "application/json", br#"{"features": [1, 2]}"#);
+    assert_eq!(status, 400);
+    assert!(
+        j["error"].as_str().unwrap().contains("expected 5 values"),
+        "{j}"
+    );
+    let (status, j) = post(addr, "application/json", br#"{"pixels": [0, 0]}"#);
+    assert_eq!(status, 400);
+    assert!(
+        j["error"].as_str().unwrap().contains("{\"features\""),
+        "{j}"
+    );
+    drop(server);
+
+    // A model of pictures takes a picture as the body.
+    let root = dir.join("shapes");
+    for (name, shape) in [("bar", 2), ("disc", 0), ("square", 1)] {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..30 {
+            shape_picture(shape, 24, 24, i)
+                .save(root.join(name).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let picture_model = train(
+        &dir.join("pictures"),
+        &args(&[
+            "--dataset",
+            root.to_str().unwrap(),
+            "--hidden",
+            "32",
+            "--epochs",
+            "20",
+            "--batch-size",
+            "10",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.003",
+        ]),
+    );
+    let server =
+        common::ServeProcess::start(Path::new(env!("CARGO_BIN_EXE_backprop")), &picture_model);
+    let mut png = std::io::Cursor::new(Vec::new());
+    shape_picture(1, 48, 48, 7)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let (status, j) = post(&server.addr, "image/png", png.get_ref());
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["class"], "square", "{j}");
+}

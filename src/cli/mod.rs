@@ -627,7 +627,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let n = a.limit.unwrap_or(test.len()).min(test.len());
     let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
     let f32_predictions = eval::predict_classes(&mut net, &test, n)?;
-    let f32_result = Evaluation::new(info.classes(), &labels, &f32_predictions);
+    let f32_result = Evaluation::new(&info.class_names, &labels, &f32_predictions);
     // With f16 the report, the matrix and the predictions are the f16 net's;
     // f32 is kept for the comparison line.
     let (result, f16) = match a.precision {
@@ -640,7 +640,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
                 .zip(&f32_predictions)
                 .filter(|(a, b)| a != b)
                 .count();
-            let result = Evaluation::new(info.classes(), &labels, &predictions);
+            let result = Evaluation::new(&info.class_names, &labels, &predictions);
             (result, Some((f32_result, rounding, changed)))
         }
     };

@@ -209,8 +209,8 @@ pub enum DataError {
 
     /// A class with too few examples to hold out part of it.
     #[error(
-        "{}: class {class:?} has {count} example(s): too few to hold out {what} of each class; \
-         add examples, merge the class into another, or pass --{flag} 0",
+        "{}: class {class:?} has {count} example(s): too few to hold out {what} of each class \
+         (--{flag}); add examples of it, or merge it into another class",
         source_name
     )]
     TooFewToSplit {

@@ -354,6 +354,12 @@ impl From<DatasetName> for DataSource {
     }
 }
 
+impl From<&Path> for DataSource {
+    fn from(path: &Path) -> Self {
+        DataSource::from_path(path)
+    }
+}
+
 impl DataSource {
     /// The built-in data set, if it is one.
     pub fn builtin(&self) -> Option<DatasetName> {

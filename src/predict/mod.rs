@@ -267,7 +267,10 @@ impl Classifier {
             takes: self.takes(),
             what: match self.info.input {
                 InputKind::Table(_) => "CSV files of such rows".into(),
-                _ => "its values".into(),
+                _ => format!(
+                    "files with {} comma-separated numbers per line",
+                    self.values()
+                ),
             },
         }
     }
