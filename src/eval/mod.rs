@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use backprop::eval::Evaluation;
-//! let e = Evaluation::new(2, &[0, 0, 1, 1], &[0, 1, 1, 1]);
+//! let names = ["cat".to_string(), "dog".to_string()];
+//! let e = Evaluation::new(&names, &[0, 0, 1, 1], &[0, 1, 1, 1]);
 //! assert_eq!(e.accuracy(), 0.75);
 //! assert_eq!(e.confusion, vec![vec![1, 1], vec![0, 2]]);
 //! assert_eq!((e.precision(1), e.recall(1)), (2.0 / 3.0, 1.0));
