@@ -246,6 +246,39 @@ impl FromStr for DatasetName {
     }
 }
 
+/// Fashion-MNIST's ten classes, in label order (Zalando's README).
+const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// The names of a data set's `classes` classes, in label order, for the
+/// pictures and reports: Fashion-MNIST's own names, and the label numbers
+/// ("0", "1", ...) for every other set (for MNIST, its digits).
+///
+/// ```
+/// use backprop::data::{DatasetName, class_names};
+/// assert_eq!(class_names(DatasetName::Mnist, 10)[7], "7");
+/// assert_eq!(class_names(DatasetName::FashionMnist, 10)[9], "Ankle boot");
+/// assert_eq!(class_names(DatasetName::Spiral, 3), ["0", "1", "2"]);
+/// ```
+pub fn class_names(name: DatasetName, classes: usize) -> Vec<String> {
+    match name {
+        DatasetName::FashionMnist if classes == FASHION_CLASSES.len() => {
+            FASHION_CLASSES.map(String::from).to_vec()
+        }
+        _ => (0..classes).map(|k| k.to_string()).collect(),
+    }
+}
+
 /// Where to look for data and whether fetching it is allowed.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
