@@ -1,5 +1,5 @@
-//! A built-in 3x5 bitmap font for the labels of the PNG pictures
-//! (`confusion.png`, the misclassified grid), so no system font is needed and
+//! A built-in 3x5 bitmap font for the captions of the misclassified grid,
+//! so no system font is needed and
 //! the pixels are the same on every machine.
 //!
 //! Each character is 3 columns by 5 rows, followed by one blank column; at

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod experiments;
+mod font;
 pub mod fuzzing;
 pub mod gradcheck;
 pub mod layers;

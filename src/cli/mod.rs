@@ -526,7 +526,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let png = a
         .confusion
         .unwrap_or_else(|| beside(model, "confusion.png"));
-    eval::draw_confusion(&result.confusion, &png)
+    let names = data::class_names(dataset, info.classes);
+    eval::draw_confusion(&result.confusion, &names, &png)
         .with_context(|| format!("cannot write {}", png.display()))?;
     if a.json {
         let mut j = result.to_json();
