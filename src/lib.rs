@@ -7,7 +7,6 @@
 //! [`gradcheck`] compares that with central differences.
 
 pub mod bench;
-mod bitmap_font;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
