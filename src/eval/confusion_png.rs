@@ -7,7 +7,7 @@
 //! labels are right-aligned left of the grid; column labels sit above it,
 //! turned to read upwards when a name is wider than a cell. The margins grow
 //! to fit the longest name (up to [`MAX_LABEL`] pixels, then "…"); cells
-//! shrink from 44 pixels for up to 20 classes to 24 for 37 or more.
+//! shrink from 44 pixels for up to 20 classes to 24 for 36 or more.
 
 use std::path::Path;
 
