@@ -647,7 +647,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let png = a
         .confusion
         .unwrap_or_else(|| beside(model, "confusion.png"));
-    eval::draw_confusion(&result.confusion, &png)
+    eval::draw_confusion(&result.confusion, &info.class_names, &png)
         .with_context(|| format!("cannot write {}", png.display()))?;
     if a.json {
         let mut j = result.to_json();
