@@ -226,7 +226,8 @@ pub struct ExperimentArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference), or all.
+    /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
+    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all.
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -235,7 +236,8 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2, value_parser = thread_count)]
     pub threads: usize,
-    /// Training epochs per workload; seconds per epoch is the median of epochs 2..N.
+    /// Training epochs per workload; seconds per epoch is the median of epochs 2..N
+    /// (w4: the median of N rounds of 200 batches, each scaled to an epoch).
     #[arg(long, default_value_t = 4)]
     pub epochs: usize,
     /// One JSON object per workload per line, instead of a table.
