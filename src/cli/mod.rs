@@ -227,7 +227,8 @@ pub struct ExperimentArgs {
 #[derive(Args)]
 pub struct BenchArgs {
     /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
-    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all.
+    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; or conv (one
+    /// convolution layer at a time, at the shapes of benches/conv_shapes.py).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -308,6 +309,28 @@ pub fn run(cli: Cli) -> Result<()> {
                 resume: false,
             };
             train::run(&config)?;
+            Ok(())
+        }
+        Command::Bench(a) if a.workload == "conv" => {
+            if !a.json {
+                println!(
+                    "{:<24} {:>8} {:>12} {:>9} {:>12}",
+                    "shape", "fwd ms", "fwd+bwd ms", "GFLOP/s", "CPU fwd+bwd"
+                );
+            }
+            bench::convolutions::run(a.threads.max(1), 9, |t| {
+                if a.json {
+                    println!("{}", serde_json::to_string(t).expect("serialisable"));
+                } else {
+                    let cpu = t
+                        .forward_backward_cpu_ms
+                        .map_or("-".into(), |c| format!("{c:.3}"));
+                    println!(
+                        "{:<24} {:>8.3} {:>12.3} {:>9.1} {cpu:>12}",
+                        t.shape.name, t.forward_ms, t.forward_backward_ms, t.gflops
+                    );
+                }
+            });
             Ok(())
         }
         Command::Bench(a) => {

@@ -18,6 +18,11 @@
 //! - `w5`: DeepConvNet's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 5 passes after 1
 //!   warm-up pass (as `infer_cnn.py --net deep-cnn`).
+//!
+//! `conv` is not a workload of the peers but one Convolution layer at a time
+//! ([`convolutions`]).
+
+pub mod convolutions;
 
 use std::time::Instant;
 

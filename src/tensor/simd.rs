@@ -1,0 +1,143 @@
+//! A few values of `T` in one register, for the convolution kernels
+//! (`layers::conv_kernels`), written once over [`Simd`] and compiled for
+//! each element type's [`Float::Vector`](super::Float::Vector).
+//!
+//! f32 on a CPU with AVX-512 (the build's `target-cpu=native` decides) uses
+//! one 512-bit register of 16 lanes; everything else uses [`Lanes`], plain
+//! arrays the compiler vectorises as well as it can. The convolution tests run
+//! both on f32 and `Lanes` on f64.
+
+/// A vector of [`Simd::LANES`] values of `T`.
+pub trait Simd<T>: Copy {
+    const LANES: usize;
+
+    fn splat(v: T) -> Self;
+
+    /// Reads `LANES` values from `p`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be readable.
+    unsafe fn load(p: *const T) -> Self;
+
+    /// Writes the lanes to `p..p + LANES`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be writable.
+    unsafe fn store(self, p: *mut T);
+
+    /// `self + a · b`, fused where the CPU can.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+
+    /// The sum of the lanes.
+    fn sum(self) -> T;
+}
+
+/// The portable vector: `N` values the compiler may vectorise.
+#[derive(Clone, Copy, Debug)]
+pub struct Lanes<T, const N: usize>([T; N]);
+
+impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
+    const LANES: usize = N;
+
+    #[inline(always)]
+    fn splat(v: T) -> Self {
+        Lanes([v; N])
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const T) -> Self {
+        // SAFETY: the caller guarantees `N` readable values; `[T; N]` has
+        // the alignment of `T`, and the read is unaligned anyway.
+        Lanes(unsafe { p.cast::<[T; N]>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut T) {
+        // SAFETY: the caller guarantees `N` writable values.
+        unsafe { p.cast::<[T; N]>().write_unaligned(self.0) }
+    }
+
+    #[inline(always)]
+    fn mul_add(mut self, a: Self, b: Self) -> Self {
+        for ((s, &x), &y) in self.0.iter_mut().zip(&a.0).zip(&b.0) {
+            *s += x * y;
+        }
+        self
+    }
+
+    #[inline(always)]
+    fn sum(self) -> T {
+        self.0.iter().copied().sum()
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+pub use avx512::F32x16;
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Sixteen f32 in one AVX-512 register.
+    #[derive(Clone, Copy, Debug)]
+    pub struct F32x16(__m512);
+
+    // SAFETY (all methods): compiled only when the build targets AVX-512F
+    // (`target_feature = "avx512f"`), so the intrinsics are available; the
+    // loads and stores are unaligned and the callers guarantee 16 values.
+    impl super::Simd<f32> for F32x16 {
+        const LANES: usize = 16;
+
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            F32x16(unsafe { _mm512_set1_ps(v) })
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            F32x16(unsafe { _mm512_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+
+        #[inline(always)]
+        fn mul_add(self, a: Self, b: Self) -> Self {
+            F32x16(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
+        }
+
+        #[inline(always)]
+        fn sum(self) -> f32 {
+            unsafe { _mm512_reduce_add_ps(self.0) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<V: Simd<f32>>() {
+        let a: Vec<f32> = (0..V::LANES).map(|i| i as f32).collect();
+        let mut out = vec![0.0f32; V::LANES];
+        // SAFETY: both vectors hold LANES values.
+        unsafe {
+            let v = V::load(a.as_ptr());
+            v.mul_add(v, V::splat(2.0)).store(out.as_mut_ptr());
+        }
+        let want: Vec<f32> = a.iter().map(|x| x + 2.0 * x).collect();
+        assert_eq!(out, want);
+        let s: f32 = a.iter().sum();
+        assert_eq!(unsafe { V::load(a.as_ptr()) }.sum(), s);
+    }
+
+    #[test]
+    fn vectors_load_fuse_and_sum() {
+        check::<Lanes<f32, 16>>();
+        check::<Lanes<f32, 3>>();
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        check::<F32x16>();
+    }
+}
