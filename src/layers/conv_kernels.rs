@@ -80,12 +80,45 @@ pub fn pack_filters<T: Float>(
     }
 }
 
-/// `out[f·out_stride + q] = bias[f] + Σ_t W[f][t] · x[q + taps[t]]` for
-/// every filter `f < fnum` and position `q < rounded(q_len)`, with `W` packed
-/// by [`pack_filters`] and `bias` empty for none.
+/// Where [`correlate`] writes filter `f`'s positions.
+pub enum Output<'a, T> {
+    /// All of them, at `out[f·stride + q]`.
+    Wide { out: &'a mut [T], stride: usize },
+    /// Only the wanted ones, packed: vector `k` of a row (positions
+    /// `k·LANES..`) writes the lanes selected by `keep[k].0` to
+    /// `out[f·plane + keep[k].1..]` (see [`keep_table`]).
+    Packed {
+        out: &'a mut [T],
+        plane: usize,
+        keep: &'a [(u32, usize)],
+    },
+}
+
+/// For rows of `row_w` wide positions of which the first `valid_w` are
+/// wanted, `rows` rows: per vector of positions, the lanes to keep and
+/// where they go in the `rows x valid_w` output.
+pub fn keep_table<T: Float>(rows: usize, row_w: usize, valid_w: usize) -> Vec<(u32, usize)> {
+    let lanes = <T::Vector as Simd<T>>::LANES;
+    (0..rounded::<T>(rows * row_w))
+        .step_by(lanes)
+        .map(|q0| {
+            let mask = (0..lanes)
+                .filter(|l| {
+                    let q = q0 + l;
+                    q / row_w < rows && q % row_w < valid_w
+                })
+                .fold(0u32, |m, l| m | 1 << l);
+            (mask, (q0 / row_w) * valid_w + (q0 % row_w).min(valid_w))
+        })
+        .collect()
+}
+
+/// `out[f][q] = bias[f] + Σ_t W[f][t] · x[q + taps[t]]` for every filter
+/// `f < fnum` and position `q < rounded(q_len)`, with `W` packed by
+/// [`pack_filters`] and `bias` empty for none; written as `out` says.
 ///
 /// Panics unless `x` holds `rounded(q_len) + max(taps)` values and `out`
-/// `fnum` rows of `out_stride ≥ rounded(q_len)`.
+/// `fnum` rows of all positions (`Wide`) or of every kept one (`Packed`).
 #[allow(clippy::too_many_arguments)]
 pub fn correlate<T: Float>(
     x: &[T],
@@ -94,8 +127,7 @@ pub fn correlate<T: Float>(
     bias: &[T],
     fnum: usize,
     q_len: usize,
-    out: &mut [T],
-    out_stride: usize,
+    mut out: Output<'_, T>,
 ) {
     let (lanes, q_round) = (<T::Vector as Simd<T>>::LANES, rounded::<T>(q_len));
     let reach = q_round + taps.iter().max().copied().unwrap_or(0);
@@ -104,11 +136,27 @@ pub fn correlate<T: Float>(
         "correlate: input of {} values, the taps reach {reach}",
         x.len()
     );
-    assert!(
-        out_stride >= q_round && out.len() >= fnum.saturating_sub(1) * out_stride + q_round,
-        "correlate: output of {} values for {fnum} rows of {q_round} (stride {out_stride})",
-        out.len()
-    );
+    let rows = fnum.saturating_sub(1);
+    match &out {
+        Output::Wide { out, stride } => assert!(
+            *stride >= q_round && out.len() >= rows * stride + q_round,
+            "correlate: output of {} values for {fnum} rows of {q_round} (stride {stride})",
+            out.len()
+        ),
+        Output::Packed { out, plane, keep } => {
+            let kept = keep.iter().map(|&(m, d)| d + m.count_ones() as usize).max();
+            assert!(
+                keep.len() == q_round / lanes && kept.unwrap_or(0) <= *plane,
+                "correlate: {} kept vectors for {q_round} positions",
+                keep.len()
+            );
+            assert!(
+                out.len() >= fnum * plane,
+                "correlate: output of {} values",
+                out.len()
+            );
+        }
+    }
     assert_eq!(
         packed.len(),
         round_up(fnum, FB) * taps.len(),
@@ -124,21 +172,19 @@ pub fn correlate<T: Float>(
                 taps,
                 w,
                 bias: if bias.is_empty() { bias } else { &bias[f0..] },
-                stride: out_stride,
+                f0,
+                k0: q0 / lanes,
             };
             let nf = (fnum - f0).min(FB);
             // SAFETY: positions q0..q0 + nv·lanes lie below q_round, so every
             // read x[q + tap] is below `reach` ≤ x.len(), and every write
-            // out[(f0 + f)·out_stride + q] below the asserted output length.
+            // within the output asserted above (filters f0 + f < fnum).
             unsafe {
-                let (x, o) = (
-                    x.as_ptr().add(q0),
-                    out.as_mut_ptr().add(f0 * out_stride + q0),
-                );
+                let x = x.as_ptr().add(q0);
                 match nv {
-                    3 => block.filters::<3>(nf, x, o),
-                    2 => block.filters::<2>(nf, x, o),
-                    _ => block.filters::<1>(nf, x, o),
+                    3 => block.filters::<3>(nf, x, &mut out),
+                    2 => block.filters::<2>(nf, x, &mut out),
+                    _ => block.filters::<1>(nf, x, &mut out),
                 }
             }
         }
@@ -146,19 +192,20 @@ pub fn correlate<T: Float>(
 }
 
 /// One block of filters of [`correlate`]: their packed weights and bias,
-/// the taps, and the output's row stride.
+/// the taps, the first filter and the first vector of positions.
 struct Block<'a, T> {
     taps: &'a [usize],
     w: &'a [T],
     bias: &'a [T],
-    stride: usize,
+    f0: usize,
+    k0: usize,
 }
 
 impl<T: Float> Block<'_, T> {
     /// # Safety
     /// As [`Block::run`], for `nf` filters.
     #[inline(always)]
-    unsafe fn filters<const V: usize>(&self, nf: usize, x: *const T, out: *mut T) {
+    unsafe fn filters<const V: usize>(&self, nf: usize, x: *const T, out: &mut Output<'_, T>) {
         // SAFETY: passed on from the caller.
         unsafe {
             match nf {
@@ -177,11 +224,11 @@ impl<T: Float> Block<'_, T> {
     /// `F` filters by `V` vectors of positions: `F·V` accumulators.
     ///
     /// # Safety
-    /// `x + tap + V·LANES` readable for every tap; `out + f·stride + V·LANES`
-    /// writable for `f < F`; `w` holds `taps.len()·FB` values, `bias` none or
-    /// at least `F`.
+    /// `x + tap + V·LANES` readable for every tap; filters `f0..f0 + F` and
+    /// vectors `k0..k0 + V` within `out`; `w` holds `taps.len()·FB` values,
+    /// `bias` none or at least `F`.
     #[inline(always)]
-    unsafe fn run<const F: usize, const V: usize>(&self, x: *const T, out: *mut T) {
+    unsafe fn run<const F: usize, const V: usize>(&self, x: *const T, out: &mut Output<'_, T>) {
         let lanes = <T::Vector as Simd<T>>::LANES;
         let mut acc: [[T::Vector; V]; F] = array::from_fn(|f| {
             [T::Vector::splat(self.bias.get(f).copied().unwrap_or(T::zero())); V]
@@ -197,10 +244,25 @@ impl<T: Float> Block<'_, T> {
                 }
             }
         }
-        for (f, row) in acc.iter().enumerate() {
-            for (v, r) in row.iter().enumerate() {
-                // SAFETY: the caller guarantees F rows of V vectors writable.
-                unsafe { r.store(out.add(f * self.stride + v * lanes)) };
+        // SAFETY (stores): the caller guarantees these rows and vectors lie
+        // within the output.
+        match out {
+            Output::Wide { out, stride } => {
+                let o = out.as_mut_ptr();
+                for (f, row) in acc.iter().enumerate() {
+                    for (v, r) in row.iter().enumerate() {
+                        let q = (self.k0 + v) * lanes;
+                        unsafe { r.store(o.add((self.f0 + f) * *stride + q)) };
+                    }
+                }
+            }
+            Output::Packed { out, plane, keep } => {
+                let o = out.as_mut_ptr();
+                for (f, row) in acc.iter().enumerate() {
+                    for (r, &(mask, at)) in row.iter().zip(&keep[self.k0..]) {
+                        unsafe { r.store_selected(mask, o.add((self.f0 + f) * *plane + at)) };
+                    }
+                }
             }
         }
     }
@@ -363,14 +425,22 @@ pub struct Plan {
     /// `plane_w`) and computed (whole vectors).
     pub q_len: usize,
     pub q_round: usize,
+    /// Forward: which computed positions are output pixels, and where they go.
+    pub keep: Vec<(u32, usize)>,
     /// Input gradient: `dout` padded to `dout_h x dout_w` at row `dout_top`,
-    /// column `dout_left`, one plane per filter; then the zeros the last
-    /// phase's reads may reach.
+    /// column `dout_left`, one plane per filter (`dout_image` values per
+    /// image); then the zeros the last image's reads may reach.
     dout_top: usize,
     dout_left: usize,
     dout_h: usize,
     dout_w: usize,
-    pub dout_len: usize,
+    pub dout_plane: usize,
+    pub dout_image: usize,
+    pub dout_tail: usize,
+    /// Where the weight gradient finds `dout` in wide rows inside the padded
+    /// `dout`, if the layouts agree (same width: "same" padding, stride 1);
+    /// otherwise it gets its own copy ([`Plan::widen_dout`]).
+    pub shared_dout: Option<usize>,
     /// One input-gradient correlation per phase of the input.
     pub dx_phases: Vec<DxPhase>,
     /// Whether some input pixels get no gradient from any tap (stride larger
@@ -396,6 +466,9 @@ pub struct DxPhase {
     /// Offsets alone, for [`correlate`].
     pub offsets: Vec<usize>,
     pub q_len: usize,
+    /// With stride 1 the one phase is the whole input gradient, which
+    /// [`correlate`] then writes straight into `dx` (`Output::Packed`).
+    pub keep: Option<Vec<(u32, usize)>>,
 }
 
 impl Plan {
@@ -448,10 +521,21 @@ impl Plan {
                 spans.push((a, b, y0, y1, x0, x1, ma, lb));
             }
         }
-        let (dout_h, dout_w) = (top + rows, left + cols);
+        let dout_w = left + cols;
+        // The weight gradient reads `dout` at q + offset for q < q_round;
+        // past the wanted rows it must meet zero rows of the same plane.
+        let shared_dout = (dout_w == plane_w).then_some(top * dout_w + left);
+        let dout_h = match shared_dout {
+            Some(_) => (top + rows).max(top + g.oh + (left + lanes).div_ceil(dout_w)),
+            None => top + rows,
+        };
         let dout_plane = dout_h * dout_w;
+        let dout_image = fnum * dout_plane;
+        let mut dout_reach = match shared_dout {
+            Some(offset) => (fnum - 1) * dout_plane + offset + q_round,
+            None => dout_image,
+        };
         let mut dx_phases = Vec::new();
-        let mut dout_reach = fnum * dout_plane;
         for (a, b, y0, y1, x0, x1, ma, lb) in spans {
             let mut phase_taps = Vec::with_capacity(fnum * ma * lb);
             for f in 0..fnum {
@@ -476,6 +560,7 @@ impl Plan {
                 taps: phase_taps,
                 offsets,
                 q_len,
+                keep: (s == 1).then(|| keep_table::<T>(y1 - y0, dout_w, x1 - x0)),
             });
         }
         Plan {
@@ -488,11 +573,15 @@ impl Plan {
             taps,
             q_len,
             q_round,
+            keep: keep_table::<T>(g.oh, plane_w, g.ow),
             dout_top: top,
             dout_left: left,
             dout_h,
             dout_w,
-            dout_len: dout_reach,
+            dout_plane,
+            dout_image,
+            dout_tail: dout_reach.saturating_sub(dout_image),
+            shared_dout,
             dx_phases,
             dx_gaps,
             geometry: *g,
@@ -540,18 +629,6 @@ impl Plan {
         }
     }
 
-    /// Copies the wanted positions of the forward output (`fnum` wide rows
-    /// of `stride`) into `(FN, OH, OW)`.
-    pub fn gather_output<T: Float>(&self, wide: &[T], stride: usize, out: &mut [T]) {
-        let g = self.g();
-        for (f, of) in out.chunks_exact_mut(g.oh * g.ow).enumerate() {
-            for (oy, row) in of.chunks_exact_mut(g.ow).enumerate() {
-                let start = f * stride + oy * self.plane_w;
-                row.copy_from_slice(&wide[start..start + g.ow]);
-            }
-        }
-    }
-
     /// `dout (FN, OH, OW)` in wide rows for the weight gradient: `fnum` rows
     /// of `q_round`, zero at the thrown-away positions.
     pub fn widen_dout<T: Float>(&self, dout: &[T], wide: &mut [T]) {
@@ -567,15 +644,15 @@ impl Plan {
         }
     }
 
-    /// `dout (FN, OH, OW)` padded for the input gradient; the buffer holds
-    /// [`Plan::dout_len`] values, zero outside `dout`.
+    /// One image's `dout (FN, OH, OW)` padded for the input gradient (and
+    /// the weight gradient if [`Plan::shared_dout`]): [`Plan::dout_image`]
+    /// values, zero outside `dout`.
     pub fn pad_dout<T: Float>(&self, dout: &[T], padded: &mut [T]) {
         let g = self.g();
-        padded.fill(T::zero());
-        let plane = self.dout_h * self.dout_w;
+        padded[..self.dout_image].fill(T::zero());
         for (df, pf) in dout
             .chunks_exact(g.oh * g.ow)
-            .zip(padded.chunks_exact_mut(plane))
+            .zip(padded.chunks_exact_mut(self.dout_plane))
         {
             for (oy, row) in df.chunks_exact(g.ow).enumerate() {
                 let start = (self.dout_top + oy) * self.dout_w + self.dout_left;
@@ -598,11 +675,6 @@ impl Plan {
             },
             packed,
         );
-    }
-
-    /// Wide rows of the phase's correlation output: their width.
-    pub fn dx_stride(&self) -> usize {
-        self.dout_w
     }
 
     /// Copies the phase's wanted positions (`C` rows of `stride`) into the

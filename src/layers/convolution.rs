@@ -38,7 +38,7 @@
 //! assert_eq!(y.data(), &[12.5, 16.5]);
 //! ```
 
-use super::conv_kernels::{Plan, correlate, correlate_weights, pack_filters, rounded};
+use super::conv_kernels::{Output, Plan, correlate, correlate_weights, pack_filters, rounded};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -250,9 +250,9 @@ pub struct Convolution<T> {
     /// The filters packed for the kernels, forward and per input-gradient phase.
     packed: Vec<T>,
     packed_dx: Vec<Vec<T>>,
-    /// Scratch, reused image after image: one image's wide output (or one
-    /// phase's input gradient), `dout` in wide rows for a chunk of images
-    /// (`dW`), one image's padded `dout` (`dx`); for `Im2col` one image's
+    /// Scratch, reused chunk after chunk: the padded `dout` of a chunk of
+    /// images, the same in wide rows for `dW` where the layouts differ, one
+    /// phase's input gradient (strides above 1); for `Im2col` one image's
     /// columns and their gradient.
     wide: Vec<T>,
     dout_wide: Vec<T>,
@@ -346,14 +346,18 @@ impl<T: Float> Convolution<T> {
         let taps = plan.taps.len();
         let w = self.w.data();
         pack_filters(fnum, taps, |f, t| w[f * taps + t], &mut self.packed);
-        let stride = plan.q_round;
-        self.wide.resize(fnum * stride, T::zero());
+        let plane = g.oh * g.ow;
         for (n, yn) in self
             .out
             .data_mut()
-            .chunks_exact_mut(fnum * g.oh * g.ow)
+            .chunks_exact_mut(fnum * plane)
             .enumerate()
         {
+            let out = Output::Packed {
+                out: yn,
+                plane,
+                keep: &plan.keep,
+            };
             correlate(
                 &self.x[n * plan.x_image..],
                 &plan.taps,
@@ -361,10 +365,8 @@ impl<T: Float> Convolution<T> {
                 self.b.data(),
                 fnum,
                 plan.q_len,
-                &mut self.wide,
-                stride,
+                out,
             );
-            plan.gather_output(&self.wide, stride, yn);
         }
     }
 
@@ -399,71 +401,107 @@ impl<T: Float> Convolution<T> {
         }
     }
 
-    /// Direct: `dW` over chunks of images with `dout` in wide rows; `dx`
-    /// image by image, one correlation of the padded `dout` per input phase.
+    /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
+    /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
+    /// then `dx` image by image, one correlation per input phase.
     fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
-        let out_image = fnum * g.oh * g.ow;
-        let per_image = plan.x_image + fnum * plan.q_round;
-        let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
+        let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
         let wide_image = fnum * plan.q_round;
-        self.dout_wide.resize(chunk * wide_image, T::zero());
+        let own_wide = if plan.shared_dout.is_some() {
+            0
+        } else {
+            wide_image
+        };
+        let per_image = plan.x_image + plan.dout_image + own_wide;
+        let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
+        self.dout_pad
+            .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
+        self.dout_wide.resize(chunk * own_wide, T::zero());
+        if self.input_grad_needed {
+            self.packed_dx.resize_with(plan.dx_phases.len(), Vec::new);
+            let mut stride = 0;
+            for (phase, packed) in plan.dx_phases.iter().zip(&mut self.packed_dx) {
+                plan.pack_dx_filters(phase, self.w.data(), packed);
+                if phase.keep.is_none() {
+                    stride = stride.max(rounded::<T>(phase.q_len));
+                }
+            }
+            self.wide.resize(g.c * stride, T::zero());
+            if plan.dx_gaps {
+                self.dx.fill(T::zero());
+            }
+        }
         self.dw.fill(T::zero());
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
-            for (dn, wn) in dchunk
+            for (dn, padded) in dchunk
                 .chunks_exact(out_image)
-                .zip(self.dout_wide.chunks_exact_mut(wide_image))
+                .zip(self.dout_pad.chunks_exact_mut(plan.dout_image))
             {
-                plan.widen_dout(dn, wn);
+                plan.pad_dout(dn, padded);
             }
-            correlate_weights(
-                &self.x[k * chunk * plan.x_image..],
-                plan.x_image,
-                &plan.taps,
-                &self.dout_wide,
-                wide_image,
-                plan.q_round,
-                fnum,
-                images,
-                plan.q_round,
-                self.dw.data_mut(),
-            );
-        }
-        if !self.input_grad_needed {
-            return;
-        }
-        self.packed_dx.resize_with(plan.dx_phases.len(), Vec::new);
-        let mut stride = 0;
-        for (phase, packed) in plan.dx_phases.iter().zip(&mut self.packed_dx) {
-            plan.pack_dx_filters(phase, self.w.data(), packed);
-            stride = stride.max(rounded::<T>(phase.q_len));
-        }
-        self.wide.resize(g.c * stride, T::zero());
-        self.dout_pad.resize(plan.dout_len, T::zero());
-        if plan.dx_gaps {
-            self.dx.fill(T::zero());
-        }
-        let image = g.c * g.h * g.w;
-        for (dn, dxn) in dout
-            .data()
-            .chunks_exact(out_image)
-            .zip(self.dx.data_mut().chunks_exact_mut(image))
-        {
-            plan.pad_dout(dn, &mut self.dout_pad);
-            for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
-                correlate(
-                    &self.dout_pad,
-                    &phase.offsets,
-                    packed,
-                    &[],
-                    g.c,
-                    phase.q_len,
-                    &mut self.wide,
-                    stride,
-                );
-                plan.scatter_dx(phase, &self.wide, stride, dxn);
+            let x = &self.x[k * chunk * plan.x_image..];
+            let dw = self.dw.data_mut();
+            match plan.shared_dout {
+                Some(offset) => correlate_weights(
+                    x,
+                    plan.x_image,
+                    &plan.taps,
+                    &self.dout_pad[offset..],
+                    plan.dout_image,
+                    plan.dout_plane,
+                    fnum,
+                    images,
+                    plan.q_round,
+                    dw,
+                ),
+                None => {
+                    for (dn, wn) in dchunk
+                        .chunks_exact(out_image)
+                        .zip(self.dout_wide.chunks_exact_mut(wide_image))
+                    {
+                        plan.widen_dout(dn, wn);
+                    }
+                    correlate_weights(
+                        x,
+                        plan.x_image,
+                        &plan.taps,
+                        &self.dout_wide,
+                        wide_image,
+                        plan.q_round,
+                        fnum,
+                        images,
+                        plan.q_round,
+                        dw,
+                    );
+                }
+            }
+            if !self.input_grad_needed {
+                continue;
+            }
+            let dx = &mut self.dx.data_mut()[k * chunk * image..];
+            for (i, dxn) in dx.chunks_exact_mut(image).take(images).enumerate() {
+                let padded = &self.dout_pad[i * plan.dout_image..];
+                for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
+                    let stride = self.wide.len() / g.c.max(1);
+                    let out = match &phase.keep {
+                        Some(keep) => Output::Packed {
+                            out: &mut *dxn,
+                            plane: g.h * g.w,
+                            keep,
+                        },
+                        None => Output::Wide {
+                            out: &mut self.wide,
+                            stride,
+                        },
+                    };
+                    correlate(padded, &phase.offsets, packed, &[], g.c, phase.q_len, out);
+                    if phase.keep.is_none() {
+                        plan.scatter_dx(phase, &self.wide, stride, dxn);
+                    }
+                }
             }
         }
     }

@@ -25,6 +25,13 @@ pub trait Simd<T>: Copy {
     /// `p..p + LANES` must be writable.
     unsafe fn store(self, p: *mut T);
 
+    /// Writes the lanes whose bit is set in `mask`, in order, to
+    /// `p..p + mask.count_ones()`, and nothing else.
+    ///
+    /// # Safety
+    /// `p..p + mask.count_ones()` must be writable.
+    unsafe fn store_selected(self, mask: u32, p: *mut T);
+
     /// `self + a · b`, fused where the CPU can.
     fn mul_add(self, a: Self, b: Self) -> Self;
 
@@ -55,6 +62,18 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
     unsafe fn store(self, p: *mut T) {
         // SAFETY: the caller guarantees `N` writable values.
         unsafe { p.cast::<[T; N]>().write_unaligned(self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_selected(self, mask: u32, p: *mut T) {
+        let mut k = 0;
+        for (i, &v) in self.0.iter().enumerate() {
+            if mask >> i & 1 == 1 {
+                // SAFETY: k < mask.count_ones(), writable by the contract.
+                unsafe { p.add(k).write(v) };
+                k += 1;
+            }
+        }
     }
 
     #[inline(always)]
@@ -104,6 +123,15 @@ mod avx512 {
         }
 
         #[inline(always)]
+        unsafe fn store_selected(self, mask: u32, p: *mut f32) {
+            // Compressed in the register, then a masked store: AMD's
+            // compress-to-memory is microcoded and far slower.
+            let packed = unsafe { _mm512_maskz_compress_ps(mask as __mmask16, self.0) };
+            let first = ((1u32 << mask.count_ones()) - 1) as __mmask16;
+            unsafe { _mm512_mask_storeu_ps(p, first, packed) }
+        }
+
+        #[inline(always)]
         fn mul_add(self, a: Self, b: Self) -> Self {
             F32x16(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
         }
@@ -131,6 +159,13 @@ mod tests {
         assert_eq!(out, want);
         let s: f32 = a.iter().sum();
         assert_eq!(unsafe { V::load(a.as_ptr()) }.sum(), s);
+        // Lanes 1 and 2 (the first is lane 0 only for one-lane vectors).
+        let mask = 0b110 & ((1u32 << V::LANES) - 1);
+        let mut picked = vec![-1.0f32; V::LANES + 1];
+        unsafe { V::load(a.as_ptr()).store_selected(mask, picked.as_mut_ptr()) };
+        let want: Vec<f32> = (1..3).filter(|&i| i < V::LANES).map(|i| i as f32).collect();
+        assert_eq!(&picked[..want.len()], &want[..]);
+        assert!(picked[want.len()..].iter().all(|&v| v == -1.0));
     }
 
     #[test]
