@@ -39,6 +39,7 @@
 //! ```
 
 use super::conv_kernels::{Output, Plan, correlate, correlate_weights, pack_filters, rounded};
+use super::conv_winograd::{self, Scratch, Tiling};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -216,14 +217,19 @@ fn sum_in_lanes<T: Float>(v: &[T]) -> T {
     acc.iter().copied().sum::<T>() + chunks.remainder().iter().copied().sum::<T>()
 }
 
-/// How [`Convolution`] computes: the direct kernels of
-/// [`conv_kernels`](super::conv_kernels) (the default), or the textbook's
-/// im2col and matrix product, image by image (kept as the readable
-/// reference: the tests check one against the other, and `backprop bench
-/// conv` times both).
+/// How [`Convolution`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
+    /// The direct kernels of [`conv_kernels`](super::conv_kernels): the default.
     Direct,
+    /// Winograd's F(2x2, 3x3) of [`conv_winograd`](super::conv_winograd)
+    /// for every 3x3, stride-1 correlation (forward, and dx where the
+    /// padding is at most 2), direct kernels for the rest. Measured no
+    /// faster than `Direct` at DeepConvNet's shapes (see the module).
+    Winograd,
+    /// The textbook's im2col and matrix product, image by image: the
+    /// readable reference (the tests check the others against it, and
+    /// `backprop bench conv` times it beside them).
     Im2col,
 }
 
@@ -244,8 +250,17 @@ pub struct Convolution<T> {
     n: usize,
     /// The direct kernels' layouts and offsets for that geometry.
     plan: Option<Plan>,
-    /// The input as the plan's phase planes (`Direct`) or as it came
-    /// (`Im2col`): backward correlates it with `dout` for `dW`.
+    /// Winograd's tiles for forward (and dW), and for dx, where they pay.
+    winograd: Option<Tiling>,
+    winograd_dx: Option<Tiling>,
+    /// The filters transformed for Winograd, forward and for dx.
+    transformed: [Vec<T>; 16],
+    transformed_dx: [Vec<T>; 16],
+    /// Winograd's sums for dW, and the buffers of its transforms.
+    sums: Vec<T>,
+    winograd_scratch: Scratch<T>,
+    /// The input as the plan's phase planes (direct kernels) or as it came
+    /// (Winograd, im2col): backward correlates it with `dout` for `dW`.
     x: Vec<T>,
     /// The filters packed for the kernels, forward and per input-gradient phase.
     packed: Vec<T>,
@@ -299,6 +314,12 @@ impl<T: Float> Convolution<T> {
             geometry: None,
             n: 0,
             plan: None,
+            winograd: None,
+            winograd_dx: None,
+            transformed: Default::default(),
+            transformed_dx: Default::default(),
+            sums: Vec::new(),
+            winograd_scratch: Scratch::default(),
             x: Vec::new(),
             packed: Vec::new(),
             packed_dx: Vec::new(),
@@ -328,10 +349,7 @@ impl<T: Float> Convolution<T> {
     /// rows, the wanted positions copied out.
     fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry) {
         let fnum = self.filters();
-        if self.plan.as_ref().is_none_or(|p| p.geometry != *g) {
-            self.plan = Some(Plan::new::<T>(g, fnum));
-        }
-        let plan = self.plan.as_ref().expect("made above");
+        let plan = self.plan.as_ref().expect("forward made the plan");
         let image = g.c * g.h * g.w;
         self.x
             .resize(self.n * plan.x_image + plan.x_tail, T::zero());
@@ -370,6 +388,103 @@ impl<T: Float> Convolution<T> {
         }
     }
 
+    /// Makes the plans for a new input geometry: the direct kernels', and
+    /// Winograd's tiles for 3x3, stride-1 correlations if it is chosen.
+    fn plan_for(&mut self, g: &Geometry) {
+        if self.plan.as_ref().is_some_and(|p| p.geometry == *g) {
+            return;
+        }
+        let fnum = self.filters();
+        self.plan = Some(Plan::new::<T>(g, fnum));
+        let three = g.fh == 3 && g.fw == 3 && g.stride == 1;
+        let winograd = three && self.algorithm == Algorithm::Winograd;
+        self.winograd = winograd
+            .then(|| Tiling::new::<T>(g.c, g.h, g.w, g.pad))
+            .flatten();
+        // dx is the correlation of dout padded by 2 - P with the flipped filters.
+        self.winograd_dx = (winograd && g.pad <= 2)
+            .then(|| Tiling::new::<T>(fnum, g.oh, g.ow, 2 - g.pad))
+            .flatten();
+    }
+
+    /// The 3x3 filter of `w [FN, C, 3, 3]` from input channel `c` to output `f`.
+    fn kernel3(w: &[T], channels: usize, f: usize, c: usize) -> [T; 9] {
+        std::array::from_fn(|k| w[(f * channels + c) * 9 + k])
+    }
+
+    /// Winograd: the transforms and products chunk by chunk of images; the
+    /// input is kept as it came, for dW.
+    fn forward_winograd(&mut self, x: &Tensor<T>, g: &Geometry) {
+        let fnum = self.filters();
+        let t = self.winograd.as_ref().expect("plan_for made the tiling");
+        self.x.clear();
+        self.x.extend_from_slice(x.data());
+        let w = self.w.data();
+        conv_winograd::pack_transformed(
+            fnum,
+            g.c,
+            |f, c| Self::kernel3(w, g.c, f, c),
+            &mut self.transformed,
+            &mut self.packed,
+        );
+        conv_winograd::correlate_images(
+            t,
+            &self.x,
+            self.n,
+            &self.transformed,
+            fnum,
+            self.b.data(),
+            self.out.data_mut(),
+            &mut self.winograd_scratch,
+        );
+    }
+
+    /// Winograd's dW: the products of transformed tiles summed over the
+    /// batch, then transformed back.
+    fn weight_gradient_winograd(&mut self, dout: &Tensor<T>) {
+        let (fnum, c) = (self.filters(), self.filter_shape().0);
+        let t = self.winograd.as_ref().expect("forward made the tiling");
+        conv_winograd::weight_sums(
+            t,
+            &self.x,
+            dout.data(),
+            fnum,
+            &mut self.sums,
+            &mut self.winograd_scratch,
+        );
+        self.dw.fill(T::zero());
+        conv_winograd::add_weight_gradient(&self.sums, fnum, c, self.dw.data_mut());
+    }
+
+    /// Winograd's dx: `dout` correlated with the filters flipped and their
+    /// channels swapped.
+    fn input_gradient_winograd(&mut self, dout: &Tensor<T>, g: &Geometry) {
+        let fnum = self.filters();
+        let t = self.winograd_dx.as_ref().expect("plan_for made the tiling");
+        let w = self.w.data();
+        let flipped = |c: usize, f: usize| {
+            let k = Self::kernel3(w, g.c, f, c);
+            std::array::from_fn(|i| k[8 - i])
+        };
+        conv_winograd::pack_transformed(
+            g.c,
+            fnum,
+            flipped,
+            &mut self.transformed_dx,
+            &mut self.packed,
+        );
+        conv_winograd::correlate_images(
+            t,
+            dout.data(),
+            self.n,
+            &self.transformed_dx,
+            g.c,
+            &[],
+            self.dx.data_mut(),
+            &mut self.winograd_scratch,
+        );
+    }
+
     /// Im2col: the textbook's columns of each image, times the filters.
     fn forward_im2col(&mut self, x: &Tensor<T>, g: &Geometry) {
         let fnum = self.filters();
@@ -404,12 +519,12 @@ impl<T: Float> Convolution<T> {
     /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
     /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
     /// then `dx` image by image, one correlation per input phase.
-    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry) {
+    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, weights: bool, input: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
         let wide_image = fnum * plan.q_round;
-        let own_wide = if plan.shared_dout.is_some() {
+        let own_wide = if plan.shared_dout.is_some() || !weights {
             0
         } else {
             wide_image
@@ -419,7 +534,7 @@ impl<T: Float> Convolution<T> {
         self.dout_pad
             .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
         self.dout_wide.resize(chunk * own_wide, T::zero());
-        if self.input_grad_needed {
+        if input {
             self.packed_dx.resize_with(plan.dx_phases.len(), Vec::new);
             let mut stride = 0;
             for (phase, packed) in plan.dx_phases.iter().zip(&mut self.packed_dx) {
@@ -433,7 +548,9 @@ impl<T: Float> Convolution<T> {
                 self.dx.fill(T::zero());
             }
         }
-        self.dw.fill(T::zero());
+        if weights {
+            self.dw.fill(T::zero());
+        }
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
             for (dn, padded) in dchunk
@@ -442,11 +559,10 @@ impl<T: Float> Convolution<T> {
             {
                 plan.pad_dout(dn, padded);
             }
-            let x = &self.x[k * chunk * plan.x_image..];
             let dw = self.dw.data_mut();
-            match plan.shared_dout {
+            match plan.shared_dout.filter(|_| weights) {
                 Some(offset) => correlate_weights(
-                    x,
+                    &self.x[k * chunk * plan.x_image..],
                     plan.x_image,
                     &plan.taps,
                     &self.dout_pad[offset..],
@@ -457,7 +573,7 @@ impl<T: Float> Convolution<T> {
                     plan.q_round,
                     dw,
                 ),
-                None => {
+                None if weights => {
                     for (dn, wn) in dchunk
                         .chunks_exact(out_image)
                         .zip(self.dout_wide.chunks_exact_mut(wide_image))
@@ -465,7 +581,7 @@ impl<T: Float> Convolution<T> {
                         plan.widen_dout(dn, wn);
                     }
                     correlate_weights(
-                        x,
+                        &self.x[k * chunk * plan.x_image..],
                         plan.x_image,
                         &plan.taps,
                         &self.dout_wide,
@@ -477,8 +593,9 @@ impl<T: Float> Convolution<T> {
                         dw,
                     );
                 }
+                None => {}
             }
-            if !self.input_grad_needed {
+            if !input {
                 continue;
             }
             let dx = &mut self.dx.data_mut()[k * chunk * image..];
@@ -600,7 +717,14 @@ impl<T: Float> Layer<T> for Convolution<T> {
         self.n = s[0];
         self.out.resize(&[s[0], self.filters(), g.oh, g.ow]);
         match self.algorithm {
-            Algorithm::Direct => self.forward_direct(x, &g),
+            Algorithm::Direct | Algorithm::Winograd => {
+                self.plan_for(&g);
+                if self.winograd.is_some() {
+                    self.forward_winograd(x, &g);
+                } else {
+                    self.forward_direct(x, &g);
+                }
+            }
             Algorithm::Im2col => self.forward_im2col(x, &g),
         }
         &self.out
@@ -631,7 +755,20 @@ impl<T: Float> Layer<T> for Convolution<T> {
             self.dx.resize(&[0]);
         }
         match self.algorithm {
-            Algorithm::Direct => self.backward_direct(dout, &g),
+            Algorithm::Direct | Algorithm::Winograd => {
+                let winograd_weights = self.winograd.is_some();
+                let winograd_input = self.input_grad_needed && self.winograd_dx.is_some();
+                let direct_input = self.input_grad_needed && !winograd_input;
+                if !winograd_weights || direct_input {
+                    self.backward_direct(dout, &g, !winograd_weights, direct_input);
+                }
+                if winograd_weights {
+                    self.weight_gradient_winograd(dout);
+                }
+                if winograd_input {
+                    self.input_gradient_winograd(dout, &g);
+                }
+            }
             Algorithm::Im2col => self.backward_im2col(dout, &g),
         }
         &self.dx
@@ -677,7 +814,8 @@ mod tests {
     /// (input shape, filter shape, stride, pad): odd and non-square sizes,
     /// strides 1 to 3, padding 0 to 3 (wider than the filter's reach, too),
     /// one channel, one image, filters of 1 to 7, many channels, a filter
-    /// as large as the padded image, strides larger than the filter.
+    /// as large as the padded image, strides larger than the filter, and
+    /// the shapes that take Winograd's path.
     const CASES: &[([usize; 4], [usize; 4], usize, usize)] = &[
         ([2, 3, 7, 5], [4, 3, 3, 3], 1, 0),
         ([2, 2, 6, 6], [3, 2, 3, 3], 1, 1),
@@ -702,6 +840,11 @@ mod tests {
         ([1, 3, 2, 2], [2, 3, 3, 3], 2, 2),
         ([5, 2, 3, 4], [3, 2, 2, 2], 1, 0),
         ([1, 4, 8, 8], [6, 4, 3, 3], 2, 1),
+        // Winograd's: 3x3, stride 1, eight channels or more on both sides.
+        ([2, 8, 7, 5], [8, 8, 3, 3], 1, 1),
+        ([1, 12, 6, 9], [10, 12, 3, 3], 1, 0),
+        ([2, 8, 5, 5], [9, 8, 3, 3], 1, 2),
+        ([1, 8, 4, 3], [8, 8, 3, 3], 1, 3),
     ];
 
     fn layer<T: Float>(fshape: [usize; 4], stride: usize, pad: usize, seed: u64) -> Convolution<T> {
@@ -764,13 +907,19 @@ mod tests {
     }
 
     #[test]
+    fn winograd_matches_the_definition_in_f64_and_f32() {
+        matches_reference::<f64>(Algorithm::Winograd, 1e-12);
+        matches_reference::<f32>(Algorithm::Winograd, 1e-5);
+    }
+
+    #[test]
     fn im2col_matches_the_definition_in_f64_and_f32() {
         matches_reference::<f64>(Algorithm::Im2col, 1e-12);
         matches_reference::<f32>(Algorithm::Im2col, 1e-5);
     }
 
     #[test]
-    fn direct_kernels_agree_with_im2col_at_the_nets_shapes() {
+    fn fast_paths_agree_with_im2col_at_the_nets_shapes() {
         // DeepConvNet's six and SimpleConvNet's convolution on a few images,
         // in f32 as they train.
         let shapes = [
@@ -784,30 +933,28 @@ mod tests {
         ];
         for (k, (xs, fs, pad)) in shapes.into_iter().enumerate() {
             let x: Tensor<f32> = random_tensor(&xs, 1.0, k as u64).cast();
-            let mut direct = layer::<f32>(fs, 1, pad, 10 + k as u64);
-            let mut textbook = direct.clone();
+            let mut textbook = layer::<f32>(fs, 1, pad, 10 + k as u64);
             textbook.algorithm = Algorithm::Im2col;
             let dout: Tensor<f32> =
-                random_tensor(direct.forward(&x, true).shape(), 1.0, 20 + k as u64).cast();
-            textbook.forward(&x, true);
-            direct.backward(&dout);
+                random_tensor(textbook.forward(&x, true).shape(), 1.0, 20 + k as u64).cast();
             textbook.backward(&dout);
-            let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
-            assert!(
-                close(direct.output(), textbook.output()),
-                "{xs:?} {fs:?} forward"
-            );
-            assert!(
-                close(direct.grad_input(), textbook.grad_input()),
-                "{xs:?} {fs:?} dx"
-            );
-            assert!(close(&direct.dw, &textbook.dw), "{xs:?} {fs:?} dW");
+            for algorithm in [Algorithm::Direct, Algorithm::Winograd] {
+                let mut fast = textbook.clone();
+                fast.algorithm = algorithm;
+                fast.forward(&x, true);
+                fast.backward(&dout);
+                let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
+                let case = format!("{algorithm:?} {xs:?} {fs:?}");
+                assert!(close(fast.output(), textbook.output()), "{case} forward");
+                assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
+                assert!(close(&fast.dw, &textbook.dw), "{case} dW");
+            }
         }
     }
 
     #[test]
     fn gradient_check_over_strides_and_paddings() {
-        for algorithm in [Algorithm::Direct, Algorithm::Im2col] {
+        for algorithm in [Algorithm::Direct, Algorithm::Winograd, Algorithm::Im2col] {
             for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
                 let seed = 400 + 10 * k as u64;
                 let x = random_tensor(&xs, 1.0, seed);
