@@ -246,8 +246,10 @@ pub struct Convolution<T> {
     pub algorithm: Algorithm,
     /// The geometry of the last forward's input.
     geometry: Option<Geometry>,
-    /// Rows of the last forward's input.
+    /// Rows of the last forward's input, and whether it kept them for
+    /// backward (training mode).
     n: usize,
+    kept_input: bool,
     /// The direct kernels' layouts and offsets for that geometry.
     plan: Option<Plan>,
     /// Winograd's tiles for forward (and dW), and for dx, where they pay.
@@ -313,6 +315,7 @@ impl<T: Float> Convolution<T> {
             algorithm: Algorithm::Direct,
             geometry: None,
             n: 0,
+            kept_input: false,
             plan: None,
             winograd: None,
             winograd_dx: None,
@@ -347,37 +350,47 @@ impl<T: Float> Convolution<T> {
 
     /// Direct: each image into phase planes, the filters over them in wide
     /// rows, the wanted positions copied out.
-    fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry) {
+    fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
-        let image = g.c * g.h * g.w;
-        self.x
-            .resize(self.n * plan.x_image + plan.x_tail, T::zero());
-        self.x[self.n * plan.x_image..].fill(T::zero());
-        for (xn, planes) in x
-            .data()
-            .chunks_exact(image)
-            .zip(self.x.chunks_exact_mut(plan.x_image))
-        {
-            plan.scatter_input(xn, planes);
-        }
         let taps = plan.taps.len();
         let w = self.w.data();
         pack_filters(fnum, taps, |f, t| w[f * taps + t], &mut self.packed);
-        let plane = g.oh * g.ow;
-        for (n, yn) in self
-            .out
-            .data_mut()
-            .chunks_exact_mut(fnum * plane)
+        // Training keeps every image's planes for dW; inference needs one
+        // image's at a time, which then stay in the cache.
+        let kept = if train { self.n } else { 1 };
+        self.x.resize(kept * plan.x_image + plan.x_tail, T::zero());
+        self.x[kept * plan.x_image..].fill(T::zero());
+        self.kept_input = train;
+        let (image, plane) = (g.c * g.h * g.w, g.oh * g.ow);
+        if train {
+            for (xn, planes) in x
+                .data()
+                .chunks_exact(image)
+                .zip(self.x.chunks_exact_mut(plan.x_image))
+            {
+                plan.scatter_input(xn, planes);
+            }
+        }
+        for (n, (xn, yn)) in x
+            .data()
+            .chunks_exact(image)
+            .zip(self.out.data_mut().chunks_exact_mut(fnum * plane))
             .enumerate()
         {
+            let planes = if train {
+                &self.x[n * plan.x_image..]
+            } else {
+                plan.scatter_input(xn, &mut self.x[..plan.x_image]);
+                &self.x[..]
+            };
             let out = Output::Packed {
                 out: yn,
                 plane,
                 keep: &plan.keep,
             };
             correlate(
-                &self.x[n * plan.x_image..],
+                planes,
                 &plan.taps,
                 &self.packed,
                 self.b.data(),
@@ -697,7 +710,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
         }
     }
 
-    fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
+    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let (c, fh, fw) = self.filter_shape();
         let s = x.shape();
         assert!(
@@ -720,12 +733,16 @@ impl<T: Float> Layer<T> for Convolution<T> {
             Algorithm::Direct | Algorithm::Winograd => {
                 self.plan_for(&g);
                 if self.winograd.is_some() {
+                    self.kept_input = true;
                     self.forward_winograd(x, &g);
                 } else {
-                    self.forward_direct(x, &g);
+                    self.forward_direct(x, &g, train);
                 }
             }
-            Algorithm::Im2col => self.forward_im2col(x, &g),
+            Algorithm::Im2col => {
+                self.kept_input = true;
+                self.forward_im2col(x, &g);
+            }
         }
         &self.out
     }
@@ -734,6 +751,10 @@ impl<T: Float> Layer<T> for Convolution<T> {
         let g = self
             .geometry
             .expect("Convolution backward: called before forward");
+        assert!(
+            self.kept_input,
+            "Convolution backward: the last forward was in inference mode (train = false)"
+        );
         let fnum = self.filters();
         assert_eq!(
             dout.shape(),
@@ -884,6 +905,8 @@ mod tests {
                 T::NAME
             );
             assert!(relative_gap(&got, &want) < tolerance, "{case}: forward");
+            // Inference keeps no input for backward, and must compute the same.
+            assert_eq!(conv.forward(&x.cast(), false), &got, "{case}: inference");
             let dout = random_tensor(want.shape(), 1.0, seed + 5);
             let (dx, dw, db) = reference::backward(&x, &w, &dout, stride, pad);
             // Twice: the second pass reuses every buffer of the first.
