@@ -80,45 +80,165 @@ pub fn pack_filters<T: Float>(
     }
 }
 
+/// The output positions [`correlate`] computes, a vector of them at a
+/// time: where each vector reads its input, and which of its lanes are
+/// output pixels and where they go.
+///
+/// In *wide* rows a vector's lanes read consecutive input values: the
+/// positions past the output's width are computed and thrown away. *Packed*
+/// positions are the output pixels alone, `p = oy·OW + ox`; a vector whose
+/// lanes run into the next output row reads those lanes from one or two
+/// input rows further on (`skip` = the input row's width minus `OW`), by
+/// masked loads merged into the first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Positions {
+    vectors: Vec<VectorAt>,
+    skip: usize,
+    /// Merged loads per vector: 0 (wide rows), 1 or 2.
+    merges: usize,
+    packed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct VectorAt {
+    /// Input offset of lane 0.
+    start: usize,
+    /// The lanes read one and two rows' `skip` further on.
+    merge: [u32; 2],
+    /// The lanes that are output pixels, and the first one's index in the
+    /// output plane.
+    keep: u32,
+    at: usize,
+}
+
+impl Positions {
+    /// Wide rows: `rows` rows of `row_w` positions, the first `valid_w` of
+    /// each an output pixel.
+    pub fn wide<T: Float>(rows: usize, row_w: usize, valid_w: usize) -> Self {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let vectors = (0..rounded::<T>(rows * row_w))
+            .step_by(lanes)
+            .map(|q0| {
+                let keep = (0..lanes)
+                    .filter(|l| (q0 + l) / row_w < rows && (q0 + l) % row_w < valid_w)
+                    .fold(0u32, |m, l| m | 1 << l);
+                let at = (q0 / row_w) * valid_w + (q0 % row_w).min(valid_w);
+                VectorAt {
+                    start: q0,
+                    merge: [0; 2],
+                    keep,
+                    at,
+                }
+            })
+            .collect();
+        Positions {
+            vectors,
+            skip: 0,
+            merges: 0,
+            packed: false,
+        }
+    }
+
+    /// `len` positions reading consecutive input values, all kept.
+    pub fn flat<T: Float>(len: usize) -> Self {
+        Self::wide::<T>(1, len, len)
+    }
+
+    /// The `rows x cols` output pixels packed, reading input rows of `row_w`
+    /// (at least `cols`); `None` where a vector would span more than three
+    /// output rows (outputs narrower than 8 with 16 lanes).
+    pub fn packed<T: Float>(rows: usize, cols: usize, row_w: usize) -> Option<Self> {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let total = rows * cols;
+        if cols == 0 || row_w < cols {
+            return None;
+        }
+        let mut merges = 0;
+        let vectors = (0..total)
+            .step_by(lanes)
+            .map(|p0| {
+                let mut merge = [0u32; 2];
+                for l in 0..lanes.min(total - p0) {
+                    let row = (p0 + l) / cols - p0 / cols;
+                    if row > 2 {
+                        return None;
+                    }
+                    if row > 0 {
+                        merge[row - 1] |= 1 << l;
+                        merges = merges.max(row);
+                    }
+                }
+                let count = lanes.min(total - p0);
+                let keep = (((1u64 << count) - 1) as u32) & u32::MAX;
+                Some(VectorAt {
+                    start: p0 + (p0 / cols) * (row_w - cols),
+                    merge,
+                    keep,
+                    at: p0,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Positions {
+            vectors,
+            skip: row_w - cols,
+            merges,
+            packed: true,
+        })
+    }
+
+    /// Whether the positions are the output pixels alone (so that a dense
+    /// `dout` lines up with them).
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
+
+    /// Packed positions for the weight gradient only where no vector needs
+    /// a merged load: its 6 taps by 4 filters of accumulators already load
+    /// 10 vectors per 24 multiply-adds, and merges make it wait on loads
+    /// (measured: DeepConvNet's backward 25 % slower with them).
+    pub fn for_weights<T: Float>(rows: usize, cols: usize, row_w: usize) -> Self {
+        match Self::packed::<T>(rows, cols, row_w) {
+            Some(p) if p.merges == 0 => p,
+            _ => Self::wide::<T>(rows, row_w, cols),
+        }
+    }
+
+    /// Packed where it can, wide otherwise.
+    pub fn best<T: Float>(rows: usize, cols: usize, row_w: usize) -> Self {
+        Self::packed::<T>(rows, cols, row_w).unwrap_or_else(|| Self::wide::<T>(rows, row_w, cols))
+    }
+
+    /// One past the last input offset a vector's lanes read, tap 0.
+    fn reach<T: Float>(&self) -> usize {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        self.vectors
+            .iter()
+            .map(|v| v.start + self.merges * self.skip + lanes)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Computed positions: whole vectors.
+    pub fn computed<T: Float>(&self) -> usize {
+        self.vectors.len() * <T::Vector as Simd<T>>::LANES
+    }
+}
+
 /// Where [`correlate`] writes filter `f`'s positions.
 pub enum Output<'a, T> {
-    /// All of them, at `out[f·stride + q]`.
+    /// All computed positions, at `out[f·stride + q]`.
     Wide { out: &'a mut [T], stride: usize },
-    /// Only the wanted ones, packed: vector `k` of a row (positions
-    /// `k·LANES..`) writes the lanes selected by `keep[k].0` to
-    /// `out[f·plane + keep[k].1..]` (see [`keep_table`]).
-    Packed {
-        out: &'a mut [T],
-        plane: usize,
-        keep: &'a [(u32, usize)],
-    },
+    /// Only the output pixels, at `out[f·plane + p]`.
+    Dense { out: &'a mut [T], plane: usize },
 }
 
-/// For rows of `row_w` wide positions of which the first `valid_w` are
-/// wanted, `rows` rows: per vector of positions, the lanes to keep and
-/// where they go in the `rows x valid_w` output.
-pub fn keep_table<T: Float>(rows: usize, row_w: usize, valid_w: usize) -> Vec<(u32, usize)> {
-    let lanes = <T::Vector as Simd<T>>::LANES;
-    (0..rounded::<T>(rows * row_w))
-        .step_by(lanes)
-        .map(|q0| {
-            let mask = (0..lanes)
-                .filter(|l| {
-                    let q = q0 + l;
-                    q / row_w < rows && q % row_w < valid_w
-                })
-                .fold(0u32, |m, l| m | 1 << l);
-            (mask, (q0 / row_w) * valid_w + (q0 % row_w).min(valid_w))
-        })
-        .collect()
-}
-
-/// `out[f][q] = bias[f] + Σ_t W[f][t] · x[q + taps[t]]` for every filter
-/// `f < fnum` and position `q < rounded(q_len)`, with `W` packed by
-/// [`pack_filters`] and `bias` empty for none; written as `out` says.
+/// `out[f][q] = bias[f] + Σ_t W[f][t] · x[at(q) + taps[t]]` for every filter
+/// `f < fnum` and every position `q` of `positions` (reading its input at
+/// `at(q)`), with `W` packed by [`pack_filters`] and `bias` empty for none;
+/// written as `out` says.
 ///
-/// Panics unless `x` holds `rounded(q_len) + max(taps)` values and `out`
-/// `fnum` rows of all positions (`Wide`) or of every kept one (`Packed`).
+/// Panics unless `x` holds what the positions and taps reach and `out`
+/// `fnum` rows of all positions (`Wide`) or of every kept one (`Dense`).
 #[allow(clippy::too_many_arguments)]
 pub fn correlate<T: Float>(
     x: &[T],
@@ -126,33 +246,31 @@ pub fn correlate<T: Float>(
     packed: &[T],
     bias: &[T],
     fnum: usize,
-    q_len: usize,
+    positions: &Positions,
     mut out: Output<'_, T>,
 ) {
-    let (lanes, q_round) = (<T::Vector as Simd<T>>::LANES, rounded::<T>(q_len));
-    let reach = q_round + taps.iter().max().copied().unwrap_or(0);
+    let reach = positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
     assert!(
         x.len() >= reach,
         "correlate: input of {} values, the taps reach {reach}",
         x.len()
     );
-    let rows = fnum.saturating_sub(1);
+    let computed = positions.computed::<T>();
     match &out {
         Output::Wide { out, stride } => assert!(
-            *stride >= q_round && out.len() >= rows * stride + q_round,
-            "correlate: output of {} values for {fnum} rows of {q_round} (stride {stride})",
+            *stride >= computed && out.len() >= fnum.saturating_sub(1) * stride + computed,
+            "correlate: output of {} values for {fnum} rows of {computed} (stride {stride})",
             out.len()
         ),
-        Output::Packed { out, plane, keep } => {
-            let kept = keep.iter().map(|&(m, d)| d + m.count_ones() as usize).max();
+        Output::Dense { out, plane } => {
+            let kept = positions
+                .vectors
+                .iter()
+                .map(|v| v.at + v.keep.count_ones() as usize)
+                .max();
             assert!(
-                keep.len() == q_round / lanes && kept.unwrap_or(0) <= *plane,
-                "correlate: {} kept vectors for {q_round} positions",
-                keep.len()
-            );
-            assert!(
-                out.len() >= fnum * plane,
-                "correlate: output of {} values",
+                kept.unwrap_or(0) <= *plane && out.len() >= fnum * plane,
+                "correlate: output of {} values for {fnum} planes of {plane}",
                 out.len()
             );
         }
@@ -164,8 +282,12 @@ pub fn correlate<T: Float>(
     );
     assert!(bias.is_empty() || bias.len() == fnum, "correlate: bias");
     let per_block = (taps.len() * FB).max(1);
-    for q0 in (0..q_round).step_by(NV * lanes) {
-        let nv = ((q_round - q0) / lanes).min(NV);
+    for (k0, group) in positions
+        .vectors
+        .chunks(NV)
+        .enumerate()
+        .map(|(k, g)| (k * NV, g))
+    {
         for (fb, w) in packed.chunks_exact(per_block).enumerate() {
             let f0 = fb * FB;
             let block = Block {
@@ -173,70 +295,101 @@ pub fn correlate<T: Float>(
                 w,
                 bias: if bias.is_empty() { bias } else { &bias[f0..] },
                 f0,
-                k0: q0 / lanes,
+                k0,
+                skip: positions.skip,
+                vectors: group,
             };
             let nf = (fnum - f0).min(FB);
-            // SAFETY: positions q0..q0 + nv·lanes lie below q_round, so every
-            // read x[q + tap] is below `reach` ≤ x.len(), and every write
-            // within the output asserted above (filters f0 + f < fnum).
+            // SAFETY: every read, at a vector's start (or `skip` or
+            // `2·skip` further for its merged lanes) plus a tap, lies below
+            // `reach` ≤ x.len(); every write within the output asserted above
+            // (filters f0 + f < fnum).
             unsafe {
-                let x = x.as_ptr().add(q0);
-                match nv {
-                    3 => block.filters::<3>(nf, x, &mut out),
-                    2 => block.filters::<2>(nf, x, &mut out),
-                    _ => block.filters::<1>(nf, x, &mut out),
+                let x = x.as_ptr();
+                match (group.len(), positions.merges) {
+                    (3, 0) => block.filters::<3, 0>(nf, x, &mut out),
+                    (3, 1) => block.filters::<3, 1>(nf, x, &mut out),
+                    (3, _) => block.filters::<3, 2>(nf, x, &mut out),
+                    (2, 0) => block.filters::<2, 0>(nf, x, &mut out),
+                    (2, 1) => block.filters::<2, 1>(nf, x, &mut out),
+                    (2, _) => block.filters::<2, 2>(nf, x, &mut out),
+                    (_, 0) => block.filters::<1, 0>(nf, x, &mut out),
+                    (_, 1) => block.filters::<1, 1>(nf, x, &mut out),
+                    (_, _) => block.filters::<1, 2>(nf, x, &mut out),
                 }
             }
         }
     }
 }
 
-/// One block of filters of [`correlate`]: their packed weights and bias,
-/// the taps, the first filter and the first vector of positions.
+/// One block of [`correlate`]: the filters' packed weights and bias, the
+/// taps, the first filter, and the block's vectors of positions (the first
+/// of them the `k0`-th).
 struct Block<'a, T> {
     taps: &'a [usize],
     w: &'a [T],
     bias: &'a [T],
     f0: usize,
     k0: usize,
+    skip: usize,
+    vectors: &'a [VectorAt],
 }
 
 impl<T: Float> Block<'_, T> {
     /// # Safety
     /// As [`Block::run`], for `nf` filters.
     #[inline(always)]
-    unsafe fn filters<const V: usize>(&self, nf: usize, x: *const T, out: &mut Output<'_, T>) {
+    unsafe fn filters<const V: usize, const M: usize>(
+        &self,
+        nf: usize,
+        x: *const T,
+        out: &mut Output<'_, T>,
+    ) {
         // SAFETY: passed on from the caller.
         unsafe {
             match nf {
-                8 => self.run::<8, V>(x, out),
-                7 => self.run::<7, V>(x, out),
-                6 => self.run::<6, V>(x, out),
-                5 => self.run::<5, V>(x, out),
-                4 => self.run::<4, V>(x, out),
-                3 => self.run::<3, V>(x, out),
-                2 => self.run::<2, V>(x, out),
-                _ => self.run::<1, V>(x, out),
+                8 => self.run::<8, V, M>(x, out),
+                7 => self.run::<7, V, M>(x, out),
+                6 => self.run::<6, V, M>(x, out),
+                5 => self.run::<5, V, M>(x, out),
+                4 => self.run::<4, V, M>(x, out),
+                3 => self.run::<3, V, M>(x, out),
+                2 => self.run::<2, V, M>(x, out),
+                _ => self.run::<1, V, M>(x, out),
             }
         }
     }
 
-    /// `F` filters by `V` vectors of positions: `F·V` accumulators.
+    /// `F` filters by `V` vectors of positions: `F·V` accumulators; each
+    /// input vector one load and `M` merged ones.
     ///
     /// # Safety
-    /// `x + tap + V·LANES` readable for every tap; filters `f0..f0 + F` and
-    /// vectors `k0..k0 + V` within `out`; `w` holds `taps.len()·FB` values,
+    /// Every vector's reads plus a tap readable; filters `f0..f0 + F` and
+    /// the block's vectors within `out`; `w` holds `taps.len()·FB` values,
     /// `bias` none or at least `F`.
     #[inline(always)]
-    unsafe fn run<const F: usize, const V: usize>(&self, x: *const T, out: &mut Output<'_, T>) {
+    unsafe fn run<const F: usize, const V: usize, const M: usize>(
+        &self,
+        x: *const T,
+        out: &mut Output<'_, T>,
+    ) {
         let lanes = <T::Vector as Simd<T>>::LANES;
         let mut acc: [[T::Vector; V]; F] = array::from_fn(|f| {
             [T::Vector::splat(self.bias.get(f).copied().unwrap_or(T::zero())); V]
         });
+        let at: [VectorAt; V] = array::from_fn(|v| self.vectors[v]);
+        // SAFETY (pointer offsets): within the input, by the caller.
+        let base: [*const T; V] = array::from_fn(|v| unsafe { x.add(at[v].start) });
         for (&off, wt) in self.taps.iter().zip(self.w.chunks_exact(FB)) {
-            // SAFETY: the caller guarantees V vectors readable at every tap.
-            let a: [T::Vector; V] =
-                array::from_fn(|v| unsafe { T::Vector::load(x.add(off + v * lanes)) });
+            // SAFETY: the caller guarantees these reads.
+            let a: [T::Vector; V] = array::from_fn(|v| unsafe {
+                let p = base[v].add(off);
+                let mut a = T::Vector::load(p);
+                for m in 0..M {
+                    a = a.load_merge(at[v].merge[m], p.add((m + 1) * self.skip));
+                }
+                a
+            });
             for (row, &wf) in acc.iter_mut().zip(wt) {
                 let b = T::Vector::splat(wf);
                 for (r, &av) in row.iter_mut().zip(&a) {
@@ -246,6 +399,7 @@ impl<T: Float> Block<'_, T> {
         }
         // SAFETY (stores): the caller guarantees these rows and vectors lie
         // within the output.
+        let full = ((1u64 << lanes) - 1) as u32;
         match out {
             Output::Wide { out, stride } => {
                 let o = out.as_mut_ptr();
@@ -256,11 +410,16 @@ impl<T: Float> Block<'_, T> {
                     }
                 }
             }
-            Output::Packed { out, plane, keep } => {
+            Output::Dense { out, plane } => {
                 let o = out.as_mut_ptr();
                 for (f, row) in acc.iter().enumerate() {
-                    for (r, &(mask, at)) in row.iter().zip(&keep[self.k0..]) {
-                        unsafe { r.store_selected(mask, o.add((self.f0 + f) * *plane + at)) };
+                    for (r, a) in row.iter().zip(&at) {
+                        let dst = unsafe { o.add((self.f0 + f) * *plane + a.at) };
+                        if a.keep == full {
+                            unsafe { r.store(dst) };
+                        } else {
+                            unsafe { r.store_selected(a.keep, dst) };
+                        }
                     }
                 }
             }
@@ -268,128 +427,168 @@ impl<T: Float> Block<'_, T> {
     }
 }
 
-/// `dw[f·taps.len() + t] += Σ_n Σ_q dout[n·dout_image + f·dout_stride + q] ·
-/// x[n·x_image + q + taps[t]]` over `images` images and positions
-/// `q < q_len`, `q_len` a multiple of the vector width: the weight gradient,
-/// with `dout` in wide rows (zeros where the forward pass threw positions away).
+/// How [`correlate_weights`] finds `dout`: image `n`, filter `f` at
+/// `n·image + f·stride`, laid out as the output pixels (`dense`, each
+/// vector's lanes at its packed positions) or in wide rows (zeros where the
+/// forward pass threw positions away).
+#[derive(Clone, Copy, Debug)]
+pub struct DoutLayout {
+    pub image: usize,
+    pub stride: usize,
+    pub dense: bool,
+}
+
+/// `dw[f·taps.len() + t] += Σ_n Σ_q dout_n[f][q] · x[n·x_image + at(q) +
+/// taps[t]]` over `images` images and the positions `q` of `positions`
+/// (reading their input at `at(q)`): the weight gradient.
 #[allow(clippy::too_many_arguments)]
 pub fn correlate_weights<T: Float>(
     x: &[T],
     x_image: usize,
     taps: &[usize],
     dout: &[T],
-    dout_image: usize,
-    dout_stride: usize,
+    layout: DoutLayout,
     fnum: usize,
     images: usize,
-    q_len: usize,
+    positions: &Positions,
     dw: &mut [T],
 ) {
-    let lanes = <T::Vector as Simd<T>>::LANES;
-    assert_eq!(q_len % lanes, 0, "correlate_weights: {q_len} positions");
     assert_eq!(dw.len(), fnum * taps.len(), "correlate_weights: dW");
-    if images == 0 || q_len == 0 || fnum == 0 {
+    if images == 0 || positions.vectors.is_empty() || fnum == 0 {
         return;
     }
-    let reach = (images - 1) * x_image + q_len + taps.iter().max().copied().unwrap_or(0);
+    let reach =
+        (images - 1) * x_image + positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
     assert!(
         x.len() >= reach,
         "correlate_weights: input of {} values, taps reach {reach}",
         x.len()
     );
+    let plane = match layout.dense {
+        true => positions
+            .vectors
+            .iter()
+            .map(|v| v.at + v.keep.count_ones() as usize)
+            .max(),
+        false => Some(positions.computed::<T>()),
+    };
     assert!(
-        dout_stride >= q_len
-            && dout.len() >= (images - 1) * dout_image + (fnum - 1) * dout_stride + q_len,
+        dout.len() >= (images - 1) * layout.image + (fnum - 1) * layout.stride + plane.unwrap_or(0),
         "correlate_weights: dout of {} values",
         dout.len()
     );
-    let ntaps = taps.len();
     let shape = Shape {
         x_image,
-        dout_image,
-        dout_stride,
+        layout,
         images,
-        q_len,
-        ntaps,
+        ntaps: taps.len(),
+        skip: positions.skip,
+        vectors: &positions.vectors,
     };
     for f0 in (0..fnum).step_by(GF) {
-        for t0 in (0..ntaps).step_by(GT) {
-            let (nf, nt) = ((fnum - f0).min(GF), (ntaps - t0).min(GT));
+        for t0 in (0..taps.len()).step_by(GT) {
+            let (nf, nt) = ((fnum - f0).min(GF), (taps.len() - t0).min(GT));
             let t = &taps[t0..t0 + nt];
-            let d = &mut dw[f0 * ntaps + t0..];
+            let d = &mut dw[f0 * taps.len() + t0..];
             // SAFETY: the assertions above bound every read: image n < images,
-            // q < q_len, filter f0 + f < fnum, tap offsets from `taps`.
+            // the positions' reads plus taps, filter f0 + f < fnum.
             unsafe {
-                let (x, o) = (x.as_ptr(), dout.as_ptr().add(f0 * dout_stride));
-                match nf {
-                    4 => weights_taps::<T, 4>(x, t, o, &shape, d),
-                    3 => weights_taps::<T, 3>(x, t, o, &shape, d),
-                    2 => weights_taps::<T, 2>(x, t, o, &shape, d),
-                    _ => weights_taps::<T, 1>(x, t, o, &shape, d),
+                let (x, o) = (x.as_ptr(), dout.as_ptr().add(f0 * layout.stride));
+                match (nf, positions.merges) {
+                    (4, 0) => weights_taps::<T, 4, 0>(x, t, o, &shape, d),
+                    (4, 1) => weights_taps::<T, 4, 1>(x, t, o, &shape, d),
+                    (4, _) => weights_taps::<T, 4, 2>(x, t, o, &shape, d),
+                    (3, 0) => weights_taps::<T, 3, 0>(x, t, o, &shape, d),
+                    (3, 1) => weights_taps::<T, 3, 1>(x, t, o, &shape, d),
+                    (3, _) => weights_taps::<T, 3, 2>(x, t, o, &shape, d),
+                    (2, 0) => weights_taps::<T, 2, 0>(x, t, o, &shape, d),
+                    (2, 1) => weights_taps::<T, 2, 1>(x, t, o, &shape, d),
+                    (2, _) => weights_taps::<T, 2, 2>(x, t, o, &shape, d),
+                    (_, 0) => weights_taps::<T, 1, 0>(x, t, o, &shape, d),
+                    (_, 1) => weights_taps::<T, 1, 1>(x, t, o, &shape, d),
+                    (_, _) => weights_taps::<T, 1, 2>(x, t, o, &shape, d),
                 }
             }
         }
     }
 }
 
-/// The strides and sizes of one [`correlate_weights`] call.
-struct Shape {
+/// The strides, layout and positions of one [`correlate_weights`] call.
+struct Shape<'a> {
     x_image: usize,
-    dout_image: usize,
-    dout_stride: usize,
+    layout: DoutLayout,
     images: usize,
-    q_len: usize,
     ntaps: usize,
+    skip: usize,
+    vectors: &'a [VectorAt],
 }
 
 /// # Safety
 /// As [`weights_block`].
 #[inline(always)]
-unsafe fn weights_taps<T: Float, const F: usize>(
+unsafe fn weights_taps<T: Float, const F: usize, const M: usize>(
     x: *const T,
     taps: &[usize],
     dout: *const T,
-    s: &Shape,
+    s: &Shape<'_>,
     dw: &mut [T],
 ) {
     // SAFETY: passed on from the caller.
     unsafe {
         match taps.len() {
-            6 => weights_block::<T, F, 6>(x, taps, dout, s, dw),
-            5 => weights_block::<T, F, 5>(x, taps, dout, s, dw),
-            4 => weights_block::<T, F, 4>(x, taps, dout, s, dw),
-            3 => weights_block::<T, F, 3>(x, taps, dout, s, dw),
-            2 => weights_block::<T, F, 2>(x, taps, dout, s, dw),
-            _ => weights_block::<T, F, 1>(x, taps, dout, s, dw),
+            6 => weights_block::<T, F, 6, M>(x, taps, dout, s, dw),
+            5 => weights_block::<T, F, 5, M>(x, taps, dout, s, dw),
+            4 => weights_block::<T, F, 4, M>(x, taps, dout, s, dw),
+            3 => weights_block::<T, F, 3, M>(x, taps, dout, s, dw),
+            2 => weights_block::<T, F, 2, M>(x, taps, dout, s, dw),
+            _ => weights_block::<T, F, 1, M>(x, taps, dout, s, dw),
         }
     }
 }
 
-/// `F` filters by `N` taps of [`correlate_weights`], over all images.
+/// `F` filters by `N` taps of [`correlate_weights`], over all images; each
+/// input vector one load and `M` merged ones.
 ///
 /// # Safety
-/// For every image `n < s.images` and `q < s.q_len`: `x + n·x_image + q +
-/// tap` readable for each tap, `dout + n·dout_image + f·dout_stride + q` for
-/// `f < F`. `dw` holds row `f` at `f·s.ntaps` with `N` entries.
+/// For every image `n < s.images` and vector of positions: its input reads
+/// plus each tap readable at `x + n·x_image`, its `dout` lanes at `dout +
+/// n·image + f·stride` for `f < F`. `dw` holds row `f` at `f·s.ntaps` with
+/// `N` entries.
 #[inline(always)]
-unsafe fn weights_block<T: Float, const F: usize, const N: usize>(
+unsafe fn weights_block<T: Float, const F: usize, const N: usize, const M: usize>(
     x: *const T,
     taps: &[usize],
     dout: *const T,
-    s: &Shape,
+    s: &Shape<'_>,
     dw: &mut [T],
 ) {
     let lanes = <T::Vector as Simd<T>>::LANES;
+    let full = ((1u64 << lanes) - 1) as u32;
     let taps: [usize; N] = array::from_fn(|t| taps[t]);
-    let mut acc = [[T::Vector::splat(T::zero()); N]; F];
+    let zero = T::Vector::splat(T::zero());
+    let mut acc = [[zero; N]; F];
+    let l = s.layout;
     for n in 0..s.images {
         // SAFETY (loads below): the caller guarantees these ranges.
-        let (xn, dn) = unsafe { (x.add(n * s.x_image), dout.add(n * s.dout_image)) };
-        for q in (0..s.q_len).step_by(lanes) {
-            let d: [T::Vector; F] =
-                array::from_fn(|f| unsafe { T::Vector::load(dn.add(f * s.dout_stride + q)) });
+        let (xn, dn) = unsafe { (x.add(n * s.x_image), dout.add(n * l.image)) };
+        for v in s.vectors {
+            let d: [T::Vector; F] = array::from_fn(|f| unsafe {
+                match (l.dense, v.keep == full) {
+                    (true, true) => T::Vector::load(dn.add(f * l.stride + v.at)),
+                    (true, false) => zero.load_merge(v.keep, dn.add(f * l.stride + v.at)),
+                    (false, _) => T::Vector::load(dn.add(f * l.stride + v.start)),
+                }
+            });
+            let base = unsafe { xn.add(v.start) };
             for (t, &off) in taps.iter().enumerate() {
-                let xv = unsafe { T::Vector::load(xn.add(q + off)) };
+                let xv = unsafe {
+                    let p = base.add(off);
+                    let mut a = T::Vector::load(p);
+                    for m in 0..M {
+                        a = a.load_merge(v.merge[m], p.add((m + 1) * s.skip));
+                    }
+                    a
+                };
                 for (row, &dv) in acc.iter_mut().zip(&d) {
                     row[t] = row[t].mul_add(dv, xv);
                 }
@@ -425,8 +624,10 @@ pub struct Plan {
     /// `plane_w`) and computed (whole vectors).
     pub q_len: usize,
     pub q_round: usize,
-    /// Forward: which computed positions are output pixels, and where they go.
-    pub keep: Vec<(u32, usize)>,
+    /// Forward: the output pixels, packed where the width allows; the
+    /// weight gradient's, packed only where that takes no merged loads.
+    pub positions: Positions,
+    pub weight_positions: Positions,
     /// Input gradient: `dout` padded to `dout_h x dout_w` at row `dout_top`,
     /// column `dout_left`, one plane per filter (`dout_image` values per
     /// image); then the zeros the last image's reads may reach.
@@ -466,9 +667,12 @@ pub struct DxPhase {
     /// Offsets alone, for [`correlate`].
     pub offsets: Vec<usize>,
     pub q_len: usize,
-    /// With stride 1 the one phase is the whole input gradient, which
-    /// [`correlate`] then writes straight into `dx` (`Output::Packed`).
-    pub keep: Option<Vec<(u32, usize)>>,
+    /// The phase's pixels: with stride 1 the one phase is the whole input
+    /// gradient, which [`correlate`] then writes straight into `dx`
+    /// (`Output::Dense`, packed positions where the width allows); with
+    /// larger strides wide rows, scattered by [`Plan::scatter_dx`].
+    pub positions: Positions,
+    pub dense: bool,
 }
 
 impl Plan {
@@ -493,7 +697,12 @@ impl Plan {
         }
         let q_len = g.oh * plane_w;
         let q_round = round_up(q_len, lanes);
-        let reach = q_round + taps.iter().max().copied().unwrap_or(0);
+        let positions = Positions::best::<T>(g.oh, g.ow, plane_w);
+        let weight_positions = Positions::for_weights::<T>(g.oh, g.ow, plane_w);
+        let reach = q_round
+            .max(positions.reach::<T>())
+            .max(weight_positions.reach::<T>())
+            + taps.iter().max().copied().unwrap_or(0);
         let x_tail = reach.saturating_sub(x_image);
 
         // The input gradient, phase by phase (see `DxPhase`).
@@ -549,7 +758,12 @@ impl Plan {
             let q_len = (y1 - y0) * dout_w;
             let offsets: Vec<usize> = phase_taps.iter().map(|t| t.0).collect();
             let max = offsets.iter().max().copied().unwrap_or(0);
-            dout_reach = dout_reach.max(round_up(q_len, lanes) + max);
+            let (rows, cols) = (y1 - y0, x1 - x0);
+            let positions = match s {
+                1 => Positions::best::<T>(rows, cols, dout_w),
+                _ => Positions::wide::<T>(rows, dout_w, cols),
+            };
+            dout_reach = dout_reach.max(positions.reach::<T>() + max);
             dx_phases.push(DxPhase {
                 a,
                 b,
@@ -560,7 +774,8 @@ impl Plan {
                 taps: phase_taps,
                 offsets,
                 q_len,
-                keep: (s == 1).then(|| keep_table::<T>(y1 - y0, dout_w, x1 - x0)),
+                positions,
+                dense: s == 1,
             });
         }
         Plan {
@@ -573,7 +788,8 @@ impl Plan {
             taps,
             q_len,
             q_round,
-            keep: keep_table::<T>(g.oh, plane_w, g.ow),
+            positions,
+            weight_positions,
             dout_top: top,
             dout_left: left,
             dout_h,

@@ -36,7 +36,7 @@
 use crate::tensor::Float;
 use crate::tensor::simd::Simd;
 
-use super::conv_kernels::{Output, correlate, pack_filters, rounded};
+use super::conv_kernels::{Output, Positions, correlate, pack_filters, rounded};
 use crate::tensor::matmul;
 
 /// Values of transformed tiles (input and products) a chunk of images may
@@ -540,6 +540,7 @@ pub fn correlate_images<T: Float>(
     let image_out = fnum * t.oh * t.ow;
     for (k, outs) in out.chunks_mut(chunk * image_out).enumerate() {
         let count = outs.len() / image_out;
+        let positions = Positions::flat::<T>(count * t.tiles);
         for i in 0..count {
             let image = &x[(k * chunk + i) * t.image()..][..t.image()];
             s.transform_image(t, image, (16 * stride, stride), i * t.tiles, stride);
@@ -555,7 +556,7 @@ pub fn correlate_images<T: Float>(
                 packed,
                 &[],
                 fnum,
-                count * t.tiles,
+                &positions,
                 out,
             );
         }

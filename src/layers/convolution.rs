@@ -38,7 +38,7 @@
 //! assert_eq!(y.data(), &[12.5, 16.5]);
 //! ```
 
-use super::conv_kernels::{Output, Plan, correlate, correlate_weights, pack_filters, rounded};
+use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
 use super::conv_winograd::{self, Scratch, Tiling};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
@@ -384,18 +384,14 @@ impl<T: Float> Convolution<T> {
                 plan.scatter_input(xn, &mut self.x[..plan.x_image]);
                 &self.x[..]
             };
-            let out = Output::Packed {
-                out: yn,
-                plane,
-                keep: &plan.keep,
-            };
+            let out = Output::Dense { out: yn, plane };
             correlate(
                 planes,
                 &plan.taps,
                 &self.packed,
                 self.b.data(),
                 fnum,
-                plan.q_len,
+                &plan.positions,
                 out,
             );
         }
@@ -536,24 +532,31 @@ impl<T: Float> Convolution<T> {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
+        // dW reads dout as it is when the positions are packed; in wide rows
+        // from the padded copy dx makes, if the layouts agree, or from its own.
+        let dense = plan.weight_positions.is_packed();
+        let shared = plan.shared_dout.filter(|_| !dense);
         let wide_image = fnum * plan.q_round;
-        let own_wide = if plan.shared_dout.is_some() || !weights {
+        let own_wide = if !weights || dense || shared.is_some() {
             0
         } else {
             wide_image
         };
-        let per_image = plan.x_image + plan.dout_image + own_wide;
+        let padding = input || (weights && shared.is_some());
+        let per_image = plan.x_image + if padding { plan.dout_image } else { out_image } + own_wide;
         let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
-        self.dout_pad
-            .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
+        if padding {
+            self.dout_pad
+                .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
+        }
         self.dout_wide.resize(chunk * own_wide, T::zero());
         if input {
             self.packed_dx.resize_with(plan.dx_phases.len(), Vec::new);
             let mut stride = 0;
             for (phase, packed) in plan.dx_phases.iter().zip(&mut self.packed_dx) {
                 plan.pack_dx_filters(phase, self.w.data(), packed);
-                if phase.keep.is_none() {
-                    stride = stride.max(rounded::<T>(phase.q_len));
+                if !phase.dense {
+                    stride = stride.max(phase.positions.computed::<T>());
                 }
             }
             self.wide.resize(g.c * stride, T::zero());
@@ -566,47 +569,54 @@ impl<T: Float> Convolution<T> {
         }
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
-            for (dn, padded) in dchunk
-                .chunks_exact(out_image)
-                .zip(self.dout_pad.chunks_exact_mut(plan.dout_image))
-            {
-                plan.pad_dout(dn, padded);
+            if padding {
+                for (dn, padded) in dchunk
+                    .chunks_exact(out_image)
+                    .zip(self.dout_pad.chunks_exact_mut(plan.dout_image))
+                {
+                    plan.pad_dout(dn, padded);
+                }
             }
-            let dw = self.dw.data_mut();
-            match plan.shared_dout.filter(|_| weights) {
-                Some(offset) => correlate_weights(
-                    &self.x[k * chunk * plan.x_image..],
-                    plan.x_image,
-                    &plan.taps,
-                    &self.dout_pad[offset..],
-                    plan.dout_image,
-                    plan.dout_plane,
-                    fnum,
-                    images,
-                    plan.q_round,
-                    dw,
-                ),
-                None if weights => {
+            if weights {
+                let (douts, layout) = if dense {
+                    let layout = DoutLayout {
+                        image: out_image,
+                        stride: g.oh * g.ow,
+                        dense: true,
+                    };
+                    (dchunk, layout)
+                } else if let Some(offset) = shared {
+                    let layout = DoutLayout {
+                        image: plan.dout_image,
+                        stride: plan.dout_plane,
+                        dense: false,
+                    };
+                    (&self.dout_pad[offset..], layout)
+                } else {
                     for (dn, wn) in dchunk
                         .chunks_exact(out_image)
                         .zip(self.dout_wide.chunks_exact_mut(wide_image))
                     {
                         plan.widen_dout(dn, wn);
                     }
-                    correlate_weights(
-                        &self.x[k * chunk * plan.x_image..],
-                        plan.x_image,
-                        &plan.taps,
-                        &self.dout_wide,
-                        wide_image,
-                        plan.q_round,
-                        fnum,
-                        images,
-                        plan.q_round,
-                        dw,
-                    );
-                }
-                None => {}
+                    let layout = DoutLayout {
+                        image: wide_image,
+                        stride: plan.q_round,
+                        dense: false,
+                    };
+                    (&self.dout_wide[..], layout)
+                };
+                correlate_weights(
+                    &self.x[k * chunk * plan.x_image..],
+                    plan.x_image,
+                    &plan.taps,
+                    douts,
+                    layout,
+                    fnum,
+                    images,
+                    &plan.weight_positions,
+                    self.dw.data_mut(),
+                );
             }
             if !input {
                 continue;
@@ -616,19 +626,26 @@ impl<T: Float> Convolution<T> {
                 let padded = &self.dout_pad[i * plan.dout_image..];
                 for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
                     let stride = self.wide.len() / g.c.max(1);
-                    let out = match &phase.keep {
-                        Some(keep) => Output::Packed {
+                    let out = match phase.dense {
+                        true => Output::Dense {
                             out: &mut *dxn,
                             plane: g.h * g.w,
-                            keep,
                         },
-                        None => Output::Wide {
+                        false => Output::Wide {
                             out: &mut self.wide,
                             stride,
                         },
                     };
-                    correlate(padded, &phase.offsets, packed, &[], g.c, phase.q_len, out);
-                    if phase.keep.is_none() {
+                    correlate(
+                        padded,
+                        &phase.offsets,
+                        packed,
+                        &[],
+                        g.c,
+                        &phase.positions,
+                        out,
+                    );
+                    if !phase.dense {
                         plan.scatter_dx(phase, &self.wide, stride, dxn);
                     }
                 }

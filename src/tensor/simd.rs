@@ -19,6 +19,13 @@ pub trait Simd<T>: Copy {
     /// `p..p + LANES` must be readable.
     unsafe fn load(p: *const T) -> Self;
 
+    /// `self` with the lanes whose bit is set in `mask` read from `p` instead
+    /// (lane `i` from `p + i`); the other lanes of `p` are not read.
+    ///
+    /// # Safety
+    /// `p + i` must be readable for every lane `i` in `mask`.
+    unsafe fn load_merge(self, mask: u32, p: *const T) -> Self;
+
     /// Writes the lanes to `p..p + LANES`.
     ///
     /// # Safety
@@ -74,6 +81,17 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
         // SAFETY: the caller guarantees `N` readable values; `[T; N]` has
         // the alignment of `T`, and the read is unaligned anyway.
         Lanes(unsafe { p.cast::<[T; N]>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    unsafe fn load_merge(mut self, mask: u32, p: *const T) -> Self {
+        for (i, v) in self.0.iter_mut().enumerate() {
+            if mask >> i & 1 == 1 {
+                // SAFETY: lane i is in the mask, readable by the contract.
+                *v = unsafe { p.add(i).read() };
+            }
+        }
+        self
     }
 
     #[inline(always)]
@@ -181,6 +199,12 @@ mod avx512 {
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
             F32x16(unsafe { _mm512_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn load_merge(self, mask: u32, p: *const f32) -> Self {
+            // Masked-off lanes are not read (nor can they fault).
+            F32x16(unsafe { _mm512_mask_loadu_ps(self.0, mask as __mmask16, p) })
         }
 
         #[inline(always)]
@@ -302,6 +326,13 @@ mod tests {
         let want: Vec<f32> = (1..3).filter(|&i| i < V::LANES).map(|i| i as f32).collect();
         assert_eq!(&picked[..want.len()], &want[..]);
         assert!(picked[want.len()..].iter().all(|&v| v == -1.0));
+        let twos = vec![2.0f32; V::LANES];
+        let merged = unsafe { V::splat(-1.0).load_merge(0b10, twos.as_ptr()) };
+        unsafe { merged.store(out.as_mut_ptr()) };
+        let want: Vec<f32> = (0..V::LANES)
+            .map(|i| if i == 1 { 2.0 } else { -1.0 })
+            .collect();
+        assert_eq!(out, want);
         let mut first = vec![-1.0f32; V::LANES];
         let n = V::LANES.min(2);
         unsafe { V::load(a.as_ptr()).store_prefix(n, first.as_mut_ptr()) };
