@@ -169,7 +169,7 @@ impl Positions {
                     }
                 }
                 let count = lanes.min(total - p0);
-                let keep = (((1u64 << count) - 1) as u32) & u32::MAX;
+                let keep = ((1u64 << count) - 1) as u32;
                 Some(VectorAt {
                     start: p0 + (p0 / cols) * (row_w - cols),
                     merge,
