@@ -5,8 +5,9 @@ usage: python benches/conv_shapes.py [--bin target/release/backprop] [--rounds 3
 The shapes come from `backprop bench conv --json` (src/bench/convolutions.rs),
 which also times our side. Rounds alternate the two, and the table gives the
 median of each: forward (inference) and forward + backward on a batch of 100,
-in milliseconds, and ours / PyTorch's (below 1 is faster). The input gradient
-is computed where the shape says so (not for a first layer, as in training).
+in milliseconds, and ours / PyTorch's (below 1 is faster), with our
+textbook im2col path beside them. The input gradient is computed where the
+shape says so (not for a first layer, as in training).
 Needs torch (../shared/peers/compare installs it into
 ~/.cache/backprop-peers/venv).
 """
@@ -76,18 +77,18 @@ def main():
     for _ in range(a.rounds):
         for o in ours(a.bin, a.threads):
             r = rows.setdefault(o["name"], {"shape": o, "ours": [], "torch": []})
-            r["ours"].append((o["forward_ms"], o["forward_backward_ms"]))
+            r["ours"].append((o["forward_ms"], o["forward_backward_ms"], o["im2col_forward_backward_ms"]))
             r["torch"].append(torch_shape(o))
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"batch 100, {a.threads} threads, median of {a.rounds} rounds, load average {load}")
-    print("| shape | PyTorch fwd ms | ours fwd ms | ratio | PyTorch fwd+bwd ms | ours fwd+bwd ms | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| shape | PyTorch fwd ms | ours fwd ms | ratio | PyTorch fwd+bwd ms | ours fwd+bwd ms | ratio | im2col fwd+bwd ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         med = lambda v, i: statistics.median(x[i] for x in v)
         tf, tb = med(r["torch"], 0), med(r["torch"], 1)
-        of, ob = med(r["ours"], 0), med(r["ours"], 1)
-        print(f"| {name} | {tf:.3f} | {of:.3f} | {of / tf:.2f} | {tb:.3f} | {ob:.3f} | {ob / tb:.2f} |")
+        of, ob, oi = med(r["ours"], 0), med(r["ours"], 1), med(r["ours"], 2)
+        print(f"| {name} | {tf:.3f} | {of:.3f} | {of / tf:.2f} | {tb:.3f} | {ob:.3f} | {ob / tb:.2f} | {oi:.3f} |")
 
 
 if __name__ == "__main__":

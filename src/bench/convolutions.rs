@@ -1,7 +1,8 @@
 //! `backprop bench conv`: one Convolution layer at a time, forward and
 //! forward + backward on a batch of 100 split over the threads as the trainer
 //! splits it (each thread a replica with its share of the batch), at the
-//! shapes of DeepConvNet, SimpleConvNet and three a user might write.
+//! shapes of DeepConvNet, SimpleConvNet and three a user might write; the
+//! direct kernels, and the textbook's im2col beside them.
 //! `benches/conv_shapes.py` times PyTorch's `conv2d` on the same shapes and
 //! runs this beside it, for the README's per-shape table.
 
@@ -11,6 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::gradcheck::random_tensor;
+use crate::layers::convolution::Algorithm;
 use crate::layers::{Convolution, Layer};
 use crate::tensor::Tensor;
 use crate::train::flush_denormals;
@@ -78,13 +80,12 @@ pub struct ConvTiming {
     pub shape: ConvShape,
     pub batch: usize,
     pub threads: usize,
+    /// The default (direct) kernels: inference, and training's forward
+    /// and backward.
     pub forward_ms: f64,
     pub forward_backward_ms: f64,
-    /// The same in CPU time per thread (mean of the threads), which a busy
-    /// machine inflates less than the elapsed time: a thread that waits for
-    /// a core, or for the other thread at the join, is not counted.
-    pub forward_cpu_ms: Option<f64>,
-    pub forward_backward_cpu_ms: Option<f64>,
+    /// The textbook's im2col and matrix product, forward and backward.
+    pub im2col_forward_backward_ms: f64,
     /// Multiply-adds of forward, times 2, per second at `forward_backward_ms`
     /// (counting backward as one or two more such products).
     pub gflops: f64,
@@ -97,34 +98,24 @@ struct Replica {
     dout: Tensor<f32>,
 }
 
-/// This thread's time on a CPU so far, in nanoseconds (Linux).
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-/// Medians of `rounds` timings of `run` on `pool`, each round long enough
-/// to be measured (at least 20 ms): elapsed and CPU milliseconds per call.
-fn time_ms(pool: &rayon::ThreadPool, rounds: usize, mut run: impl FnMut()) -> (f64, Option<f64>) {
+/// Median of `rounds` timings of `run`, each round long enough to be
+/// measured (at least 20 ms), in milliseconds per call.
+fn time_ms(rounds: usize, mut run: impl FnMut()) -> f64 {
     run();
     let t0 = Instant::now();
     run();
     let once = t0.elapsed().as_secs_f64();
     let reps = ((0.02 / once.max(1e-6)).ceil() as usize).max(1);
-    let cpu = || -> Option<u64> { pool.broadcast(|_| thread_cpu_ns()).into_iter().sum() };
-    let (mut wall, mut busy) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        let (c0, t0) = (cpu(), Instant::now());
-        for _ in 0..reps {
-            run();
-        }
-        wall.push(t0.elapsed().as_secs_f64() * 1e3 / reps as f64);
-        if let (Some(a), Some(b)) = (c0, cpu()) {
-            busy.push((b - a) as f64 * 1e-6 / (reps * pool.current_num_threads()) as f64);
-        }
-    }
-    let cpu = (busy.len() == rounds).then(|| median(&mut busy));
-    (median(&mut wall), cpu)
+    let mut wall: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                run();
+            }
+            t0.elapsed().as_secs_f64() * 1e3 / reps as f64
+        })
+        .collect();
+    median(&mut wall)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -155,21 +146,28 @@ pub fn run(threads: usize, rounds: usize, mut report: impl FnMut(&ConvTiming)) -
                 Replica { conv, x, dout }
             })
             .collect();
-        let (forward_ms, forward_cpu_ms) = time_ms(&pool, rounds, || {
+        let forward_ms = time_ms(rounds, || {
             pool.install(|| {
                 replicas.par_iter_mut().for_each(|r| {
                     r.conv.forward(&r.x, false);
                 })
             })
         });
-        let (forward_backward_ms, forward_backward_cpu_ms) = time_ms(&pool, rounds, || {
-            pool.install(|| {
-                replicas.par_iter_mut().for_each(|r| {
-                    r.conv.forward(&r.x, true);
-                    r.conv.backward(&r.dout);
+        let train = |replicas: &mut Vec<Replica>| {
+            time_ms(rounds, || {
+                pool.install(|| {
+                    replicas.par_iter_mut().for_each(|r| {
+                        r.conv.forward(&r.x, true);
+                        r.conv.backward(&r.dout);
+                    })
                 })
             })
-        });
+        };
+        let forward_backward_ms = train(&mut replicas);
+        for r in &mut replicas {
+            r.conv.algorithm = Algorithm::Im2col;
+        }
+        let im2col_forward_backward_ms = train(&mut replicas);
         let out_positions = {
             let o = replicas[0].conv.output().shape();
             o[2] * o[3]
@@ -182,8 +180,7 @@ pub fn run(threads: usize, rounds: usize, mut report: impl FnMut(&ConvTiming)) -
             threads,
             forward_ms,
             forward_backward_ms,
-            forward_cpu_ms,
-            forward_backward_cpu_ms,
+            im2col_forward_backward_ms,
             gflops: 2.0 * macs * passes / (forward_backward_ms * 1e-3) / 1e9,
         };
         report(&t);

@@ -11,11 +11,20 @@
 //! `out[f][q] = b[f] + Σ_t W[f][t] · x[q + off(t)]`
 //!
 //! is a matrix product whose left operand is read straight from the image
-//! (an implicit im2col). Positions with `ox ≥ OW` (the last `Wp - OW` of every
-//! wide row) are computed and thrown away: 7 % of the work on 28x28 images,
-//! 20 % on 8x8. [`correlate`] computes it in blocks of 3 vectors of positions
-//! by 8 filters, 24 accumulators, as a GEMM micro-kernel does: per tap 3
-//! vector loads and 8 broadcasts feed 24 fused multiply-adds.
+//! (an implicit im2col). [`correlate`] computes it in blocks of 3 vectors of
+//! positions by 8 filters, 24 accumulators, as a GEMM micro-kernel does: per
+//! tap 3 vector loads and 8 broadcasts feed 24 fused multiply-adds.
+//!
+//! **Packed positions.** In wide numbering the last `Wp - OW` positions of
+//! every row are not output pixels: computed and thrown away, 7 % of the
+//! work on 28x28 images, 20 % on 8x8. Where output rows are at least 8 wide
+//! the kernels compute the output pixels alone instead, `p = oy·OW + ox`: a
+//! vector whose lanes run into the next output row loads those lanes from
+//! the next input row by one masked load merged into the first
+//! ([`Positions`]). Measured at DeepConvNet's shapes this pays for forward
+//! and the input gradient but not for the weight gradient, whose kernel
+//! already loads 10 vectors per 24 multiply-adds: it takes packed positions
+//! only where no merge is needed.
 //!
 //! **Strides.** With stride `s` the input is split into `s x s` phase planes,
 //! `plane[a][b][Y][X] = x[s·Y + a][s·X + b]`; tap `(c, i, j)` reads plane
@@ -31,7 +40,7 @@
 //! stride 1 one more [`correlate`] over a padded `dout`; with stride `s`, one
 //! per phase of the input (pixel `s·Y + a` receives from taps `i ≡ a mod s`).
 //!
-//! A plain loop-by-loop convolution ([`reference`], in the tests) is the
+//! A plain loop-by-loop convolution (`reference`, in the tests) is the
 //! definition these are checked against, forward and backward, in f32 and
 //! f64, over many shapes.
 
@@ -602,9 +611,10 @@ unsafe fn weights_block<T: Float, const F: usize, const N: usize, const M: usize
     }
 }
 
-/// How a convolution of one [`Geometry`] runs on wide rows: the layouts of
-/// the buffers and every tap's offset, for forward, the weight gradient and
-/// (per input phase) the input gradient. Made once per input shape.
+/// How a convolution of one [`Geometry`] runs: the layouts of the buffers,
+/// every tap's offset and the output positions, for forward, the weight
+/// gradient and (per input phase) the input gradient. Made once per input
+/// shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Phase planes per channel: rows `s·Y + a` for `a < phase_rows`, columns

@@ -4,24 +4,29 @@
 //! `y[n, f, oy, ox] = b[f] + Σ_{c,i,j} W[f, c, i, j] · x[n, c, oy·S + i - P, ox·S + j - P]`
 //! with `OH = (H + 2P - FH) / S + 1` and `OW = (W + 2P - FW) / S + 1`.
 //!
-//! As in the textbook, im2col turns the sum into a matrix product. Per image,
-//! `col` is `(C·FH·FW, OH·OW)`: row `(c, i, j)` holds the input pixels that
-//! filter tap `(c, i, j)` meets at each output position. Then, with `W` seen as
-//! the `(FN, C·FH·FW)` matrix it is stored as,
+//! Two algorithms compute it, tested against each other and against the sum
+//! written out loop by loop, forward and backward, in f64 and f32:
 //!
-//! - forward: `y_n = W · col_n + b` (already in `(FN, OH·OW)` layout, no transpose),
-//! - backward: `dW = Σ_n dout_n · col_nᵀ`, `db = Σ dout`, `dcol_n = Wᵀ · dout_n`,
-//!   and col2im adds `dcol_n` back onto the pixels it came from.
+//! - [`Algorithm::Direct`], the default: the kernels of
+//!   [`conv_kernels`](super::conv_kernels) run the filters over the padded
+//!   image itself, an implicit im2col, with register-blocked AVX-512
+//!   micro-kernels; at DeepConvNet's shapes they reach 150-180 GFLOP/s on
+//!   one core, 3-4 times the im2col path (see the README's "How it is fast").
+//! - [`Algorithm::Im2col`], the textbook's way and the readable reference:
+//!   im2col turns the sum into a matrix product. Per image, `col` is
+//!   `(C·FH·FW, OH·OW)`: row `(c, i, j)` holds the input pixels that filter
+//!   tap `(c, i, j)` meets at each output position. Then, with `W` seen as
+//!   the `(FN, C·FH·FW)` matrix it is stored as,
+//!   - forward: `y_n = W · col_n + b` (already in `(FN, OH·OW)` layout),
+//!   - backward: `dW = Σ_n dout_n · col_nᵀ`, `db = Σ dout`, `dcol_n = Wᵀ · dout_n`,
+//!     and col2im adds `dcol_n` back onto the pixels it came from.
 //!
-//! Unlike the textbook, which builds one `(N·OH·OW, C·FH·FW)` matrix for the
-//! batch and keeps it for backward, this works image by image and rebuilds each
-//! image's columns in backward from the cached input. The columns of one image
-//! stay in the core's cache, and the layer's memory does not grow with the
-//! batch (for DeepConvNet's second layer on 500 evaluation images the batch
-//! matrix would be 225 MB). Keeping the training batch's columns for backward
-//! instead, as the textbook does, measured no faster: DeepConvNet on 5,000
-//! images, one thread, 3.36-3.54 s per epoch either way (streaming the kept
-//! columns back from memory costs what rebuilding them in cache does).
+//!   Unlike the textbook, which builds one `(N·OH·OW, C·FH·FW)` matrix for
+//!   the batch, this works image by image and rebuilds each image's columns
+//!   in backward from the cached input, so the memory does not grow with the
+//!   batch (DeepConvNet's second layer on 500 images would need 225 MB).
+//!
+//! In inference (`train` false) the direct path keeps nothing for backward.
 //!
 //! `W` is `[FN, C, FH, FW]`, the layout of PyTorch's `Conv2d.weight`.
 //!
@@ -39,7 +44,6 @@
 //! ```
 
 use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
-use super::conv_winograd::{self, Scratch, Tiling};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -222,11 +226,6 @@ fn sum_in_lanes<T: Float>(v: &[T]) -> T {
 pub enum Algorithm {
     /// The direct kernels of [`conv_kernels`](super::conv_kernels): the default.
     Direct,
-    /// Winograd's F(2x2, 3x3) of [`conv_winograd`](super::conv_winograd)
-    /// for every 3x3, stride-1 correlation (forward, and dx where the
-    /// padding is at most 2), direct kernels for the rest. Measured no
-    /// faster than `Direct` at DeepConvNet's shapes (see the module).
-    Winograd,
     /// The textbook's im2col and matrix product, image by image: the
     /// readable reference (the tests check the others against it, and
     /// `backprop bench conv` times it beside them).
@@ -252,17 +251,8 @@ pub struct Convolution<T> {
     kept_input: bool,
     /// The direct kernels' layouts and offsets for that geometry.
     plan: Option<Plan>,
-    /// Winograd's tiles for forward (and dW), and for dx, where they pay.
-    winograd: Option<Tiling>,
-    winograd_dx: Option<Tiling>,
-    /// The filters transformed for Winograd, forward and for dx.
-    transformed: [Vec<T>; 16],
-    transformed_dx: [Vec<T>; 16],
-    /// Winograd's sums for dW, and the buffers of its transforms.
-    sums: Vec<T>,
-    winograd_scratch: Scratch<T>,
     /// The input as the plan's phase planes (direct kernels) or as it came
-    /// (Winograd, im2col): backward correlates it with `dout` for `dW`.
+    /// (im2col): backward correlates it with `dout` for `dW`.
     x: Vec<T>,
     /// The filters packed for the kernels, forward and per input-gradient phase.
     packed: Vec<T>,
@@ -317,12 +307,6 @@ impl<T: Float> Convolution<T> {
             n: 0,
             kept_input: false,
             plan: None,
-            winograd: None,
-            winograd_dx: None,
-            transformed: Default::default(),
-            transformed_dx: Default::default(),
-            sums: Vec::new(),
-            winograd_scratch: Scratch::default(),
             x: Vec::new(),
             packed: Vec::new(),
             packed_dx: Vec::new(),
@@ -397,101 +381,11 @@ impl<T: Float> Convolution<T> {
         }
     }
 
-    /// Makes the plans for a new input geometry: the direct kernels', and
-    /// Winograd's tiles for 3x3, stride-1 correlations if it is chosen.
+    /// Makes the direct kernels' plan for a new input geometry.
     fn plan_for(&mut self, g: &Geometry) {
-        if self.plan.as_ref().is_some_and(|p| p.geometry == *g) {
-            return;
+        if self.plan.as_ref().is_none_or(|p| p.geometry != *g) {
+            self.plan = Some(Plan::new::<T>(g, self.filters()));
         }
-        let fnum = self.filters();
-        self.plan = Some(Plan::new::<T>(g, fnum));
-        let three = g.fh == 3 && g.fw == 3 && g.stride == 1;
-        let winograd = three && self.algorithm == Algorithm::Winograd;
-        self.winograd = winograd
-            .then(|| Tiling::new::<T>(g.c, g.h, g.w, g.pad))
-            .flatten();
-        // dx is the correlation of dout padded by 2 - P with the flipped filters.
-        self.winograd_dx = (winograd && g.pad <= 2)
-            .then(|| Tiling::new::<T>(fnum, g.oh, g.ow, 2 - g.pad))
-            .flatten();
-    }
-
-    /// The 3x3 filter of `w [FN, C, 3, 3]` from input channel `c` to output `f`.
-    fn kernel3(w: &[T], channels: usize, f: usize, c: usize) -> [T; 9] {
-        std::array::from_fn(|k| w[(f * channels + c) * 9 + k])
-    }
-
-    /// Winograd: the transforms and products chunk by chunk of images; the
-    /// input is kept as it came, for dW.
-    fn forward_winograd(&mut self, x: &Tensor<T>, g: &Geometry) {
-        let fnum = self.filters();
-        let t = self.winograd.as_ref().expect("plan_for made the tiling");
-        self.x.clear();
-        self.x.extend_from_slice(x.data());
-        let w = self.w.data();
-        conv_winograd::pack_transformed(
-            fnum,
-            g.c,
-            |f, c| Self::kernel3(w, g.c, f, c),
-            &mut self.transformed,
-            &mut self.packed,
-        );
-        conv_winograd::correlate_images(
-            t,
-            &self.x,
-            self.n,
-            &self.transformed,
-            fnum,
-            self.b.data(),
-            self.out.data_mut(),
-            &mut self.winograd_scratch,
-        );
-    }
-
-    /// Winograd's dW: the products of transformed tiles summed over the
-    /// batch, then transformed back.
-    fn weight_gradient_winograd(&mut self, dout: &Tensor<T>) {
-        let (fnum, c) = (self.filters(), self.filter_shape().0);
-        let t = self.winograd.as_ref().expect("forward made the tiling");
-        conv_winograd::weight_sums(
-            t,
-            &self.x,
-            dout.data(),
-            fnum,
-            &mut self.sums,
-            &mut self.winograd_scratch,
-        );
-        self.dw.fill(T::zero());
-        conv_winograd::add_weight_gradient(&self.sums, fnum, c, self.dw.data_mut());
-    }
-
-    /// Winograd's dx: `dout` correlated with the filters flipped and their
-    /// channels swapped.
-    fn input_gradient_winograd(&mut self, dout: &Tensor<T>, g: &Geometry) {
-        let fnum = self.filters();
-        let t = self.winograd_dx.as_ref().expect("plan_for made the tiling");
-        let w = self.w.data();
-        let flipped = |c: usize, f: usize| {
-            let k = Self::kernel3(w, g.c, f, c);
-            std::array::from_fn(|i| k[8 - i])
-        };
-        conv_winograd::pack_transformed(
-            g.c,
-            fnum,
-            flipped,
-            &mut self.transformed_dx,
-            &mut self.packed,
-        );
-        conv_winograd::correlate_images(
-            t,
-            dout.data(),
-            self.n,
-            &self.transformed_dx,
-            g.c,
-            &[],
-            self.dx.data_mut(),
-            &mut self.winograd_scratch,
-        );
     }
 
     /// Im2col: the textbook's columns of each image, times the filters.
@@ -528,7 +422,7 @@ impl<T: Float> Convolution<T> {
     /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
     /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
     /// then `dx` image by image, one correlation per input phase.
-    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, weights: bool, input: bool) {
+    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, input: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
@@ -537,12 +431,12 @@ impl<T: Float> Convolution<T> {
         let dense = plan.weight_positions.is_packed();
         let shared = plan.shared_dout.filter(|_| !dense);
         let wide_image = fnum * plan.q_round;
-        let own_wide = if !weights || dense || shared.is_some() {
+        let own_wide = if dense || shared.is_some() {
             0
         } else {
             wide_image
         };
-        let padding = input || (weights && shared.is_some());
+        let padding = input || shared.is_some();
         let per_image = plan.x_image + if padding { plan.dout_image } else { out_image } + own_wide;
         let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
         if padding {
@@ -564,9 +458,7 @@ impl<T: Float> Convolution<T> {
                 self.dx.fill(T::zero());
             }
         }
-        if weights {
-            self.dw.fill(T::zero());
-        }
+        self.dw.fill(T::zero());
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
             if padding {
@@ -577,7 +469,7 @@ impl<T: Float> Convolution<T> {
                     plan.pad_dout(dn, padded);
                 }
             }
-            if weights {
+            {
                 let (douts, layout) = if dense {
                     let layout = DoutLayout {
                         image: out_image,
@@ -747,14 +639,9 @@ impl<T: Float> Layer<T> for Convolution<T> {
         self.n = s[0];
         self.out.resize(&[s[0], self.filters(), g.oh, g.ow]);
         match self.algorithm {
-            Algorithm::Direct | Algorithm::Winograd => {
+            Algorithm::Direct => {
                 self.plan_for(&g);
-                if self.winograd.is_some() {
-                    self.kept_input = true;
-                    self.forward_winograd(x, &g);
-                } else {
-                    self.forward_direct(x, &g, train);
-                }
+                self.forward_direct(x, &g, train);
             }
             Algorithm::Im2col => {
                 self.kept_input = true;
@@ -793,20 +680,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
             self.dx.resize(&[0]);
         }
         match self.algorithm {
-            Algorithm::Direct | Algorithm::Winograd => {
-                let winograd_weights = self.winograd.is_some();
-                let winograd_input = self.input_grad_needed && self.winograd_dx.is_some();
-                let direct_input = self.input_grad_needed && !winograd_input;
-                if !winograd_weights || direct_input {
-                    self.backward_direct(dout, &g, !winograd_weights, direct_input);
-                }
-                if winograd_weights {
-                    self.weight_gradient_winograd(dout);
-                }
-                if winograd_input {
-                    self.input_gradient_winograd(dout, &g);
-                }
-            }
+            Algorithm::Direct => self.backward_direct(dout, &g, self.input_grad_needed),
             Algorithm::Im2col => self.backward_im2col(dout, &g),
         }
         &self.dx
@@ -853,7 +727,8 @@ mod tests {
     /// strides 1 to 3, padding 0 to 3 (wider than the filter's reach, too),
     /// one channel, one image, filters of 1 to 7, many channels, a filter
     /// as large as the padded image, strides larger than the filter, and
-    /// the shapes that take Winograd's path.
+    /// output rows of 8 to 19 (packed positions with none, one or two merged
+    /// loads per vector of 16).
     const CASES: &[([usize; 4], [usize; 4], usize, usize)] = &[
         ([2, 3, 7, 5], [4, 3, 3, 3], 1, 0),
         ([2, 2, 6, 6], [3, 2, 3, 3], 1, 1),
@@ -878,11 +753,13 @@ mod tests {
         ([1, 3, 2, 2], [2, 3, 3, 3], 2, 2),
         ([5, 2, 3, 4], [3, 2, 2, 2], 1, 0),
         ([1, 4, 8, 8], [6, 4, 3, 3], 2, 1),
-        // Winograd's: 3x3, stride 1, eight channels or more on both sides.
         ([2, 8, 7, 5], [8, 8, 3, 3], 1, 1),
         ([1, 12, 6, 9], [10, 12, 3, 3], 1, 0),
         ([2, 8, 5, 5], [9, 8, 3, 3], 1, 2),
         ([1, 8, 4, 3], [8, 8, 3, 3], 1, 3),
+        ([1, 3, 9, 19], [4, 3, 3, 3], 1, 1),
+        ([2, 2, 11, 10], [3, 2, 3, 3], 1, 0),
+        ([1, 2, 6, 17], [5, 2, 2, 2], 1, 0),
     ];
 
     fn layer<T: Float>(fshape: [usize; 4], stride: usize, pad: usize, seed: u64) -> Convolution<T> {
@@ -947,19 +824,13 @@ mod tests {
     }
 
     #[test]
-    fn winograd_matches_the_definition_in_f64_and_f32() {
-        matches_reference::<f64>(Algorithm::Winograd, 1e-12);
-        matches_reference::<f32>(Algorithm::Winograd, 1e-5);
-    }
-
-    #[test]
     fn im2col_matches_the_definition_in_f64_and_f32() {
         matches_reference::<f64>(Algorithm::Im2col, 1e-12);
         matches_reference::<f32>(Algorithm::Im2col, 1e-5);
     }
 
     #[test]
-    fn fast_paths_agree_with_im2col_at_the_nets_shapes() {
+    fn direct_kernels_agree_with_im2col_at_the_nets_shapes() {
         // DeepConvNet's six and SimpleConvNet's convolution on a few images,
         // in f32 as they train.
         let shapes = [
@@ -978,23 +849,21 @@ mod tests {
             let dout: Tensor<f32> =
                 random_tensor(textbook.forward(&x, true).shape(), 1.0, 20 + k as u64).cast();
             textbook.backward(&dout);
-            for algorithm in [Algorithm::Direct, Algorithm::Winograd] {
-                let mut fast = textbook.clone();
-                fast.algorithm = algorithm;
-                fast.forward(&x, true);
-                fast.backward(&dout);
-                let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
-                let case = format!("{algorithm:?} {xs:?} {fs:?}");
-                assert!(close(fast.output(), textbook.output()), "{case} forward");
-                assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
-                assert!(close(&fast.dw, &textbook.dw), "{case} dW");
-            }
+            let mut fast = textbook.clone();
+            fast.algorithm = Algorithm::Direct;
+            fast.forward(&x, true);
+            fast.backward(&dout);
+            let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
+            let case = format!("{xs:?} {fs:?}");
+            assert!(close(fast.output(), textbook.output()), "{case} forward");
+            assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
+            assert!(close(&fast.dw, &textbook.dw), "{case} dW");
         }
     }
 
     #[test]
     fn gradient_check_over_strides_and_paddings() {
-        for algorithm in [Algorithm::Direct, Algorithm::Winograd, Algorithm::Im2col] {
+        for algorithm in [Algorithm::Direct, Algorithm::Im2col] {
             for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
                 let seed = 400 + 10 * k as u64;
                 let x = random_tensor(&xs, 1.0, seed);

@@ -8,7 +8,6 @@
 mod affine;
 mod batch_norm;
 pub mod conv_kernels;
-pub mod conv_winograd;
 pub mod convolution;
 mod dropout;
 mod flatten;

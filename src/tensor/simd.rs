@@ -32,12 +32,6 @@ pub trait Simd<T>: Copy {
     /// `p..p + LANES` must be writable.
     unsafe fn store(self, p: *mut T);
 
-    /// Writes the first `n` lanes (`n ≤ LANES`) to `p..p + n`.
-    ///
-    /// # Safety
-    /// `p..p + n` must be writable.
-    unsafe fn store_prefix(self, n: usize, p: *mut T);
-
     /// Writes the lanes whose bit is set in `mask`, in order, to
     /// `p..p + mask.count_ones()`, and nothing else.
     ///
@@ -47,18 +41,6 @@ pub trait Simd<T>: Copy {
 
     /// `self + a · b`, fused where the CPU can.
     fn mul_add(self, a: Self, b: Self) -> Self;
-
-    fn add(self, b: Self) -> Self;
-
-    fn sub(self, b: Self) -> Self;
-
-    /// The even lanes of `self` then of `b`, and the odd lanes likewise:
-    /// two vectors of pairs split into their first and second halves.
-    fn deinterleave(self, b: Self) -> (Self, Self);
-
-    /// The inverse of [`Simd::deinterleave`]: `self` and `odd` lane by lane
-    /// into pairs, the first half of them in the first vector.
-    fn interleave(self, odd: Self) -> (Self, Self);
 
     /// The sum of the lanes.
     fn sum(self) -> T;
@@ -101,14 +83,6 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
     }
 
     #[inline(always)]
-    unsafe fn store_prefix(self, n: usize, p: *mut T) {
-        for (i, &v) in self.0.iter().take(n).enumerate() {
-            // SAFETY: i < n, writable by the contract.
-            unsafe { p.add(i).write(v) };
-        }
-    }
-
-    #[inline(always)]
     unsafe fn store_selected(self, mask: u32, p: *mut T) {
         let mut k = 0;
         for (i, &v) in self.0.iter().enumerate() {
@@ -126,46 +100,6 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
             *s += x * y;
         }
         self
-    }
-
-    #[inline(always)]
-    fn add(mut self, b: Self) -> Self {
-        for (s, &y) in self.0.iter_mut().zip(&b.0) {
-            *s += y;
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn sub(mut self, b: Self) -> Self {
-        for (s, &y) in self.0.iter_mut().zip(&b.0) {
-            *s -= y;
-        }
-        self
-    }
-
-    #[inline(always)]
-    fn deinterleave(self, b: Self) -> (Self, Self) {
-        let at = |k: usize| if k < N { self.0[k] } else { b.0[k - N] };
-        (
-            Lanes(std::array::from_fn(|i| at(2 * i))),
-            Lanes(std::array::from_fn(|i| at(2 * i + 1))),
-        )
-    }
-
-    #[inline(always)]
-    fn interleave(self, odd: Self) -> (Self, Self) {
-        let at = |k: usize| {
-            if k.is_multiple_of(2) {
-                self.0[k / 2]
-            } else {
-                odd.0[k / 2]
-            }
-        };
-        (
-            Lanes(std::array::from_fn(at)),
-            Lanes(std::array::from_fn(|i| at(N + i))),
-        )
     }
 
     #[inline(always)]
@@ -213,12 +147,6 @@ mod avx512 {
         }
 
         #[inline(always)]
-        unsafe fn store_prefix(self, n: usize, p: *mut f32) {
-            let first = ((1u32 << n) - 1) as __mmask16;
-            unsafe { _mm512_mask_storeu_ps(p, first, self.0) }
-        }
-
-        #[inline(always)]
         unsafe fn store_selected(self, mask: u32, p: *mut f32) {
             // Compressed in the register, then a masked store: AMD's
             // compress-to-memory is microcoded and far slower.
@@ -230,43 +158,6 @@ mod avx512 {
         #[inline(always)]
         fn mul_add(self, a: Self, b: Self) -> Self {
             F32x16(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
-        }
-
-        #[inline(always)]
-        fn add(self, b: Self) -> Self {
-            F32x16(unsafe { _mm512_add_ps(self.0, b.0) })
-        }
-
-        #[inline(always)]
-        fn sub(self, b: Self) -> Self {
-            F32x16(unsafe { _mm512_sub_ps(self.0, b.0) })
-        }
-
-        #[inline(always)]
-        fn deinterleave(self, b: Self) -> (Self, Self) {
-            unsafe {
-                let even =
-                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-                let odd =
-                    _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-                (
-                    F32x16(_mm512_permutex2var_ps(self.0, even, b.0)),
-                    F32x16(_mm512_permutex2var_ps(self.0, odd, b.0)),
-                )
-            }
-        }
-
-        #[inline(always)]
-        fn interleave(self, odd: Self) -> (Self, Self) {
-            unsafe {
-                let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-                let hi =
-                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-                (
-                    F32x16(_mm512_permutex2var_ps(self.0, lo, odd.0)),
-                    F32x16(_mm512_permutex2var_ps(self.0, hi, odd.0)),
-                )
-            }
         }
 
         #[inline(always)]
@@ -290,33 +181,6 @@ mod tests {
         }
         let want: Vec<f32> = a.iter().map(|x| x + 2.0 * x).collect();
         assert_eq!(out, want);
-        unsafe {
-            let v = V::load(a.as_ptr());
-            v.add(v).sub(V::splat(1.0)).store(out.as_mut_ptr());
-        }
-        let want: Vec<f32> = a.iter().map(|x| 2.0 * x - 1.0).collect();
-        assert_eq!(out, want);
-        // Pairs (k, -k) over two vectors: split, then joined again.
-        let pairs: Vec<f32> = (0..V::LANES)
-            .flat_map(|k| [k as f32, -(k as f32)])
-            .collect();
-        let (mut even, mut odd) = (vec![0.0f32; V::LANES], vec![0.0f32; V::LANES]);
-        let mut back = vec![0.0f32; 2 * V::LANES];
-        unsafe {
-            let (lo, hi) = (
-                V::load(pairs.as_ptr()),
-                V::load(pairs.as_ptr().add(V::LANES)),
-            );
-            let (e, o) = lo.deinterleave(hi);
-            e.store(even.as_mut_ptr());
-            o.store(odd.as_mut_ptr());
-            let (l, h) = e.interleave(o);
-            l.store(back.as_mut_ptr());
-            h.store(back.as_mut_ptr().add(V::LANES));
-        }
-        assert_eq!(even, a);
-        assert_eq!(odd, a.iter().map(|x| -x).collect::<Vec<_>>());
-        assert_eq!(back, pairs);
         let s: f32 = a.iter().sum();
         assert_eq!(unsafe { V::load(a.as_ptr()) }.sum(), s);
         // Lanes 1 and 2 (the first is lane 0 only for one-lane vectors).
@@ -333,15 +197,10 @@ mod tests {
             .map(|i| if i == 1 { 2.0 } else { -1.0 })
             .collect();
         assert_eq!(out, want);
-        let mut first = vec![-1.0f32; V::LANES];
-        let n = V::LANES.min(2);
-        unsafe { V::load(a.as_ptr()).store_prefix(n, first.as_mut_ptr()) };
-        assert_eq!(&first[..n], &a[..n]);
-        assert!(first[n..].iter().all(|&v| v == -1.0));
     }
 
     #[test]
-    fn vectors_load_fuse_and_sum() {
+    fn vectors_load_merge_fuse_sum_and_select() {
         check::<Lanes<f32, 16>>();
         check::<Lanes<f32, 3>>();
         #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
