@@ -356,7 +356,7 @@ pub struct BenchArgs {
     pub command: Option<BenchCommand>,
     /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
     /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; or conv (one
-    /// convolution layer at a time, at the shapes of benches/pytorch/conv_shapes.py).
+    /// convolution layer at a time; benches/pytorch/conv_shapes.py runs PyTorch beside it).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
