@@ -137,6 +137,8 @@ def main():
                         "--epochs", str(WORKLOADS[w][3]), "--threads", str(a.threads)]
     command = f"benches/pytorch/compare {a.workload} {a.rounds}"
     command += f" --threads {a.threads}" * (a.threads != 2) + (f" --out {a.out}" if a.out else "")
+    # Before the run: the commit is the one just built.
+    machine_info = machine(a.threads)
     load_start = loadavg()
     t0, busy0, own0 = time.perf_counter(), machine_busy_seconds(), own_seconds()
     rounds = {w: [] for w in workloads}
@@ -177,7 +179,7 @@ def main():
         "date": started.isoformat(timespec="seconds"),
         "command": command,
         "rounds": a.rounds,
-        "machine": machine(a.threads),
+        "machine": machine_info,
         "load": {"other_cores_mean": round(other_cores, 3), "wall_s": round(wall, 1),
                  "loadavg_start": load_start, "loadavg_end": loadavg()},
         "workloads": summary,
