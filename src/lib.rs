@@ -13,6 +13,8 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod experiments;
+#[cfg(feature = "onnx")]
+pub mod export;
 pub mod fuzzing;
 pub mod gradcheck;
 pub mod layers;
