@@ -5,6 +5,8 @@
 //! terminal: `<dataset>` there is a placeholder, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+#[cfg(feature = "onnx")]
+mod export;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +48,9 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
     /// Test a saved model: accuracy, per-class precision/recall, confusion matrix.
     Eval(EvalArgs),
+    /// Write a saved model as an ONNX model (onnxruntime, tract, ...).
+    #[cfg(feature = "onnx")]
+    Export(export::ExportArgs),
     /// Classify pictures of digits (PNG, JPEG, BMP) with a saved model.
     Predict(PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
@@ -416,6 +421,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(a) => run_eval(a),
+        #[cfg(feature = "onnx")]
+        Command::Export(a) => export::run(a),
         Command::Predict(a) => run_predict(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
