@@ -18,39 +18,15 @@ use std::process::Command;
 use backprop::checkpoint;
 use backprop::eval;
 use backprop::tensor::Tensor;
-use common::{Mnist, TempDir, run, stderr, stdout};
+use common::{Mnist, TempDir, json_out, run, stderr, stdout};
 use serde_json::Value;
 
 /// Test images compared per net.
 const N: usize = 1000;
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// `python3` with onnx, onnxruntime and numpy, or None (a notice, or a failure under CI).
 fn python(test: &str) -> Option<Command> {
-    let ok = Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        let mut c = Command::new("python3");
-        // The script imports mnist_idx from its own folder.
-        c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"));
-        return Some(c);
-    }
-    assert!(
-        !under_ci(),
-        "{test}: CI needs python3 with onnx, onnxruntime and numpy (.ci/run installs them)"
-    );
-    eprintln!("skipping {test}: python3 with onnx, onnxruntime and numpy is not installed");
-    None
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    assert!(o.status.success(), "{}", stderr(o));
-    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    common::python(test, "onnx, onnxruntime, numpy")
 }
 
 /// Trains a tiny model with `args` on the first `images` training images
