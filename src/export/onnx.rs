@@ -266,8 +266,8 @@ fn model(
                 format: "ONNX",
                 index: i + 1,
                 layer: layer.name(),
-                reason: "it is not one of the library's layer types, so what it computes is \
-                         unknown to the exporter"
+                reason: "it does not describe itself as one of the library's layer types \
+                         (LayerSpec), so what it computes is unknown to the exporter"
                     .into(),
             });
         };
@@ -450,4 +450,233 @@ fn metadata(
             value: Some(value.expect("serialises")),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetName;
+    use crate::layers::{Affine, Layer};
+    use crate::nets::{MultiLayerNet, NetSpec};
+    use crate::tensor::Tensor;
+
+    fn info(input_shape: [usize; 3], classes: usize) -> ModelInfo {
+        ModelInfo {
+            dataset: DatasetName::Spiral,
+            classes,
+            input_shape,
+            seed: 1,
+            epoch: 0,
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> ModelProto {
+        ModelProto::decode(bytes).expect("the export decodes")
+    }
+
+    fn meta<'a>(m: &'a ModelProto, key: &str) -> &'a str {
+        m.metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some(key))
+            .and_then(|p| p.value.as_deref())
+            .unwrap_or_else(|| panic!("no metadata {key}"))
+    }
+
+    fn dims(v: &ValueInfoProto) -> Vec<String> {
+        let Some(type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            panic!("{v:?} is not a tensor")
+        };
+        t.shape
+            .as_ref()
+            .unwrap()
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimParam(p)) => p.clone(),
+                Some(dimension::Value::DimValue(v)) => v.to_string(),
+                None => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_graph_names_its_input_outputs_and_opset() {
+        let net = MultiLayerNet::new(12, &[5], 3).build::<f32>(2).unwrap();
+        let m = decode(&to_bytes(&net, &info([3, 2, 2], 3), &Options::default()).unwrap());
+        assert_eq!(m.ir_version, Some(IR_VERSION));
+        assert_eq!(m.opset_import[0].version, Some(OPSET));
+        let g = m.graph.as_ref().unwrap();
+        assert_eq!(g.input.len(), 1);
+        assert_eq!(g.input[0].name.as_deref(), Some(INPUT));
+        assert_eq!(dims(&g.input[0]), ["N", "3", "2", "2"]);
+        let outputs: Vec<_> = g
+            .output
+            .iter()
+            .map(|o| (o.name.clone().unwrap(), dims(o)))
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                (LOGITS.to_owned(), vec!["N".to_owned(), "3".to_owned()]),
+                (
+                    PROBABILITIES.to_owned(),
+                    vec!["N".to_owned(), "3".to_owned()]
+                )
+            ]
+        );
+        let ops: Vec<_> = g.node.iter().map(|n| n.op_type.clone().unwrap()).collect();
+        assert_eq!(ops, ["Flatten", "Gemm", "Relu", "Gemm", "Softmax"]);
+        // The initializers are the checkpoint's tensors, Affine's weight (out, in).
+        let inits: Vec<_> = g
+            .initializer
+            .iter()
+            .map(|t| (t.name.clone().unwrap(), t.dims.clone()))
+            .collect();
+        assert_eq!(
+            inits,
+            [
+                ("0.weight".to_owned(), vec![5, 12]),
+                ("0.bias".to_owned(), vec![5]),
+                ("2.weight".to_owned(), vec![3, 5]),
+                ("2.bias".to_owned(), vec![3])
+            ]
+        );
+        assert_eq!(meta(&m, "class_names"), r#"["0","1","2"]"#);
+        assert_eq!(meta(&m, "dataset"), "spiral");
+        assert_eq!(meta(&m, "precision"), "f32");
+        let spec = NetSpec::from_json(meta(&m, "net")).unwrap();
+        assert_eq!(spec.input_shape, Some(vec![3, 2, 2]));
+    }
+
+    #[test]
+    fn class_names_go_into_the_metadata_one_per_class() {
+        let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
+        let names = |n: &[&str]| Options {
+            class_names: Some(n.iter().map(|s| s.to_string()).collect()),
+            ..Options::default()
+        };
+        let m = decode(&to_bytes(&net, &info([1, 1, 4], 2), &names(&["cat", "dog"])).unwrap());
+        assert_eq!(meta(&m, "class_names"), r#"["cat","dog"]"#);
+        let err = to_bytes(&net, &info([1, 1, 4], 2), &names(&["cat"])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExportError::ClassNames {
+                    classes: 2,
+                    found: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn f16_stores_every_weight_in_half_the_bytes() {
+        let net = MultiLayerNet::new(784, &[100], 10)
+            .batchnorm(true)
+            .build::<f32>(3)
+            .unwrap();
+        let info = info([1, 28, 28], 10);
+        let f32_bytes = to_bytes(&net, &info, &Options::default()).unwrap();
+        let f16 = Options {
+            precision: Precision::F16,
+            ..Options::default()
+        };
+        let f16_bytes = to_bytes(&net, &info, &f16).unwrap();
+        let ratio = f16_bytes.len() as f64 / f32_bytes.len() as f64;
+        assert!((0.5..0.51).contains(&ratio), "{ratio}");
+        let g = decode(&f16_bytes).graph.unwrap();
+        let half = i32::from(DataType::Float16);
+        for t in &g.initializer {
+            let name = t.name.as_deref().unwrap();
+            // Only the epsilon is a constant of the exporter's, kept f32.
+            assert_eq!(t.data_type == Some(half), !name.ends_with(".eps"), "{name}");
+        }
+        let casts = g
+            .node
+            .iter()
+            .filter(|n| n.op_type.as_deref() == Some("Cast"))
+            .count();
+        assert_eq!(casts, g.initializer.len() - 1);
+    }
+
+    /// A layer of the user's own: `y = x²`.
+    #[derive(Clone, Default)]
+    struct Square {
+        out: Tensor<f32>,
+    }
+
+    impl Layer<f32> for Square {
+        fn name(&self) -> &'static str {
+            "Square"
+        }
+        fn forward(&mut self, x: &Tensor<f32>, _train: bool) -> &Tensor<f32> {
+            self.out.copy_from(x);
+            self.out.data_mut().iter_mut().for_each(|v| *v *= *v);
+            &self.out
+        }
+        fn backward(&mut self, _dout: &Tensor<f32>) -> &Tensor<f32> {
+            unimplemented!("the exporter never runs backward")
+        }
+        fn output(&self) -> &Tensor<f32> {
+            &self.out
+        }
+        fn grad_input(&self) -> &Tensor<f32> {
+            &self.out
+        }
+        fn box_clone(&self) -> Box<dyn Layer<f32>> {
+            Box::new(self.clone())
+        }
+    }
+
+    #[test]
+    fn a_layer_onnx_cannot_express_is_named() {
+        let affine = |i, o| {
+            Box::new(Affine::from_params(
+                Tensor::zeros(&[i, o]),
+                Tensor::zeros(&[o]),
+            ))
+        };
+        let layers: Vec<Box<dyn Layer<f32>>> =
+            vec![affine(4, 3), Box::new(Square::default()), affine(3, 2)];
+        let net = Network::new(layers, 0.0);
+        let err = to_bytes(&net, &info([1, 1, 4], 2), &Options::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExportError::Unsupported {
+                    index: 2,
+                    layer: "Square",
+                    format: "ONNX",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("cannot export layer 2 (Square) to ONNX"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_net_that_does_not_take_the_input_shape_is_refused() {
+        let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
+        let err = to_bytes(&net, &info([1, 1, 5], 2), &Options::default()).unwrap_err();
+        assert!(matches!(err, ExportError::Input(_)), "{err:?}");
+        let err = to_bytes(&net, &info([1, 1, 4], 3), &Options::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ExportError::Classes {
+                    scores: 2,
+                    classes: 3
+                }
+            ),
+            "{err:?}"
+        );
+    }
 }
