@@ -9,6 +9,8 @@
 //! runtime checks print a notice and skip, except under CI=true, where
 //! `.ci/run` installs them. The models are tiny (1,000 images, one epoch).
 
+#![cfg(feature = "onnx")]
+
 mod common;
 
 use std::fs;
