@@ -80,7 +80,7 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
             optim::by_name::<f32>("sgd", 0.01),
         ),
         "w2" => (
-            SimpleConvNet::new(data.train.shape, data.train.classes)
+            SimpleConvNet::new(data.train.shape, data.train.classes())
                 .weight_init(WeightInit::He)
                 .build::<f32>(opts.seed),
             optim::by_name::<f32>("adam", 0.001),

@@ -38,7 +38,11 @@ pub fn checkpoint(bytes: &[u8]) -> bool {
         let scores = net
             .predict(&Tensor::zeros(&[1, c, h, w]), false)
             .expect("a loaded net takes the input shape its checkpoint names");
-        assert_eq!(scores.shape(), [1, info.classes], "scores of a loaded net");
+        assert_eq!(
+            scores.shape(),
+            [1, info.classes()],
+            "scores of a loaded net"
+        );
     }
     true
 }

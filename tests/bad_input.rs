@@ -264,13 +264,7 @@ fn save_model(
     let net = MultiLayerNet::new(shape.iter().product(), &[4], classes)
         .build::<f32>(1)
         .unwrap();
-    let info = ModelInfo {
-        dataset,
-        classes,
-        input_shape: shape,
-        seed: 1,
-        epoch: 1,
-    };
+    let info = ModelInfo::builtin(dataset, classes, shape, 1, 1);
     let path = dir.join(name);
     checkpoint::save(&path, &net, &info).unwrap();
     path
@@ -334,8 +328,10 @@ fn bad_pictures_give_one_line() {
         "{}",
         refused(
             &["predict", "--model", s(&wrong_model), s(&good)],
-            &wrong_model,
-            &["1x28x28"]
+            &good,
+            &[
+                "the model takes vectors of 2 values, not pictures; give it files with 2 comma-separated numbers per line"
+            ]
         )
     );
 }
@@ -426,4 +422,249 @@ fn bad_idx_files_give_one_line() {
         ];
         eprintln!("{}", refused(&args, &data.join(labels), &needles));
     }
+}
+
+/// A listing of every file under `dir` with its content, to check that a
+/// refused run left an existing run folder as it was.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let content = std::fs::read(&p).unwrap();
+            (p, content)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `backprop train` on `dataset` (with `extra` flags) into the existing run
+/// folder `run_dir`, refused with one line naming `file`.
+fn train_refused(
+    dataset: &Path,
+    extra: &[&str],
+    run_dir: &Path,
+    file: &Path,
+    needles: &[&str],
+) -> String {
+    let before = snapshot(run_dir);
+    let mut args = vec![
+        "train",
+        "--dataset",
+        s(dataset),
+        "--epochs",
+        "1",
+        "--out",
+        s(run_dir),
+    ];
+    args.extend(extra);
+    let line = refused(&args, file, needles);
+    assert_eq!(snapshot(run_dir), before, "the run folder changed");
+    line
+}
+
+fn png(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_fn(8, 8, |x, y| image::Luma([((x * 31 + y * 17) % 255) as u8]))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn bad_folders_of_pictures_give_one_line_and_leave_the_run_alone() {
+    let dir = TempDir::new("bad-folders");
+    let run_dir = dir.join("run");
+    spiral_run(&run_dir);
+    let mut lines = Vec::new();
+
+    let flat = dir.join("flat");
+    png(&flat.join("a.png"));
+    lines.push(train_refused(
+        &flat,
+        &[],
+        &run_dir,
+        &flat,
+        &["no class folders"],
+    ));
+
+    let empty_class = dir.join("empty-class");
+    png(&empty_class.join("cats/1.png"));
+    std::fs::create_dir_all(empty_class.join("dogs")).unwrap();
+    std::fs::write(empty_class.join("dogs/notes.txt"), "no pictures here").unwrap();
+    lines.push(train_refused(
+        &empty_class,
+        &[],
+        &run_dir,
+        &empty_class.join("dogs"),
+        &["the class folder holds no pictures"],
+    ));
+
+    let corrupt = dir.join("corrupt");
+    for class in ["cats", "dogs"] {
+        for i in 0..5 {
+            png(&corrupt.join(format!("{class}/{i}.png")));
+        }
+    }
+    let bad = corrupt.join("dogs/9.png");
+    std::fs::write(&bad, b"this is not a PNG").unwrap();
+    lines.push(train_refused(
+        &corrupt,
+        &[],
+        &run_dir,
+        &bad,
+        &["--skip-bad"],
+    ));
+    // With --skip-bad the rest trains, and the run says how many it left out.
+    let skipped_run = dir.join("skipped");
+    let o = run(&[
+        "train",
+        "--dataset",
+        s(&corrupt),
+        "--skip-bad",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--out",
+        s(&skipped_run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        common::stdout(&o).contains("skipped 1 picture(s) that do not decode (--skip-bad)"),
+        "{}",
+        common::stdout(&o)
+    );
+
+    let mismatch = dir.join("mismatch");
+    for (split, class) in [
+        ("train", "cats"),
+        ("train", "dogs"),
+        ("test", "cats"),
+        ("test", "foxes"),
+    ] {
+        png(&mismatch.join(format!("{split}/{class}/1.png")));
+    }
+    lines.push(train_refused(
+        &mismatch,
+        &[],
+        &run_dir,
+        &mismatch.join("test"),
+        &[
+            "[\"cats\", \"foxes\"] differ from those of",
+            "[\"cats\", \"dogs\"]",
+        ],
+    ));
+    for l in lines {
+        eprintln!("{l}");
+    }
+}
+
+#[test]
+fn bad_tables_give_one_line_naming_the_row_and_column() {
+    let dir = TempDir::new("bad-tables");
+    let run_dir = dir.join("run");
+    spiral_run(&run_dir);
+    let table = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good_rows = "x,y,label\n1,2,a\n2,3,a\n3,4,b\n4,5,b\n5,6,a\n6,7,b\n";
+    let cases: Vec<(PathBuf, Vec<&str>, Vec<&str>)> = vec![
+        (table("empty.csv", ""), vec![], vec!["it is empty"]),
+        (
+            table("header.csv", "x,y,label\n"),
+            vec![],
+            vec!["header but no rows"],
+        ),
+        (
+            table("ragged.csv", "x,y,label\n1,2,a\n3,b\n"),
+            vec![],
+            vec!["row 3", "2 fields where the header has 3"],
+        ),
+        (
+            table("word.csv", "x,y,label\n1,2,a\n2,3,a\nten,4,b\n4,5,b\n"),
+            vec![],
+            vec!["row 4, column 1 (x)", "\"ten\" is not a number"],
+        ),
+        (
+            table("hole.csv", "x,y,label\n1,2,a\n2,,a\n3,4,b\n4,5,b\n"),
+            vec![],
+            vec!["row 3, column 2 (y)", "the cell is empty"],
+        ),
+        (
+            table("nolabel.csv", good_rows),
+            vec!["--label", "species"],
+            vec!["no column called \"species\" for --label", "x, y, label"],
+        ),
+        (
+            table("rare.csv", "x,label\n1,a\n2,a\n3,a\n4,b\n5,b\n6,rare\n"),
+            vec![],
+            vec!["class \"rare\" has 1 example(s)", "--test-split"],
+        ),
+    ];
+    for (file, flags, needles) in &cases {
+        eprintln!("{}", train_refused(file, flags, &run_dir, file, needles));
+    }
+    // More than 10,000 values to one-hot encode (not all different, so not
+    // an identifier).
+    let mut many = String::from("code,label\n");
+    // 80% of 13,000 rows train: over 10,000 codes there, 50 rows sharing one.
+    for i in 0..13_000 {
+        many += &format!("c{},{}\n", i.min(12_950), ["a", "b"][i % 2]);
+    }
+    let many = table("many.csv", &many);
+    eprintln!(
+        "{}",
+        train_refused(
+            &many,
+            &[],
+            &run_dir,
+            &many,
+            &["column 1 (code)", "more than 10000"]
+        )
+    );
+
+    // Rows to classify that do not fit a table model, and a picture for one.
+    let model_dir = dir.join("model");
+    let o = run(&[
+        "train",
+        "--dataset",
+        s(&table("good.csv", good_rows)),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--out",
+        s(&model_dir),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = model_dir.join("model.safetensors");
+    let predict = |file: &Path, needles: &[&str]| {
+        eprintln!(
+            "{}",
+            refused(&["predict", "--model", s(&model), s(file)], file, needles)
+        );
+    };
+    predict(
+        &table("missing-column.csv", "x,label\n1,a\n"),
+        &["row 1 (the header)", "the model needs column \"y\""],
+    );
+    predict(
+        &table("extra-column.csv", "x,y,z\n1,2,3\n"),
+        &["column \"z\" is not one the model was trained on (x, y)"],
+    );
+    predict(
+        &table("short-row.csv", "x,y\n1,2\n3\n"),
+        &["row 3", "1 fields where the header has 2"],
+    );
+    let picture = dir.join("photo.png");
+    png(&picture);
+    predict(
+        &picture,
+        &["the model takes table rows with the columns x, y, not pictures"],
+    );
 }

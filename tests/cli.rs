@@ -333,7 +333,10 @@ fn offline_the_first_command_trains_on_the_built_in_sample() {
     eprintln!("the default run on the sample: test accuracy {acc}");
     assert!(acc >= 0.94, "test accuracy {acc}\n{text}");
     let (_, info) = backprop::checkpoint::load::<f32>(&out_dir.join("model.safetensors")).unwrap();
-    assert_eq!(info.dataset, backprop::data::DatasetName::MnistSample);
+    assert_eq!(
+        info.dataset,
+        backprop::data::DatasetName::MnistSample.into()
+    );
 
     // A resume continues on the sample, whatever the machine has meanwhile.
     let o = common::backprop()

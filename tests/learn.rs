@@ -68,13 +68,7 @@ fn learn_refuses_an_unknown_lesson_with_the_list() {
 }
 
 fn mnist_info() -> ModelInfo {
-    ModelInfo {
-        dataset: DatasetName::Mnist,
-        classes: 10,
-        input_shape: [1, 28, 28],
-        seed: 3,
-        epoch: 0,
-    }
+    ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], 3, 0)
 }
 
 #[test]

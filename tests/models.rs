@@ -237,7 +237,7 @@ fn commands_name_a_missing_or_wrong_model() {
     let model = dir.join("model.safetensors");
     let o = run(&["predict", "--model", model.to_str().unwrap(), "x.png"]);
     assert!(
-        stderr(&o).contains("pictures can only be classified by models of 1x28x28"),
+        stderr(&o).contains("x.png: the model takes vectors of 2 values, not pictures"),
         "{}",
         stderr(&o)
     );
@@ -310,7 +310,7 @@ fn eval_reports_accuracy_precision_recall_and_draws_the_matrix() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("takes inputs [1, 28, 28] in 10 classes"),
+        stderr(&o).contains("takes inputs [1, 28, 28] in the classes 10 (0, 1, 2"),
         "{}",
         stderr(&o)
     );

@@ -101,9 +101,10 @@ fn convnet_training_steps_do_not_allocate() {
                 .map(|i| ((i * 37) % 101) as f32 / 101.0)
                 .collect(),
         ),
-        labels: (0..n).map(|i| (i % 10) as u8).collect(),
-        classes: 10,
+        labels: (0..n).map(|i| (i % 10) as u16).collect(),
+        class_names: backprop::data::numbered_classes(10),
         shape: [1, 12, 12],
+        input: backprop::data::InputKind::Vectors,
     };
     let nets = [
         SimpleConvNet::new(images.shape, 10).spec(),

@@ -89,7 +89,7 @@ fn backprop_probabilities(model: &Path, f16: bool) -> Vec<Vec<f64>> {
     let scores = net.predict(&x, false).unwrap();
     scores
         .data()
-        .chunks_exact(info.classes)
+        .chunks_exact(info.classes())
         .map(backprop::predict::softmax)
         .collect()
 }

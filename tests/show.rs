@@ -16,13 +16,7 @@ use common::{Mnist, TempDir, run, stderr, stdout, train_model};
 use serde_json::Value;
 
 fn mnist_info(seed: u64) -> ModelInfo {
-    ModelInfo {
-        dataset: DatasetName::Mnist,
-        classes: 10,
-        input_shape: [1, 28, 28],
-        seed,
-        epoch: 0,
-    }
+    ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], seed, 0)
 }
 
 fn save(dir: &TempDir, name: &str, net: &Network<f32>, info: &ModelInfo) -> PathBuf {
@@ -116,13 +110,7 @@ fn bad_models_and_arguments_are_one_clear_line() {
     }
     // A spiral net's inputs are points, not images: nothing to draw.
     let net = MultiLayerNet::new(2, &[10], 3).build::<f32>(0).unwrap();
-    let info = ModelInfo {
-        dataset: DatasetName::Spiral,
-        classes: 3,
-        input_shape: [1, 1, 2],
-        seed: 0,
-        epoch: 0,
-    };
+    let info = ModelInfo::builtin(DatasetName::Spiral, 3, [1, 1, 2], 0, 0);
     let model = save(&dir, "spiral.safetensors", &net, &info);
     let o = run(&["show", "misclassified", "--model", model.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));

@@ -8,9 +8,13 @@
 //! is (out, in)).
 //!
 //! The safetensors metadata (string to string) carries what rebuilds and feeds
-//! the net: `format_version`, `net` (the [`NetSpec`] as JSON), `dataset`,
-//! `classes`, `input_shape` (JSON `[C, H, W]`), `seed` (generated data sets are
-//! drawn from it), `epoch` and `preprocess` (how pixels become inputs).
+//! the net: `format_version`, `net` (the [`NetSpec`] as JSON), `dataset` (as
+//! `--dataset` takes it), `classes` (the class names, a JSON list), `input_shape`
+//! (JSON `[C, H, W]`), `input` (how raw examples become inputs, a JSON
+//! [`InputKind`]: digits, pictures of a size, a table's column encodings),
+//! `seed` (generated data sets and held-out splits are drawn from it),
+//! `test_split`, `epoch` and `preprocess` (the same in words). Version 1 files
+//! gave `classes` as a count and had no `input`; they still load.
 //!
 //! Loading trusts nothing in the file: the architecture in the metadata is
 //! checked against the tensors actually present (names, shapes, dtype) before
@@ -24,7 +28,7 @@
 //! use backprop::data::DatasetName;
 //! use backprop::nets::MultiLayerNet;
 //! let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
-//! let info = ModelInfo { dataset: DatasetName::Spiral, classes: 2, input_shape: [1, 1, 4], seed: 1, epoch: 0 };
+//! let info = ModelInfo::builtin(DatasetName::Spiral, 2, [1, 1, 4], 1, 0);
 //! let path = std::env::temp_dir().join(format!("doc-{}.safetensors", std::process::id()));
 //! checkpoint::save(&path, &net, &info).unwrap();
 //! let (back, info_back) = checkpoint::load::<f32>(&path).unwrap();
@@ -49,7 +53,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::data::DatasetName;
+use crate::data::{self, DataSource, Dataset, DatasetName, InputKind, ReadOptions};
 use crate::layers::Layer;
 use crate::nets::{self, NetSpec, Network};
 use crate::tensor::{Float, Tensor};
@@ -65,21 +69,95 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The versions this build reads.
 const READS: [&str; 2] = ["1", "2"];
 
-/// How a data set's pixels become the net's inputs (all loaders do this).
-pub const PREPROCESS: &str = "x = pixel / 255 (MNIST layout: ink 255 on background 0)";
-
 /// What a checkpoint says besides its tensors and architecture.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
     /// The data set the net was trained on; `eval` uses its test split.
-    pub dataset: DatasetName,
-    pub classes: usize,
+    pub dataset: DataSource,
+    /// The classes' names, in the order of the net's scores.
+    pub class_names: Vec<String>,
     /// One example's shape, `[C, H, W]` (`[1, 28, 28]` for MNIST).
     pub input_shape: [usize; 3],
-    /// The run's seed: generated data sets (spiral) are drawn from it.
+    /// How raw examples become the net's inputs.
+    pub input: InputKind,
+    /// The run's seed: generated data sets (spiral) and held-out test sets are
+    /// drawn from it.
     pub seed: u64,
+    /// The share of each class held out as the test set, for data that had no
+    /// test split (a folder without test/, a table).
+    pub test_split: f64,
     /// Epochs trained when the file was written.
     pub epoch: usize,
+}
+
+impl ModelInfo {
+    /// For a net trained on `data`, which came from `source`.
+    pub fn of(
+        source: DataSource,
+        data: &Dataset,
+        seed: u64,
+        test_split: f64,
+        epoch: usize,
+    ) -> Self {
+        ModelInfo {
+            dataset: source,
+            class_names: data.class_names.clone(),
+            input_shape: data.shape,
+            input: data.input.clone(),
+            seed,
+            test_split,
+            epoch,
+        }
+    }
+
+    /// For a net on a built-in data set (its class names and input kind).
+    pub fn builtin(
+        name: DatasetName,
+        classes: usize,
+        input_shape: [usize; 3],
+        seed: u64,
+        epoch: usize,
+    ) -> Self {
+        ModelInfo {
+            dataset: name.into(),
+            class_names: data::builtin_class_names(name, classes),
+            input_shape,
+            input: InputKind::of_builtin(name),
+            seed,
+            test_split: 0.2,
+            epoch,
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// How to read the training data again as it was read (`eval`: the same
+    /// test split, picture size and table columns).
+    pub fn read_options(&self) -> ReadOptions {
+        let mut read = ReadOptions {
+            test_split: self.test_split,
+            ..ReadOptions::default()
+        };
+        match &self.input {
+            InputKind::Images {
+                width,
+                height,
+                channels,
+            } => {
+                read.image_size = Some((*width, *height));
+                read.channels = Some(*channels);
+            }
+            InputKind::Table(table) => {
+                read.label = Some(table.label().to_owned());
+                read.delimiter = Some(table.delimiter);
+                read.ignore = table.ignored_by_choice().map(str::to_owned).collect();
+            }
+            InputKind::Digits | InputKind::Vectors => {}
+        }
+        read
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -429,15 +507,23 @@ pub fn save<T: Float>(
             "net".to_owned(),
             serde_json::to_string(&spec).expect("NetSpec serialises"),
         ),
-        ("dataset".to_owned(), info.dataset.as_str().to_owned()),
-        ("classes".to_owned(), info.classes.to_string()),
+        ("dataset".to_owned(), info.dataset.to_string()),
+        (
+            "classes".to_owned(),
+            serde_json::to_string(&info.class_names).expect("names serialise"),
+        ),
+        (
+            "input".to_owned(),
+            serde_json::to_string(&info.input).expect("input kind serialises"),
+        ),
+        ("test_split".to_owned(), info.test_split.to_string()),
         (
             "input_shape".to_owned(),
             serde_json::to_string(&info.input_shape).expect("array serialises"),
         ),
         ("seed".to_owned(), info.seed.to_string()),
         ("epoch".to_owned(), info.epoch.to_string()),
-        ("preprocess".to_owned(), PREPROCESS.to_owned()),
+        ("preprocess".to_owned(), info.input.describe()),
     ]);
     write_safetensors(path, &state_dict(net, false), meta)
 }
@@ -500,12 +586,45 @@ fn parse_info(
         NetSpec::from_json(v).map_err(|e| e.reason)
     })?;
     let dataset = field(path, meta, "dataset", |v| {
-        v.parse::<DatasetName>().map_err(|e| e.to_string())
+        v.parse::<DataSource>().map_err(|e| e.to_string())
     })?;
-    let classes = field(path, meta, "classes", |v| match v.trim().parse::<usize>() {
-        Ok(n) if n >= 2 => Ok(n),
-        _ => Err("expected a whole number of at least 2".into()),
+    // A list of names; version 1 gave a count.
+    let class_names = field(path, meta, "classes", |v| {
+        let names = match v.trim().parse::<usize>() {
+            Ok(n) => match dataset.builtin() {
+                Some(name) => data::builtin_class_names(name, n),
+                None => data::numbered_classes(n),
+            },
+            Err(_) => serde_json::from_str::<Vec<String>>(v).map_err(|e| e.to_string())?,
+        };
+        if names.len() < 2 || names.len() > data::MAX_CLASSES {
+            return Err(format!(
+                "expected the names of 2 to {} classes, e.g. [\"cat\", \"dog\"]",
+                data::MAX_CLASSES
+            ));
+        }
+        Ok(names)
     })?;
+    let input = if meta.contains_key("input") {
+        field(path, meta, "input", |v| {
+            serde_json::from_str::<InputKind>(v).map_err(|e| e.to_string())
+        })?
+    } else {
+        match dataset.builtin() {
+            Some(name) => InputKind::of_builtin(name),
+            None => InputKind::Vectors,
+        }
+    };
+    let test_split = if meta.contains_key("test_split") {
+        field(path, meta, "test_split", |v| {
+            match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+                _ => Err("expected a share from 0 to below 1, such as 0.2".into()),
+            }
+        })?
+    } else {
+        0.2
+    };
     let input_shape = field(path, meta, "input_shape", |v| {
         match serde_json::from_str::<[usize; 3]>(v) {
             Ok(s) if s.iter().all(|&d| d > 0) => Ok(s),
@@ -523,9 +642,11 @@ fn parse_info(
     };
     let info = ModelInfo {
         dataset,
-        classes,
+        class_names,
         input_shape,
+        input,
         seed: number("seed", 0)?,
+        test_split,
         epoch: number("epoch", 0)? as usize,
     };
     // The net takes the checkpoint's example shape. A version-1 MultiLayerNet
@@ -583,10 +704,10 @@ fn check_io<T: Float>(
         )));
     }
     let last = params.last().expect("non-empty");
-    if last.value.shape() != [info.classes] {
+    if last.value.shape() != [info.classes()] {
         return Err(mismatch(format!(
             "classes = {} but the last layer gives {:?} scores ({})",
-            info.classes,
+            info.classes(),
             last.value.shape(),
             last.name
         )));

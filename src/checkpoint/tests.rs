@@ -19,13 +19,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn info() -> ModelInfo {
-    ModelInfo {
-        dataset: DatasetName::Spiral,
-        classes: 3,
-        input_shape: [1, 1, 4],
-        seed: 5,
-        epoch: 2,
-    }
+    ModelInfo::builtin(DatasetName::Spiral, 3, [1, 1, 4], 5, 2)
 }
 
 fn saved(name: &str) -> (PathBuf, Network<f32>) {
@@ -327,7 +321,10 @@ fn trainer() -> Trainer<f32> {
 
 fn config() -> TrainConfig {
     TrainConfig {
-        dataset: DatasetName::Spiral,
+        dataset: DatasetName::Spiral.into(),
+        read: Default::default(),
+        validation: None,
+        early_stop: None,
         net: crate::train::NetKind::Mlp,
         data_dir: None,
         hidden: vec![16, 16],

@@ -30,7 +30,6 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let (net, info) = checkpoint::load::<f32>(&a.test.model)?;
     let options = onnx::Options {
         precision: a.precision,
-        class_names: None,
     };
     let bytes = onnx::write(&a.onnx, &net, &info, &options)?;
     let shape = |rest: &[usize]| {
@@ -48,14 +47,14 @@ pub fn run(a: ExportArgs) -> Result<()> {
         "input  {}: float32 {} ({})",
         onnx::INPUT,
         shape(&info.input_shape),
-        checkpoint::PREPROCESS
+        info.input.describe()
     );
     println!(
         "output {}: float32 {}; {}: float32 {} (softmax)",
         onnx::LOGITS,
-        shape(&[info.classes]),
+        shape(&[info.classes()]),
         onnx::PROBABILITIES,
-        shape(&[info.classes])
+        shape(&[info.classes()])
     );
     if a.precision == Precision::F16 {
         let (mut net, _, dataset, test) = load_model_and_test_set(&a.test, true)?;

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "onnx")]
 mod export;
+mod predict;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench;
 use crate::checkpoint;
 use crate::checkpoint::ModelInfo;
-use crate::data::{self, Dataset, DatasetName, LoadOptions};
+use crate::data::{self, DataSource, Dataset, InputKind, LoadOptions, ReadOptions};
 use crate::eval::{self, Evaluation, Precision};
 use crate::experiments::{self, Experiment};
 use crate::gradcheck;
@@ -42,8 +43,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train a net (MultiLayerNet or a convnet) and report train/test accuracy per epoch.
-    Train(TrainArgs),
+    /// Train a net (MultiLayerNet, a convnet or a net file) and report train/test accuracy
+    /// per epoch.
+    Train(Box<TrainArgs>),
     /// Compare backpropagation with numerical gradients for every layer and net.
     Gradcheck(GradcheckArgs),
     /// Test a saved model: accuracy, per-class precision/recall, confusion matrix.
@@ -51,8 +53,8 @@ pub enum Command {
     /// Write a saved model as an ONNX model (onnxruntime, tract, ...).
     #[cfg(feature = "onnx")]
     Export(export::ExportArgs),
-    /// Classify pictures of digits (PNG, JPEG, BMP) with a saved model.
-    Predict(PredictArgs),
+    /// Classify pictures (PNG, JPEG, BMP) or table rows (CSV) with a saved model.
+    Predict(predict::PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
     Serve(ServeArgs),
     /// Draw a saved model's first-layer filters or its misclassified test images (PNG).
@@ -67,10 +69,21 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Data set: mnist, mnist-sample (the built-in first 10,000 training and 2,000 test
-    /// digits of MNIST), fashion-mnist, or spiral (generated, needs no files).
+    /// Data set: mnist, mnist-sample (the built-in first 10,000 training digits of MNIST
+    /// and its test set), fashion-mnist, spiral (generated, needs no files), idx (the four
+    /// IDX files in --data DIR, any image size), a folder of pictures (DIR/<class>/*.png,
+    /// or DIR/train/ and DIR/test/ so), or a CSV table (FILE.csv).
     #[arg(long, default_value = "mnist")]
-    pub dataset: DatasetName,
+    pub dataset: DataSource,
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Hold out this share of each class of the training split as a validation set,
+    /// judged every epoch (a folder's val/ is used as it is).
+    #[arg(long, value_name = "SHARE")]
+    pub validation: Option<f64>,
+    /// Stop when the validation loss has not improved for N epochs.
+    #[arg(long, value_name = "N")]
+    pub early_stop: Option<usize>,
     /// Folder holding the four IDX files (or a parent of <dataset>/). Default:
     /// $BACKPROP_DATA/<dataset>, then the per-user cache, then a download; for mnist,
     /// failing all of those, the built-in sample.
@@ -145,9 +158,96 @@ pub struct TrainArgs {
     /// generators, epoch) with its own settings; --epochs may raise its length.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "dataset", "hidden", "activation", "init", "weight_decay", "optimizer", "lr",
+        "validation", "early_stop", "test_split", "image_size", "channels", "skip_bad", "label",
+        "delimiter", "ignore",
         "lr_schedule", "batch_size", "train_size", "seed", "threads", "out", "batchnorm", "dropout", "dropout_scaling",
     ])]
     pub resume: Option<PathBuf>,
+}
+
+/// How to read a folder of pictures or a table.
+#[derive(Args, Clone)]
+pub struct ReadArgs {
+    /// Share of each class held out as the test set of data that has none (a folder
+    /// without test/, a table).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.2)]
+    pub test_split: f64,
+    /// Pictures: the size the net sees [default: the size most pictures have].
+    #[arg(long, value_name = "WxH")]
+    pub image_size: Option<ImageSize>,
+    /// Pictures: 1 (grey) or 3 (RGB) [default: 1 if every picture is grey, else 3].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub channels: Option<u8>,
+    /// Pictures: leave out files that do not decode (and say how many) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Tables: the label column [default: label, class, target or y, else the last column].
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// Tables: the field separator, such as ';' or '\t' [default: ',', tab for .tsv].
+    #[arg(long, value_name = "CHAR", value_parser = delimiter)]
+    pub delimiter: Option<char>,
+    /// Tables: columns to leave out, comma-separated.
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+}
+
+impl ReadArgs {
+    pub fn options(&self) -> Result<ReadOptions> {
+        if self.channels == Some(2) {
+            bail!("--channels takes 1 (grey) or 3 (RGB)");
+        }
+        Ok(ReadOptions {
+            test_split: self.test_split,
+            image_size: self.image_size.map(|s| (s.0, s.1)),
+            channels: self.channels,
+            skip_bad: self.skip_bad,
+            label: self.label.clone(),
+            delimiter: self.delimiter,
+            ignore: self.ignore.clone(),
+        })
+    }
+}
+
+/// `--image-size 32x32`.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageSize(pub u32, pub u32);
+
+impl std::str::FromStr for ImageSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let size = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| (1..=4096).contains(&n))
+        };
+        match s.split_once(['x', 'X']) {
+            Some((w, h)) => match (size(w), size(h)) {
+                (Some(w), Some(h)) => Ok(ImageSize(w, h)),
+                _ => Err(format!(
+                    "expected a size such as 32x32 (1 to 4096 each), got '{s}'"
+                )),
+            },
+            None => Err(format!("expected WIDTHxHEIGHT such as 32x32, got '{s}'")),
+        }
+    }
+}
+
+/// `;`, `\t` (or `tab`) as the character it names.
+fn delimiter(s: &str) -> Result<char, String> {
+    match s {
+        "\\t" | "tab" | "\t" => Ok('\t'),
+        _ => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii() => Ok(c),
+                _ => Err(format!(
+                    "expected one character such as ';' or '\\t', got '{s}'"
+                )),
+            }
+        }
+    }
 }
 
 /// A saved model and the test set to judge it on (`eval`, `show misclassified`).
@@ -156,9 +256,9 @@ pub struct ModelOnTestSet {
     /// A model.safetensors written by `backprop train` (or with the same metadata).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Test set to use [default: the one the model was trained on].
+    /// Test set to use [default: the one the model was trained on, split as it was].
     #[arg(long)]
-    pub dataset: Option<DatasetName>,
+    pub dataset: Option<DataSource>,
     /// Folder holding the data set's files (as for train).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -181,19 +281,6 @@ pub struct EvalArgs {
     /// and buffers only, activations stay f32), reported beside f32.
     #[arg(long, default_value_t = Precision::F32)]
     pub precision: Precision,
-}
-
-#[derive(Args)]
-pub struct PredictArgs {
-    /// A model.safetensors of 28x28 grayscale images (mnist, fashion-mnist).
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
-    /// Pictures of one digit each, any size, dark on light or light on dark.
-    #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<PathBuf>,
-    /// Print JSON: every image's ten probabilities.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args)]
@@ -305,6 +392,17 @@ fn named_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{stamp}"))
 }
 
+/// A folder or table by its absolute path, so that `--resume` and `eval`
+/// find it from anywhere (left as given if it cannot be resolved: loading
+/// then says why).
+fn absolute(source: DataSource) -> DataSource {
+    match source {
+        DataSource::Folder(p) => DataSource::Folder(p.canonicalize().unwrap_or(p)),
+        DataSource::Csv(p) => DataSource::Csv(p.canonicalize().unwrap_or(p)),
+        other => other,
+    }
+}
+
 fn timestamped_run_dir() -> PathBuf {
     PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
 }
@@ -328,7 +426,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let config = TrainConfig {
-                dataset: a.dataset,
+                dataset: absolute(a.dataset),
+                read: a.read.options()?,
+                validation: a.validation,
+                early_stop: a.early_stop,
                 net: a.net,
                 data_dir: a.data,
                 hidden: a.hidden,
@@ -369,6 +470,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 seed: 0,
                 // The workloads are defined on all 60,000 images.
                 sample_fallback: false,
+                read: Default::default(),
             };
             let opts = bench::BenchOptions {
                 threads: a.threads.max(1),
@@ -423,7 +525,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => run_eval(a),
         #[cfg(feature = "onnx")]
         Command::Export(a) => export::run(a),
-        Command::Predict(a) => run_predict(a),
+        Command::Predict(a) => predict::run(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
         Command::Learn(a) => {
@@ -469,42 +571,61 @@ fn beside(model: &Path, name: &str) -> PathBuf {
 }
 
 /// The saved model and the test split of its `--dataset` (default: the
-/// model's own), checked to fit each other.
+/// model's own, read and split as it was for training), checked to fit each
+/// other.
 fn load_model_and_test_set(
     args: &ModelOnTestSet,
     progress: bool,
-) -> Result<(Network<f32>, ModelInfo, DatasetName, Dataset)> {
+) -> Result<(Network<f32>, ModelInfo, DataSource, Dataset)> {
     let model = &args.model;
     let (net, info) = checkpoint::load::<f32>(model)?;
-    let dataset = args.dataset.unwrap_or(info.dataset);
+    let dataset = args.dataset.clone().unwrap_or_else(|| info.dataset.clone());
     let split = data::load(
-        dataset,
+        dataset.clone(),
         &LoadOptions {
             data_dir: args.data.clone(),
             allow_download: true,
             progress,
             seed: info.seed,
             sample_fallback: true,
+            read: info.read_options(),
         },
     )?;
-    let loaded = split.dataset().unwrap_or(dataset);
-    if loaded != dataset {
-        eprintln!("{}", data::sample::notice("testing on"));
-    }
-    let dataset = loaded;
+    let dataset = match split.dataset() {
+        Some(loaded) if dataset.builtin().is_some_and(|asked| asked != loaded) => {
+            eprintln!("{}", data::sample::notice("testing on"));
+            loaded.into()
+        }
+        _ => dataset,
+    };
     let test = split.test;
-    if test.shape != info.input_shape || test.classes != info.classes {
+    if test.shape != info.input_shape || test.class_names != info.class_names {
         bail!(
-            "{} takes inputs {:?} in {} classes, but the {dataset} test set has {:?} in {}: pick the data set it was trained on ({})",
+            "{} takes inputs {:?} in the classes {}, but the {dataset} test set has {:?} in {}: pick the data set it was trained on ({})",
             model.display(),
             info.input_shape,
-            info.classes,
+            names(&info.class_names),
             test.shape,
-            test.classes,
+            names(&test.class_names),
             info.dataset
         );
     }
+    if let (InputKind::Table(_), true) = (&info.input, test.input != info.input) {
+        bail!(
+            "{dataset} has changed since {} was trained on it: its columns no longer encode as they did",
+            model.display()
+        );
+    }
     Ok((net, info, dataset, test))
+}
+
+/// Class names for a message, at most ten of them.
+fn names(classes: &[String]) -> String {
+    let mut shown: Vec<&str> = classes.iter().take(10).map(String::as_str).collect();
+    if classes.len() > 10 {
+        shown.push("...");
+    }
+    format!("{} ({})", classes.len(), shown.join(", "))
 }
 
 fn run_eval(a: EvalArgs) -> Result<()> {
@@ -517,7 +638,10 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         Precision::F32 => {
             let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
             let predictions = eval::predict_classes(&mut net, &test, n)?;
-            (Evaluation::new(info.classes, &labels, &predictions), None)
+            (
+                Evaluation::new(&info.class_names, &labels, &predictions),
+                None,
+            )
         }
         Precision::F16 => {
             let comparison = eval::compare_f16(&mut net, &test, n)?;
@@ -532,7 +656,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     if a.json {
         let mut j = result.to_json();
         j["model"] = model.display().to_string().into();
-        j["dataset"] = dataset.as_str().into();
+        j["dataset"] = dataset.to_string().into();
         j["confusion_png"] = png.display().to_string().into();
         j["precision"] = a.precision.as_str().into();
         if let Some(c) = &f16 {
@@ -555,57 +679,6 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             println!("\n{c}");
         }
         println!("wrote {}", png.display());
-    }
-    Ok(())
-}
-
-fn run_predict(a: PredictArgs) -> Result<()> {
-    let mut classifier = crate::predict::Classifier::load(&a.model)?;
-    let mut failed = 0;
-    let mut answers = Vec::new();
-    for path in &a.images {
-        match classifier.classify_file(path) {
-            Ok(p) => {
-                if a.json {
-                    let top: Vec<_> = crate::predict::top(&p, 3)
-                        .into_iter()
-                        .map(|(class, probability)| {
-                            serde_json::json!({ "class": class, "probability": probability })
-                        })
-                        .collect();
-                    answers.push(serde_json::json!({
-                        "file": path.display().to_string(),
-                        "prediction": top[0]["class"],
-                        "top": top,
-                        "probabilities": p,
-                    }));
-                } else {
-                    println!("{}: {}", path.display(), crate::predict::format_top(&p, 3));
-                }
-            }
-            // One picture: its error is the command's, on the one `error:` line.
-            Err(e) if a.images.len() == 1 && !a.json => return Err(e.into()),
-            Err(e) => {
-                failed += 1;
-                if a.json {
-                    answers.push(serde_json::json!({
-                        "file": path.display().to_string(),
-                        "error": e.to_string(),
-                    }));
-                } else {
-                    eprintln!("{e}");
-                }
-            }
-        }
-    }
-    if a.json {
-        println!("{}", serde_json::Value::from(answers));
-    }
-    if failed > 0 {
-        bail!(
-            "{failed} of {} image(s) could not be classified",
-            a.images.len()
-        );
     }
     Ok(())
 }

@@ -221,6 +221,7 @@ fn examples(a: ExamplesArgs) -> Result<()> {
             progress: true,
             seed: 0,
             sample_fallback: true,
+            read: Default::default(),
         },
     )?;
     if split.dataset() != Some(a.dataset) {

@@ -158,9 +158,72 @@ pub enum DataError {
         last: Box<DataError>,
     },
 
-    /// A data set name that is not one of ours.
-    #[error("unknown data set {0:?}: expected one of mnist, mnist-sample, fashion-mnist, spiral")]
+    /// A data set name that is not one of ours, nor a file or folder.
+    #[error(
+        "unknown data set {0:?}: expected one of mnist, mnist-sample, fashion-mnist, spiral, \
+         idx (with --data DIR), a folder of pictures or a CSV file (there is no such file or folder)"
+    )]
     UnknownDataset(String),
+
+    #[error("--dataset idx reads the four IDX files of --data DIR: pass --data")]
+    IdxNeedsData,
+
+    /// A folder of pictures without one subfolder per class.
+    #[error(
+        "{}: no class folders: expected one subfolder of pictures per class ({}/<class>/*.png), \
+         or train/ and test/ folders laid out so",
+        dir.display(),
+        dir.display()
+    )]
+    NoClassFolders { dir: PathBuf },
+
+    /// A class folder holding no pictures.
+    #[error("{}: the class folder holds no pictures (.png, .jpg, .jpeg or .bmp)", dir.display())]
+    EmptyClass { dir: PathBuf },
+
+    /// A file with a picture's name that does not decode as one.
+    #[error("{}: {reason}; fix or remove it, or pass --skip-bad to leave such files out", path.display())]
+    BadImage { path: PathBuf, reason: String },
+
+    /// The splits of a folder name different classes.
+    #[error(
+        "{}: its classes {found:?} differ from those of {}: {expected:?}; every split needs the same class folders",
+        dir.display(),
+        reference.display()
+    )]
+    ClassMismatch {
+        dir: PathBuf,
+        found: Vec<String>,
+        reference: PathBuf,
+        expected: Vec<String>,
+    },
+
+    /// Something wrong in a table, at a row (1 = the header) and column.
+    #[error("{}: {}{reason}", path.display(), at.as_deref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    Table {
+        path: PathBuf,
+        /// "row 7, column 3 (age)", or None for the file as a whole.
+        at: Option<String>,
+        reason: String,
+    },
+
+    /// A class with too few examples to hold out part of it.
+    #[error(
+        "{}: class {class:?} has {count} example(s): too few to hold out {what} of each class \
+         (--{flag}); add examples of it, or merge it into another class",
+        source_name
+    )]
+    TooFewToSplit {
+        source_name: String,
+        class: String,
+        count: usize,
+        what: String,
+        flag: &'static str,
+    },
+
+    /// More classes than labels can hold.
+    #[error("{source_name}: {count} classes; at most {max} are supported", max = super::MAX_CLASSES)]
+    TooManyClasses { source_name: String, count: usize },
 }
 
 impl DataError {

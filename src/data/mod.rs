@@ -1,43 +1,109 @@
-//! Data sets: MNIST, Fashion-MNIST and a generated spiral, loaded into compact in-memory
-//! splits that the training loop copies mini-batches out of.
+//! Data sets, loaded into compact in-memory splits that the training loop
+//! copies mini-batches out of: MNIST and Fashion-MNIST (and the built-in MNIST
+//! sample), a generated spiral, and the user's own: folders of pictures
+//! ([`folder`]), CSV tables ([`csv`]) and IDX files of any shape. One file per
+//! format, all producing the same [`Dataset`], so the trainer never knows
+//! where the data came from.
 //!
 //! Images stay as the bytes they are stored as (a quarter of the memory of `f32`) and are
 //! scaled to `[0, 1]` only when a batch is gathered; see [`Dataset::gather`].
+//! A data set without a test split gets one ([`split::stratified`]).
 
+pub mod csv;
 mod download;
 mod error;
+pub mod folder;
 pub mod idx;
 pub mod sample;
 mod sources;
 pub mod spiral;
+pub mod split;
 #[cfg(test)]
 pub(crate) mod testutil;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::tensor::Float;
 
+pub use self::csv::TableEncoding;
 pub use download::fetch_dataset;
 pub use error::DataError;
 pub use idx::IdxArray;
 
-/// One split (train or test) of a data set.
+/// Most classes a data set may have (labels are 16-bit).
+pub const MAX_CLASSES: usize = 1 << 16;
+
+/// One split (train, validation or test) of a data set.
 #[derive(Clone, PartialEq)]
 pub struct Dataset {
-    /// Data set name: "mnist", "fashion-mnist", "spiral".
+    /// Data set name: "mnist", "fashion-mnist", "spiral", a folder's or a file's name.
     pub name: String,
     /// The inputs, one row of [`Dataset::dim`] values per example.
     pub features: Features,
-    /// Class index per example.
-    pub labels: Vec<u8>,
-    /// Number of classes (10 for MNIST).
-    pub classes: usize,
+    /// Class index per example, into [`Dataset::class_names`].
+    pub labels: Vec<u16>,
+    /// The classes' names, in label order ("0" to "9" for MNIST).
+    pub class_names: Vec<String>,
     /// (C, H, W) of one example: `[1, 28, 28]` for MNIST, `[1, 1, 2]` for the spiral.
     pub shape: [usize; 3],
+    /// How raw examples became these features; a checkpoint keeps it so that
+    /// new examples are prepared the same way.
+    pub input: InputKind,
+}
+
+/// How a data set's raw examples become the values a net takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InputKind {
+    /// MNIST-style digits: 28x28 grey, ink 255 on 0, pixel / 255. A picture
+    /// given to `predict` is inverted if dark on light, cropped to the ink,
+    /// scaled into 20x20 and centred by mass, as MNIST was made.
+    Digits,
+    /// Pictures resized to `width` x `height` (the image crate's Triangle
+    /// filter) in `channels` (1: grey, 3: RGB), pixel / 255, channels first.
+    Images {
+        width: u32,
+        height: u32,
+        channels: u8,
+    },
+    /// Values used as they are (the spiral's points).
+    Vectors,
+    /// Table rows, each column encoded as the training split's statistics say.
+    Table(TableEncoding),
+}
+
+impl InputKind {
+    /// The preparation in words (a checkpoint's `preprocess`).
+    pub fn describe(&self) -> String {
+        match self {
+            InputKind::Digits => "x = pixel / 255 (MNIST layout: ink 255 on background 0)".into(),
+            InputKind::Images {
+                width,
+                height,
+                channels,
+            } => format!(
+                "pictures resized to {width}x{height} in {channels} channel(s), x = pixel / 255, \
+                 channels first"
+            ),
+            InputKind::Vectors => "x as given".into(),
+            InputKind::Table(_) => "table rows: numbers standardised by the training split's \
+                                    mean and standard deviation, strings one-hot (see input)"
+                .into(),
+        }
+    }
+
+    /// What a data set of this kind was prepared like, for data sets saved
+    /// before checkpoints recorded it (format version 1).
+    pub fn of_builtin(name: DatasetName) -> InputKind {
+        match name {
+            DatasetName::Spiral => InputKind::Vectors,
+            _ => InputKind::Digits,
+        }
+    }
 }
 
 /// Example inputs, row-major.
@@ -49,11 +115,28 @@ pub enum Features {
     Dense(Vec<f32>),
 }
 
-/// A data set's training and test splits.
+/// A data set's training and test splits, and a validation split if the data
+/// came with one (a folder's `val/`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     pub train: Dataset,
+    pub validation: Option<Dataset>,
     pub test: Dataset,
+    /// What loading decided that the user should hear of: a test split held
+    /// out, columns left out, files skipped. One line each.
+    pub notes: Vec<String>,
+}
+
+impl Split {
+    /// Training and test splits, nothing else to say.
+    pub fn new(train: Dataset, test: Dataset) -> Split {
+        Split {
+            train,
+            validation: None,
+            test,
+            notes: Vec::new(),
+        }
+    }
 }
 
 // Printing millions of pixels helps nobody; show what identifies the split instead.
@@ -67,13 +150,18 @@ impl fmt::Debug for Dataset {
             .field("name", &self.name)
             .field("len", &self.len())
             .field("shape", &self.shape)
-            .field("classes", &self.classes)
+            .field("classes", &self.classes())
             .field("features", &kind)
             .finish()
     }
 }
 
 impl Dataset {
+    /// Number of classes (10 for MNIST).
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -176,8 +264,9 @@ impl Dataset {
             name: self.name.clone(),
             features,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            classes: self.classes,
+            class_names: self.class_names.clone(),
             shape: self.shape,
+            input: self.input.clone(),
         }
     }
 }
@@ -246,24 +335,161 @@ impl FromStr for DatasetName {
     }
 }
 
-/// Where to look for data and whether fetching it is allowed.
+/// What `--dataset` names: a built-in data set, IDX files of any shape in
+/// `--data DIR`, a folder of pictures, or a CSV table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    Builtin(DatasetName),
+    /// The four standard IDX files (as MNIST's), any image size and class count.
+    Idx,
+    /// Pictures in one subfolder per class (see [`folder`]).
+    Folder(PathBuf),
+    /// A table with a header row (see [`csv`]).
+    Csv(PathBuf),
+}
+
+impl From<DatasetName> for DataSource {
+    fn from(name: DatasetName) -> Self {
+        DataSource::Builtin(name)
+    }
+}
+
+impl From<&Path> for DataSource {
+    fn from(path: &Path) -> Self {
+        DataSource::from_path(path)
+    }
+}
+
+impl DataSource {
+    /// The built-in data set, if it is one.
+    pub fn builtin(&self) -> Option<DatasetName> {
+        match self {
+            DataSource::Builtin(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// A source for a path: a `.csv`/`.tsv`/`.txt` file is a table, anything
+    /// else a folder of pictures.
+    pub fn from_path(path: &Path) -> DataSource {
+        let table = path.extension().is_some_and(|e| {
+            ["csv", "tsv", "txt"]
+                .iter()
+                .any(|t| e.eq_ignore_ascii_case(t))
+        });
+        if table || path.is_file() {
+            DataSource::Csv(path.to_path_buf())
+        } else {
+            DataSource::Folder(path.to_path_buf())
+        }
+    }
+}
+
+impl FromStr for DataSource {
+    type Err = DataError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(name) = s.parse::<DatasetName>() {
+            return Ok(DataSource::Builtin(name));
+        }
+        if s == "idx" {
+            return Ok(DataSource::Idx);
+        }
+        let path = Path::new(s);
+        if path.exists() || s.contains(std::path::MAIN_SEPARATOR) || s.contains('.') {
+            return Ok(DataSource::from_path(path));
+        }
+        Err(DataError::UnknownDataset(s.to_string()))
+    }
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Builtin(n) => write!(f, "{n}"),
+            DataSource::Idx => f.write_str("idx"),
+            DataSource::Folder(p) | DataSource::Csv(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+// Saved as the string `--dataset` takes, so runs saved before there were
+// other sources ("mnist") read as they are.
+impl Serialize for DataSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where to look for data, whether fetching it is allowed, and how to read
+/// the user's own.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     /// `--data DIR`: the folder holding the IDX files (or a parent with `DIR/<dataset>/`).
     pub data_dir: Option<PathBuf>,
     /// Download into the per-user cache if the files are nowhere on disk.
     pub allow_download: bool,
-    /// Show a progress bar while downloading (only if stderr is a terminal).
+    /// Show a progress bar while downloading or decoding (only if stderr is a terminal).
     pub progress: bool,
-    /// Seed for generated data sets (the spiral); file-based data sets ignore it.
+    /// Seed for generated data sets (the spiral) and for held-out splits.
     pub seed: u64,
     /// For `mnist`: use the built-in sample when the full set is neither on disk
     /// nor downloadable (not when a folder the user named lacks it). The
     /// returned splits are then named `mnist-sample`.
     pub sample_fallback: bool,
+    /// How to read the user's own data.
+    pub read: ReadOptions,
 }
 
-/// Loads a data set's training and test splits.
+/// How to read a folder of pictures or a table; a training run keeps them,
+/// so that `--resume` and `eval` read the data the same way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadOptions {
+    /// The share of each class held out as the test set when the data has
+    /// none (a folder without `test/`, a table).
+    pub test_split: f64,
+    /// Pictures: the size the net sees [default: the most common one].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<(u32, u32)>,
+    /// Pictures: 1 (grey) or 3 (RGB) [default: 1 if every picture is grey].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u8>,
+    /// Pictures: skip files that do not decode instead of stopping.
+    pub skip_bad: bool,
+    /// Tables: the label column [default: label, class, target or y, else the last].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Tables: the field separator [default: `,`, or tab for `.tsv`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
+    /// Tables: columns to leave out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            test_split: 0.2,
+            image_size: None,
+            channels: None,
+            skip_bad: false,
+            label: None,
+            delimiter: None,
+            ignore: Vec::new(),
+        }
+    }
+}
+
+/// Loads a data set's splits.
 ///
 /// MNIST and Fashion-MNIST are looked for, in order, in `opts.data_dir` (the folder itself,
 /// then `DIR/<dataset>/`), `$BACKPROP_DATA/<dataset>/`, Debian's
@@ -272,12 +498,19 @@ pub struct LoadOptions {
 /// downloaded into that cache if `opts.allow_download`. `BACKPROP_MIRROR` replaces the
 /// download mirrors with one base URL. If MNIST cannot be had that way and
 /// `opts.sample_fallback` is set, the result is the built-in [`sample`]; check
-/// [`Dataset::name`] to tell.
-pub fn load(name: DatasetName, opts: &LoadOptions) -> Result<Split, DataError> {
-    match name {
-        DatasetName::Spiral => Ok(spiral::split(opts.seed)),
-        DatasetName::MnistSample => sample::split(),
-        DatasetName::Mnist | DatasetName::FashionMnist => {
+/// [`Split::dataset`] to tell. A folder or a table is read as [`folder::load`] and
+/// [`csv::load`] say; IDX files of any shape come from `opts.data_dir`.
+///
+/// ```
+/// use backprop::data::{self, DatasetName, LoadOptions};
+/// let split = data::load(DatasetName::Spiral, &LoadOptions::default()).unwrap();
+/// assert_eq!(split.train.class_names, ["0", "1", "2"]);
+/// ```
+pub fn load(source: impl Into<DataSource>, opts: &LoadOptions) -> Result<Split, DataError> {
+    match source.into() {
+        DataSource::Builtin(DatasetName::Spiral) => Ok(spiral::split(opts.seed)),
+        DataSource::Builtin(DatasetName::MnistSample) => sample::split(),
+        DataSource::Builtin(name) => {
             let env = sources::Env::from_process();
             match sources::locate(name, opts, &env) {
                 Ok(dir) => sources::read_split(name, &dir),
@@ -289,15 +522,49 @@ pub fn load(name: DatasetName, opts: &LoadOptions) -> Result<Split, DataError> {
                 Err(e) => Err(e),
             }
         }
+        DataSource::Idx => {
+            let dir = opts.data_dir.as_deref().ok_or(DataError::IdxNeedsData)?;
+            sources::read_any_idx(dir)
+        }
+        DataSource::Folder(dir) => folder::load(&dir, opts),
+        DataSource::Csv(file) => self::csv::load(&file, opts),
     }
 }
 
 impl Split {
-    /// Which data set was loaded, as [`load`] names its splits (`mnist-sample`
-    /// after a fallback); `None` for splits made by hand.
+    /// Which built-in data set was loaded, as [`load`] names its splits
+    /// (`mnist-sample` after a fallback); `None` for others.
     pub fn dataset(&self) -> Option<DatasetName> {
         self.train.name.parse().ok()
     }
+}
+
+/// The names of a built-in data set's classes: the digits for MNIST (and
+/// the spiral's arms), the ten articles of Fashion-MNIST.
+pub fn builtin_class_names(name: DatasetName, classes: usize) -> Vec<String> {
+    const FASHION: [&str; 10] = [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ];
+    match name {
+        DatasetName::FashionMnist if classes == FASHION.len() => {
+            FASHION.iter().map(|s| s.to_string()).collect()
+        }
+        _ => numbered_classes(classes),
+    }
+}
+
+/// "0", "1", ... for classes that have no names of their own.
+pub fn numbered_classes(classes: usize) -> Vec<String> {
+    (0..classes).map(|k| k.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -310,8 +577,9 @@ mod tests {
             name: "test".into(),
             features: Features::Pixels(vec![0, 255, 51, 102, 1, 1, 1, 1, 2, 2, 2, 2]),
             labels: vec![7, 3, 5],
-            classes: 10,
+            class_names: crate::data::numbered_classes(10),
             shape: [1, 2, 2],
+            input: crate::data::InputKind::Vectors,
         }
     }
 
@@ -340,8 +608,9 @@ mod tests {
             name: "dense".into(),
             features: Features::Dense(vec![0.5, -1.0, 0.25, 2.0]),
             labels: vec![1, 0],
-            classes: 2,
+            class_names: crate::data::numbered_classes(2),
             shape: [1, 1, 2],
+            input: crate::data::InputKind::Vectors,
         };
         let mut x = vec![0f64; 4];
         let mut t = vec![9usize; 2];
@@ -368,7 +637,7 @@ mod tests {
         let sub = d.subset(&[2, 0]);
         assert_eq!(sub.labels, [5, 7]);
         assert_eq!(sub.features, Features::Pixels(d_pixels(&[2, 0])));
-        assert_eq!((sub.classes, sub.shape), (10, [1, 2, 2]));
+        assert_eq!((sub.classes(), sub.shape), (10, [1, 2, 2]));
     }
 
     fn d_pixels(indices: &[usize]) -> Vec<u8> {

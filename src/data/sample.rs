@@ -77,10 +77,7 @@ pub fn split() -> Result<Split, DataError> {
             lab,
         ))
     };
-    Ok(Split {
-        train: part(0, 1)?,
-        test: part(2, 3)?,
-    })
+    Ok(Split::new(part(0, 1)?, part(2, 3)?))
 }
 
 #[cfg(test)]
@@ -92,10 +89,10 @@ mod tests {
     fn the_sample_is_ten_thousand_and_two_thousand_mnist_digits() {
         let split = split().unwrap();
         for (d, n) in [(&split.train, TRAIN), (&split.test, TEST)] {
-            assert_eq!((d.len(), d.shape, d.classes), (n, [1, 28, 28], 10));
+            assert_eq!((d.len(), d.shape, d.classes()), (n, [1, 28, 28], 10));
             assert_eq!(d.name, "mnist-sample");
             // Every digit is there, in roughly MNIST's proportions (9 to 11 %).
-            for class in 0..10u8 {
+            for class in 0..10u16 {
                 let count = d.labels.iter().filter(|&&l| l == class).count();
                 assert!(
                     (n * 8 / 100..n * 12 / 100).contains(&count),

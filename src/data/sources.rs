@@ -6,7 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DataError, Dataset, DatasetName, Features, LoadOptions, Split, download, idx};
+use super::{
+    DataError, Dataset, DatasetName, Features, InputKind, LoadOptions, Split, download, idx,
+};
 
 /// The four files of an MNIST-style data set, in the order train images, train labels,
 /// test images, test labels, each with the SHA-256 of its decompressed content.
@@ -227,15 +229,74 @@ pub(crate) fn read_split(name: DatasetName, dir: &Path) -> Result<Split, DataErr
     };
     let train = read_dataset(name, &path(0), &path(1))?;
     let test = read_dataset(name, &path(2), &path(3))?;
+    check_shapes(&train, &test, &path(2))?;
+    Ok(Split::new(train, test))
+}
+
+fn check_shapes(train: &Dataset, test: &Dataset, test_path: &Path) -> Result<(), DataError> {
     if test.shape != train.shape {
         let hw = |s: [usize; 3]| idx::join_dims(&s[1..]);
         return Err(DataError::ShapeMismatch {
-            path: path(2),
+            path: test_path.to_path_buf(),
             expected: hw(train.shape),
             found: hw(test.shape),
         });
     }
-    Ok(Split { train, test })
+    Ok(())
+}
+
+/// `--dataset idx --data DIR`: the four files named as MNIST's, with images
+/// of any size and as many classes as the labels name (EMNIST, KMNIST, ...).
+pub(crate) fn read_any_idx(dir: &Path) -> Result<Split, DataError> {
+    let path = |i: usize| {
+        let file = MNIST_FILES[i].0;
+        find(dir, file).unwrap_or_else(|| dir.join(file))
+    };
+    if let Some(file) = first_missing(DatasetName::Mnist, dir) {
+        return Err(DataError::Missing {
+            origin: "--data",
+            dir: dir.to_path_buf(),
+            file: format!("{file} (or {})", file.trim_end_matches(".gz")),
+            also: String::new(),
+            hint: "--dataset idx reads the four standard IDX files (train-images-idx3-ubyte, \
+                   train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)"
+                .into(),
+        });
+    }
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "idx".into());
+    let read = |images: usize, labels: usize| -> Result<Dataset, DataError> {
+        let (img, labels) = idx::read_labelled(&path(images), &path(labels), 256)?;
+        let (h, w) = (img.dims[1], img.dims[2]);
+        Ok(Dataset {
+            name: name.clone(),
+            features: Features::Pixels(img.data),
+            labels: labels.into_iter().map(u16::from).collect(),
+            class_names: Vec::new(),
+            shape: [1, h, w],
+            input: InputKind::Images {
+                width: w as u32,
+                height: h as u32,
+                channels: 1,
+            },
+        })
+    };
+    let (mut train, mut test) = (read(0, 1)?, read(2, 3)?);
+    check_shapes(&train, &test, &path(2))?;
+    let classes = train
+        .labels
+        .iter()
+        .chain(&test.labels)
+        .max()
+        .map_or(0, |&m| usize::from(m) + 1)
+        .max(2);
+    for d in [&mut train, &mut test] {
+        d.class_names = super::numbered_classes(classes);
+    }
+    Ok(Split::new(train, test))
 }
 
 fn read_dataset(name: DatasetName, images: &Path, labels: &Path) -> Result<Dataset, DataError> {
@@ -248,9 +309,10 @@ pub(crate) fn ten_class_images(name: DatasetName, img: idx::IdxArray, labels: Ve
     Dataset {
         name: name.to_string(),
         features: Features::Pixels(img.data),
-        labels,
-        classes: CLASSES,
+        labels: labels.into_iter().map(u16::from).collect(),
+        class_names: super::builtin_class_names(name, CLASSES),
         shape: [1, img.dims[1], img.dims[2]],
+        input: InputKind::of_builtin(name),
     }
 }
 
@@ -282,6 +344,7 @@ mod tests {
             progress: false,
             seed: 0,
             sample_fallback: false,
+            read: Default::default(),
         }
     }
 
@@ -296,7 +359,7 @@ mod tests {
     fn check_fake(split: &Split, n_train: usize, n_test: usize) {
         assert_eq!((split.train.len(), split.test.len()), (n_train, n_test));
         assert_eq!(split.train.shape, [1, 28, 28]);
-        assert_eq!(split.train.classes, 10);
+        assert_eq!(split.train.classes(), 10);
         assert_eq!(split.test.labels[7], 7);
         let Features::Pixels(px) = &split.train.features else {
             panic!("MNIST features must be pixels")
@@ -477,7 +540,7 @@ mod tests {
         let split = read_split(DatasetName::Mnist, &dir).unwrap();
         assert_eq!((split.train.len(), split.test.len()), (60000, 10000));
         for d in [&split.train, &split.test] {
-            assert_eq!((d.shape, d.classes, d.dim()), ([1, 28, 28], 10, 784));
+            assert_eq!((d.shape, d.classes(), d.dim()), ([1, 28, 28], 10, 784));
             assert!(d.labels.iter().all(|&l| l < 10));
         }
         check_checksums(DatasetName::Mnist, &dir);

@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use super::{Dataset, Features, Split};
+use super::{Dataset, Features, InputKind, Split};
 
 /// Number of arms (classes) of the default split.
 pub const CLASSES: usize = 3;
@@ -57,19 +57,20 @@ pub fn generate(classes: usize, points_per_class: usize, noise: f64, seed: u64) 
     Dataset {
         name: "spiral".into(),
         features: Features::Dense(points.iter().flat_map(|(xy, _)| *xy).collect()),
-        labels: points.iter().map(|&(_, c)| c).collect(),
-        classes,
+        labels: points.iter().map(|&(_, c)| u16::from(c)).collect(),
+        class_names: super::numbered_classes(classes),
         shape: [1, 1, 2],
+        input: InputKind::Vectors,
     }
 }
 
 /// The default train and test splits. They are drawn independently, so test accuracy
 /// measures generalisation rather than memory.
 pub fn split(seed: u64) -> Split {
-    Split {
-        train: generate(CLASSES, TRAIN_PER_CLASS, NOISE, seed),
-        test: generate(CLASSES, TEST_PER_CLASS, NOISE, test_seed(seed)),
-    }
+    Split::new(
+        generate(CLASSES, TRAIN_PER_CLASS, NOISE, seed),
+        generate(CLASSES, TEST_PER_CLASS, NOISE, test_seed(seed)),
+    )
 }
 
 /// Derives the test split's seed; the odd constant (2^64 / golden ratio) keeps seeds a user
@@ -102,7 +103,7 @@ mod tests {
     fn shapes_balance_and_range() {
         let d = generate(4, 250, 0.2, 1);
         assert_eq!(
-            (d.len(), d.dim(), d.classes, d.shape),
+            (d.len(), d.dim(), d.classes(), d.shape),
             (1000, 2, 4, [1, 1, 2])
         );
         assert_eq!(coords(&d).len(), 2000);

@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use backprop::eval::Evaluation;
-//! let e = Evaluation::new(2, &[0, 0, 1, 1], &[0, 1, 1, 1]);
+//! let names = ["cat".to_string(), "dog".to_string()];
+//! let e = Evaluation::new(&names, &[0, 0, 1, 1], &[0, 1, 1, 1]);
 //! assert_eq!(e.accuracy(), 0.75);
 //! assert_eq!(e.confusion, vec![vec![1, 1], vec![0, 2]]);
 //! assert_eq!((e.precision(1), e.recall(1)), (2.0 / 3.0, 1.0));
@@ -30,23 +31,29 @@ use crate::tensor::{Float, Tensor};
 /// Predictions against labels, summarised.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
-    pub classes: usize,
+    /// The classes' names, in label order.
+    pub class_names: Vec<String>,
     /// `confusion[true][predicted]`: how many examples.
     pub confusion: Vec<Vec<usize>>,
     pub predictions: Vec<usize>,
 }
 
 impl Evaluation {
-    pub fn new(classes: usize, labels: &[usize], predictions: &[usize]) -> Self {
+    pub fn new(class_names: &[String], labels: &[usize], predictions: &[usize]) -> Self {
+        let classes = class_names.len();
         let mut confusion = vec![vec![0; classes]; classes];
         for (&t, &p) in labels.iter().zip(predictions) {
             confusion[t][p] += 1;
         }
         Evaluation {
-            classes,
+            class_names: class_names.to_vec(),
             confusion,
             predictions: predictions.to_vec(),
         }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
     }
 
     pub fn examples(&self) -> usize {
@@ -54,7 +61,7 @@ impl Evaluation {
     }
 
     pub fn correct(&self) -> usize {
-        (0..self.classes).map(|k| self.confusion[k][k]).sum()
+        (0..self.classes()).map(|k| self.confusion[k][k]).sum()
     }
 
     pub fn accuracy(&self) -> f64 {
@@ -77,7 +84,9 @@ impl Evaluation {
         self.confusion[k][k] as f64 / self.support(k).max(1) as f64
     }
 
-    /// The per-class table and the confusion matrix, for a terminal.
+    /// The per-class table and the confusion matrix, for a terminal. Rows
+    /// are named; the matrix's columns are numbered as its rows (names would
+    /// not fit), and when the names are the numbers they show once.
     pub fn report(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -87,11 +96,29 @@ impl Evaluation {
             self.correct(),
             self.examples()
         );
-        let _ = writeln!(s, "class  precision  recall  support");
-        for k in 0..self.classes {
+        let numbered = self
+            .class_names
+            .iter()
+            .enumerate()
+            .all(|(k, n)| *n == k.to_string());
+        let label = |k: usize| {
+            if numbered {
+                k.to_string()
+            } else {
+                format!("{k} {}", self.class_names[k])
+            }
+        };
+        let name_width = (0..self.classes())
+            .map(|k| label(k).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let _ = writeln!(s, "{:<name_width$}  precision  recall  support", "class");
+        for k in 0..self.classes() {
             let _ = writeln!(
                 s,
-                "{k:>5}  {:>9.4}  {:>6.4}  {:>7}",
+                "{:<name_width$}  {:>9.4}  {:>6.4}  {:>7}",
+                label(k),
                 self.precision(k),
                 self.recall(k),
                 self.support(k)
@@ -103,19 +130,19 @@ impl Evaluation {
             .flatten()
             .max()
             .map_or(1, |m| m.to_string().len())
-            .max(self.classes.to_string().len())
+            .max(self.classes().to_string().len())
             + 1;
         let _ = writeln!(
             s,
-            "\nconfusion matrix (rows: true class, columns: predicted class)"
+            "\nconfusion matrix (rows: true class, columns: predicted class, numbered as the rows)"
         );
-        let _ = write!(s, "{:>5}", "");
-        for k in 0..self.classes {
+        let _ = write!(s, "{:<name_width$}", "");
+        for k in 0..self.classes() {
             let _ = write!(s, "{k:>width$}");
         }
         s.push('\n');
         for (t, row) in self.confusion.iter().enumerate() {
-            let _ = write!(s, "{t:>5}");
+            let _ = write!(s, "{:<name_width$}", label(t));
             for n in row {
                 let _ = write!(s, "{n:>width$}");
             }
@@ -125,10 +152,11 @@ impl Evaluation {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let per_class: Vec<_> = (0..self.classes)
+        let per_class: Vec<_> = (0..self.classes())
             .map(|k| {
                 json!({
                     "class": k,
+                    "name": self.class_names[k],
                     "precision": self.precision(k),
                     "recall": self.recall(k),
                     "support": self.support(k),
@@ -138,6 +166,7 @@ impl Evaluation {
         json!({
             "examples": self.examples(),
             "accuracy": self.accuracy(),
+            "classes": self.class_names,
             "per_class": per_class,
             "confusion": self.confusion,
             "predictions": self.predictions,
@@ -178,7 +207,8 @@ mod tests {
     #[test]
     fn metrics_by_hand() {
         // 3 classes: true 0,0,0,1,1,2 predicted 0,1,0,1,1,0.
-        let e = Evaluation::new(3, &[0, 0, 0, 1, 1, 2], &[0, 1, 0, 1, 1, 0]);
+        let names = crate::data::numbered_classes(3);
+        let e = Evaluation::new(&names, &[0, 0, 0, 1, 1, 2], &[0, 1, 0, 1, 1, 0]);
         assert_eq!(e.confusion, [[2, 1, 0], [0, 2, 0], [1, 0, 0]]);
         assert_eq!(e.correct(), 4);
         assert!((e.precision(0) - 2.0 / 3.0).abs() < 1e-12);
@@ -194,10 +224,18 @@ mod tests {
 
     #[test]
     fn report_lists_every_class_and_the_matrix() {
-        let e = Evaluation::new(2, &[0, 1, 1], &[0, 1, 0]);
+        let e = Evaluation::new(&crate::data::numbered_classes(2), &[0, 1, 1], &[0, 1, 0]);
         let r = e.report();
         assert!(r.contains("accuracy 0.6667 (2/3)"), "{r}");
-        assert!(r.contains("    1     1.0000  0.5000        2"), "{r}");
-        assert!(r.contains("    1 1 1\n"), "{r}");
+        assert!(r.contains("1         1.0000  0.5000        2"), "{r}");
+        assert!(r.contains("\n1     1 1\n"), "{r}");
+        // Named classes: the rows say both.
+        let names = ["Ankle boot".to_string(), "T-shirt/top".to_string()];
+        let r = Evaluation::new(&names, &[0, 1, 1], &[0, 1, 0]).report();
+        assert!(
+            r.contains("1 T-shirt/top     1.0000  0.5000        2"),
+            "{r}"
+        );
+        assert!(r.contains("\n0 Ankle boot  1 0\n"), "{r}");
     }
 }

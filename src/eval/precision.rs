@@ -129,8 +129,8 @@ pub fn compare_f16<T: Float>(
     let after = predict_classes(net, data, n)?;
     let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
     Ok(F16Comparison {
-        f32: Evaluation::new(data.classes, &labels, &before),
-        f16: Evaluation::new(data.classes, &labels, &after),
+        f32: Evaluation::new(&data.class_names, &labels, &before),
+        f16: Evaluation::new(&data.class_names, &labels, &after),
         rounding,
         changed,
     })

@@ -148,6 +148,7 @@ pub(crate) fn load_mnist(opts: &Options) -> Result<Split> {
             progress: opts.progress,
             seed: opts.seed,
             sample_fallback: true,
+            read: Default::default(),
         },
     )?;
     if split.dataset() == Some(DatasetName::MnistSample) && opts.progress {

@@ -35,8 +35,6 @@ pub enum ExportError {
     Spec(#[from] SpecError),
     #[error("the net gives {scores} scores, but the model has {classes} classes")]
     Classes { scores: usize, classes: usize },
-    #[error("{found} class names given for a model of {classes} classes: give one per class")]
-    ClassNames { classes: usize, found: usize },
     #[error("cannot write {}: the folder {} does not exist; create it first", path.display(), folder.display())]
     NoFolder { path: PathBuf, folder: PathBuf },
     #[error("cannot write {}: {err}", path.display())]

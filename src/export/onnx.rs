@@ -22,9 +22,11 @@
 //! (which normalises per channel, not per value), so the exported model
 //! gives backprop's numbers.
 //!
-//! The model's `metadata_props` hold `class_names` (a JSON list, one per
-//! class), `dataset`, `net` (the architecture as the checkpoint's JSON),
-//! `input_shape`, `preprocess` and `precision`.
+//! The model's `metadata_props` hold what the checkpoint says about the
+//! classes and the inputs: `class_names` (a JSON list, in the order of the
+//! scores), `dataset`, `net` (the architecture as the checkpoint's JSON),
+//! `input` (how raw examples become inputs, as the checkpoint's JSON),
+//! `input_shape` and `preprocess` (the same in words); and `precision`.
 //!
 //! With [`Precision::F16`] every weight (parameters and BatchNorm's running
 //! statistics) is stored as float16 and widened by a `Cast` to float32, so
@@ -37,7 +39,7 @@
 //! use backprop::export::onnx;
 //! use backprop::nets::MultiLayerNet;
 //! let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
-//! let info = ModelInfo { dataset: DatasetName::Spiral, classes: 2, input_shape: [1, 1, 4], seed: 1, epoch: 0 };
+//! let info = ModelInfo::builtin(DatasetName::Spiral, 2, [1, 1, 4], 1, 0);
 //! let bytes = onnx::to_bytes(&net, &info, &onnx::Options::default()).unwrap();
 //! assert!(bytes.len() > 4 * (4 * 3 + 3 + 3 * 2 + 2));
 //! ```
@@ -91,8 +93,6 @@ pub const BATCH_AXIS: &str = "N";
 pub struct Options {
     /// How the weights are stored: f32 as trained, or f16 (half the file).
     pub precision: Precision,
-    /// One name per class for the metadata; `None` names them "0", "1", ...
-    pub class_names: Option<Vec<String>>,
 }
 
 /// The ONNX model of `net`, encoded.
@@ -362,11 +362,9 @@ fn model(
         shape = next;
     }
     let scores: usize = shape.iter().product();
-    if net.layers.is_empty() || shape.len() != 1 || scores != info.classes {
-        return Err(ExportError::Classes {
-            scores,
-            classes: info.classes,
-        });
+    let classes = info.classes();
+    if net.layers.is_empty() || shape.len() != 1 || scores != classes {
+        return Err(ExportError::Classes { scores, classes });
     }
     // The last layer's output is the graph's `logits`.
     let last = g.nodes.last_mut().expect("every layer adds a node");
@@ -379,15 +377,15 @@ fn model(
         vec![int("axis", -1)],
     );
     let spec = checkpoint::saved_spec(net, info)?;
-    let metadata = metadata(&spec, info, options)?;
+    let metadata = metadata(&spec, info, options);
     let graph = GraphProto {
         name: Some("backprop".into()),
         node: g.nodes,
         initializer: g.initializers,
         input: vec![value_info(INPUT, &info.input_shape)],
         output: vec![
-            value_info(LOGITS, &[info.classes]),
-            value_info(PROBABILITIES, &[info.classes]),
+            value_info(LOGITS, &[classes]),
+            value_info(PROBABILITIES, &[classes]),
         ],
         ..Default::default()
     };
@@ -405,8 +403,8 @@ fn model(
             spec,
             info.dataset,
             dims(&info.input_shape),
-            checkpoint::PREPROCESS,
-            info.classes
+            info.input.describe(),
+            classes
         )),
         graph: Some(graph),
         metadata_props: metadata,
@@ -419,37 +417,29 @@ fn dims(shape: &[usize]) -> String {
     dims.join(", ")
 }
 
-/// The model's `metadata_props`.
-fn metadata(
-    spec: &NetSpec,
-    info: &ModelInfo,
-    options: &Options,
-) -> Result<Vec<StringStringEntryProto>, ExportError> {
-    let names = match &options.class_names {
-        Some(names) if names.len() != info.classes => {
-            return Err(ExportError::ClassNames {
-                classes: info.classes,
-                found: names.len(),
-            });
-        }
-        Some(names) => names.clone(),
-        None => (0..info.classes).map(|k| k.to_string()).collect(),
-    };
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("serialises")
+}
+
+/// The model's `metadata_props`: what the checkpoint says about the classes
+/// and the inputs, and the precision of the weights.
+fn metadata(spec: &NetSpec, info: &ModelInfo, options: &Options) -> Vec<StringStringEntryProto> {
     let entries = [
-        ("class_names", serde_json::to_string(&names)),
-        ("dataset", Ok(info.dataset.as_str().to_owned())),
-        ("net", serde_json::to_string(spec)),
-        ("input_shape", serde_json::to_string(&info.input_shape)),
-        ("preprocess", Ok(checkpoint::PREPROCESS.to_owned())),
-        ("precision", Ok(options.precision.as_str().to_owned())),
+        ("class_names", json(&info.class_names)),
+        ("dataset", info.dataset.to_string()),
+        ("net", json(spec)),
+        ("input", json(&info.input)),
+        ("input_shape", json(&info.input_shape)),
+        ("preprocess", info.input.describe()),
+        ("precision", options.precision.as_str().to_owned()),
     ];
-    Ok(entries
+    entries
         .into_iter()
         .map(|(key, value)| StringStringEntryProto {
             key: Some(key.into()),
-            value: Some(value.expect("serialises")),
+            value: Some(value),
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -461,13 +451,7 @@ mod tests {
     use crate::tensor::Tensor;
 
     fn info(input_shape: [usize; 3], classes: usize) -> ModelInfo {
-        ModelInfo {
-            dataset: DatasetName::Spiral,
-            classes,
-            input_shape,
-            seed: 1,
-            epoch: 0,
-        }
+        ModelInfo::builtin(DatasetName::Spiral, classes, input_shape, 1, 0)
     }
 
     fn decode(bytes: &[u8]) -> ModelProto {
@@ -551,25 +535,13 @@ mod tests {
     }
 
     #[test]
-    fn class_names_go_into_the_metadata_one_per_class() {
+    fn the_checkpoints_class_names_go_into_the_metadata() {
         let net = MultiLayerNet::new(4, &[3], 2).build::<f32>(1).unwrap();
-        let names = |n: &[&str]| Options {
-            class_names: Some(n.iter().map(|s| s.to_string()).collect()),
-            ..Options::default()
-        };
-        let m = decode(&to_bytes(&net, &info([1, 1, 4], 2), &names(&["cat", "dog"])).unwrap());
+        let mut info = info([1, 1, 4], 2);
+        info.class_names = vec!["cat".into(), "dog".into()];
+        let m = decode(&to_bytes(&net, &info, &Options::default()).unwrap());
         assert_eq!(meta(&m, "class_names"), r#"["cat","dog"]"#);
-        let err = to_bytes(&net, &info([1, 1, 4], 2), &names(&["cat"])).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ExportError::ClassNames {
-                    classes: 2,
-                    found: 1
-                }
-            ),
-            "{err}"
-        );
+        assert_eq!(meta(&m, "preprocess"), info.input.describe());
     }
 
     #[test]
@@ -582,7 +554,6 @@ mod tests {
         let f32_bytes = to_bytes(&net, &info, &Options::default()).unwrap();
         let f16 = Options {
             precision: Precision::F16,
-            ..Options::default()
         };
         let f16_bytes = to_bytes(&net, &info, &f16).unwrap();
         let ratio = f16_bytes.len() as f64 / f32_bytes.len() as f64;

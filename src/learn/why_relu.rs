@@ -121,7 +121,7 @@ fn regions_panel(title: &str, net: &mut Network<f32>, test: &Dataset) -> Result<
     let Features::Dense(xy) = &test.features else {
         unreachable!("the spiral is dense")
     };
-    for c in 0..test.classes {
+    for c in 0..test.classes() {
         let points = test
             .labels
             .iter()

@@ -1,25 +1,31 @@
-//! Classifying pictures with a saved model: `backprop predict` and the web page.
+//! Classifying with a saved model: `backprop predict` and `serve`.
 //!
-//! A [`Classifier`] holds a net loaded from a checkpoint that takes 28x28
-//! grayscale images; pictures of any size go through [`preprocess::mnist_like`]
-//! first, and the answer is the softmax of the scores.
+//! A [`Classifier`] holds a net loaded from a checkpoint and prepares what it
+//! is given as the model's training data was prepared (the checkpoint's
+//! [`InputKind`]): a picture of a digit goes through [`preprocess::mnist_like`]
+//! (inverted if dark on light, cropped, centred), any other picture is
+//! resized and converted as its folder's pictures were
+//! ([`crate::data::folder::to_input`]), a table row is encoded column by
+//! column ([`crate::data::TableEncoding`]). The answer is the softmax of the
+//! scores, by class name.
 //!
 //! ```
 //! use backprop::predict::{format_top, top};
 //! let p = [0.01, 0.9, 0.02, 0.07];
 //! assert_eq!(top(&p, 2), vec![(1, 0.9), (3, 0.07)]);
-//! assert_eq!(format_top(&p, 3), "1 (0.900), 3 (0.070), 2 (0.020)");
+//! let names = ["ant", "bee", "cat", "dog"].map(String::from);
+//! assert_eq!(format_top(&p, &names, 3), "bee (0.900), dog (0.070), cat (0.020)");
 //! ```
 
 pub mod preprocess;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::checkpoint::{self, ModelInfo};
+use crate::data::{InputKind, folder};
 use crate::nets::{InputError, Network};
-use crate::predict::preprocess::SIDE;
 use crate::tensor::Tensor;
 
 /// Largest width and height of a picture `predict` decodes: a digit needs 28x28,
@@ -53,6 +59,12 @@ pub enum ImageError {
         path: PathBuf,
         err: preprocess::PreprocessError,
     },
+    #[error("{path}: the model takes {takes}, not pictures; give it {what}")]
+    NotPictures {
+        path: PathBuf,
+        takes: String,
+        what: String,
+    },
 }
 
 /// Grey levels (0 black ... 255 white) of the picture at `path`, with any
@@ -65,10 +77,9 @@ pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize), ImageError> {
     load_gray_bytes(path, &bytes)
 }
 
-/// [`load_gray`] on the content of a picture; `path` only names it in errors.
-/// The format is guessed from the content, and decoding is limited to
-/// [`MAX_SIDE`] and [`MAX_DECODE_BYTES`].
-pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
+/// Decodes the picture in `bytes`, guessing the format from the content,
+/// within [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]; `path` only names it in errors.
+pub fn decode_picture(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
     let decode_err = |err| ImageError::Decode {
         path: path.to_owned(),
         err,
@@ -97,21 +108,16 @@ pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, us
     }
     let mut reader = reader()?;
     reader.limits(limits);
-    let img = match reader.decode() {
-        Ok(img) => img,
-        Err(image::ImageError::Limits(_)) => return Err(too_large()),
-        Err(err) => return Err(decode_err(err)),
+    match reader.decode() {
+        Ok(img) => Ok(img),
+        Err(image::ImageError::Limits(_)) => Err(too_large()),
+        Err(err) => Err(decode_err(err)),
     }
-    .to_luma_alpha8();
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = img
-        .pixels()
-        .map(|p| {
-            let a = f32::from(p[1]) / 255.0;
-            f32::from(p[0]) * a + 255.0 * (1.0 - a)
-        })
-        .collect();
-    Ok((gray, w, h))
+}
+
+/// [`load_gray`] on the content of a picture; `path` only names it in errors.
+pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
+    Ok(gray_levels(&decode_picture(path, bytes)?))
 }
 
 /// Grey levels of the picture in `bytes`, then [`preprocess::mnist_like`]:
@@ -132,11 +138,11 @@ pub fn top(probabilities: &[f64], k: usize) -> Vec<(usize, f64)> {
     order
 }
 
-/// `7 (0.981), 1 (0.012), 9 (0.004)`.
-pub fn format_top(probabilities: &[f64], k: usize) -> String {
+/// `7 (0.981), 1 (0.012), 9 (0.004)`, by class name.
+pub fn format_top(probabilities: &[f64], names: &[String], k: usize) -> String {
     top(probabilities, k)
         .iter()
-        .map(|(c, p)| format!("{c} ({p:.3})"))
+        .map(|&(c, p)| format!("{} ({p:.3})", names.get(c).map_or("?", String::as_str)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -149,60 +155,184 @@ pub fn softmax(scores: &[f32]) -> Vec<f64> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-/// A loaded model that classifies 28x28 grayscale images.
+/// A loaded model, ready to classify pictures or rows as its training data
+/// was prepared.
 #[derive(Clone)]
 pub struct Classifier {
     pub net: Network<f32>,
     pub info: ModelInfo,
     x: Tensor<f32>,
+    /// One example's shape, batch axis first: `[1, C, H, W]`.
+    shape: Vec<usize>,
+}
+
+/// A table row or a vector that does not fit the model.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("{0}")]
+    Row(String),
+    #[error("the model takes {0}, not rows")]
+    NotRows(String),
+    #[error(transparent)]
+    Input(#[from] InputError),
 }
 
 impl Classifier {
-    /// Loads a checkpoint; fails unless its inputs are 1x28x28 images.
+    /// Loads a checkpoint.
     pub fn load(path: &Path) -> Result<Self> {
-        let (mut net, info) = checkpoint::load::<f32>(path)?;
-        let side = preprocess::SIDE;
-        if info.input_shape != [1, side, side] {
-            bail!(
-                "{} was trained on {} with inputs shaped {:?}; pictures can only be classified by models of 1x{side}x{side} grayscale images (mnist, fashion-mnist)",
-                path.display(),
-                info.dataset,
-                info.input_shape
-            );
-        }
-        net.check_input(&[1, side, side])
+        let (net, info) = checkpoint::load::<f32>(path)?;
+        Self::new(net, info, path)
+    }
+
+    /// A classifier of `net`, which `info` describes; `path` names it in errors.
+    pub fn new(mut net: Network<f32>, info: ModelInfo, path: &Path) -> Result<Self> {
+        net.check_input(&info.input_shape)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut shape = vec![1];
+        shape.extend(info.input_shape);
         Ok(Classifier {
+            x: Tensor::zeros(&shape),
             net,
             info,
-            x: Tensor::zeros(&[1, 1, side, side]),
+            shape,
         })
     }
 
-    /// Class probabilities for one preprocessed image (`SIDE * SIDE` values
-    /// in [0, 1]); an image of another size is an error naming both sizes.
-    pub fn probabilities(&mut self, image: &[f32]) -> Result<Vec<f64>, InputError> {
-        if image.len() == SIDE * SIDE {
-            self.x.resize(&[1, 1, SIDE, SIDE]);
+    /// The classes' names, in score order.
+    pub fn class_names(&self) -> &[String] {
+        &self.info.class_names
+    }
+
+    /// What the model takes, in words.
+    pub fn takes(&self) -> String {
+        match &self.info.input {
+            InputKind::Digits => "pictures of digits (any size, preprocessed as MNIST)".into(),
+            InputKind::Images {
+                width,
+                height,
+                channels,
+            } => format!("pictures (resized to {width}x{height}, {channels} channel(s))"),
+            InputKind::Vectors => format!("vectors of {} values", self.values()),
+            InputKind::Table(t) => {
+                let names: Vec<&str> = t.input_columns().map(|c| c.name.as_str()).collect();
+                format!("table rows with the columns {}", names.join(", "))
+            }
+        }
+    }
+
+    /// Values per example.
+    pub fn values(&self) -> usize {
+        self.info.input_shape.iter().product()
+    }
+
+    /// Class probabilities for one example as the net takes it
+    /// ([`Classifier::values`] values, already prepared); another count is
+    /// an error naming both.
+    pub fn probabilities(&mut self, x: &[f32]) -> Result<Vec<f64>, InputError> {
+        if x.len() == self.values() {
+            self.x.resize(&self.shape);
         } else {
             // The net's own check then names what it takes.
-            self.x.resize(&[1, image.len()]);
+            self.x.resize(&[1, x.len()]);
         }
-        self.x.data_mut().copy_from_slice(image);
+        self.x.data_mut().copy_from_slice(x);
         Ok(softmax(self.net.predict(&self.x, false)?.data()))
     }
 
-    /// Loads, preprocesses and classifies the picture at `path`.
+    /// A decoded picture, prepared as the model's training pictures were.
+    pub fn picture_input(
+        &self,
+        path: &Path,
+        img: &image::DynamicImage,
+    ) -> Result<Vec<f32>, ImageError> {
+        match &self.info.input {
+            InputKind::Digits => {
+                let (gray, w, h) = gray_levels(img);
+                preprocess::mnist_like(&gray, w, h).map_err(|err| ImageError::Preprocess {
+                    path: path.to_owned(),
+                    err,
+                })
+            }
+            input @ InputKind::Images { .. } => Ok(folder::to_input(img, input)
+                .into_iter()
+                .map(|p| f32::from(p) / 255.0)
+                .collect()),
+            InputKind::Vectors | InputKind::Table(_) => Err(self.not_pictures(path)),
+        }
+    }
+
+    fn not_pictures(&self, path: &Path) -> ImageError {
+        ImageError::NotPictures {
+            path: path.to_owned(),
+            takes: self.takes(),
+            what: match self.info.input {
+                InputKind::Table(_) => "CSV files of such rows".into(),
+                _ => format!(
+                    "files with {} comma-separated numbers per line",
+                    self.values()
+                ),
+            },
+        }
+    }
+
+    /// Loads, prepares and classifies the picture in `bytes` (`path` names it).
+    pub fn classify_picture(&mut self, path: &Path, bytes: &[u8]) -> Result<Vec<f64>, ImageError> {
+        if matches!(self.info.input, InputKind::Vectors | InputKind::Table(_)) {
+            return Err(self.not_pictures(path));
+        }
+        let img = decode_picture(path, bytes)?;
+        let x = self.picture_input(path, &img)?;
+        Ok(self
+            .probabilities(&x)
+            .expect("a prepared picture has the model's input size"))
+    }
+
+    /// Loads, prepares and classifies the picture at `path`.
     pub fn classify_file(&mut self, path: &Path) -> Result<Vec<f64>, ImageError> {
         let bytes = std::fs::read(path).map_err(|err| ImageError::Read {
             path: path.to_owned(),
             err,
         })?;
-        let x = preprocess_bytes(path, &bytes)?;
-        Ok(self
-            .probabilities(&x)
-            .expect("Classifier::load accepts only nets that take 28x28 images"))
+        self.classify_picture(path, &bytes)
     }
+
+    /// Classifies a raw table row: the values of the model's input columns,
+    /// in their order (the row without its label). A vector model takes its
+    /// values as numbers.
+    pub fn classify_row(&mut self, values: &[&str]) -> Result<Vec<f64>, RowError> {
+        let mut x = Vec::with_capacity(self.values());
+        match &self.info.input {
+            InputKind::Table(t) => t.encode(values, &mut x).map_err(RowError::Row)?,
+            InputKind::Vectors => {
+                for v in values {
+                    x.push(
+                        v.trim()
+                            .parse::<f32>()
+                            .map_err(|_| RowError::Row(format!("{v:?} is not a number")))?,
+                    );
+                }
+            }
+            InputKind::Digits | InputKind::Images { .. } => {
+                return Err(RowError::NotRows(self.takes()));
+            }
+        }
+        Ok(self.probabilities(&x)?)
+    }
+}
+
+/// Grey levels (0 black ... 255 white) of a picture, any transparency laid
+/// over white paper; `(levels, width, height)`.
+fn gray_levels(img: &image::DynamicImage) -> (Vec<f32>, usize, usize) {
+    let img = img.to_luma_alpha8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let gray = img
+        .pixels()
+        .map(|p| {
+            let a = f32::from(p[1]) / 255.0;
+            f32::from(p[0]) * a + 255.0 * (1.0 - a)
+        })
+        .collect();
+    (gray, w, h)
 }
 
 #[cfg(test)]

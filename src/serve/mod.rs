@@ -1,14 +1,20 @@
-//! `backprop serve`: a draw-a-digit web page and a JSON endpoint; the model
-//! runs here, on the server.
+//! `backprop serve`: a JSON endpoint for any saved model, and for a digit
+//! model a draw-a-digit web page; the model runs here, on the server.
 //!
-//! - `GET /`: the page (one static file, embedded in the binary).
-//! - `GET /info`: the model's data set and class count.
-//! - `POST /predict` with `{"pixels": [...]}`: 784 grey levels (0-255) of a
-//!   28x28 image already laid out like MNIST (ink bright, 20x20, centred), used
-//!   as they are; or `{"pixels": [...], "width": W, "height": H}`: a picture of
-//!   any size and polarity, preprocessed like `backprop predict`. Answers
-//!   `{"probabilities": [10 numbers], "prediction": k}`. Anything malformed gets
-//!   400 with `{"error": "..."}`.
+//! - `GET /`: for a digit model the page (one static file, embedded in the
+//!   binary); for others a page saying what `/predict` takes.
+//! - `GET /info`: the model's data set, class names and what it takes.
+//! - `POST /predict`, for a digit model, with `{"pixels": [...]}`: 784 grey
+//!   levels (0-255) of a 28x28 image already laid out like MNIST (ink bright,
+//!   20x20, centred), used as they are; or `{"pixels": [...], "width": W,
+//!   "height": H}`: a picture of any size and polarity, preprocessed like
+//!   `backprop predict`. For any model of pictures, the picture itself as the
+//!   body (PNG, JPEG, BMP), prepared as `predict` prepares a file. These answer
+//!   `{"probabilities": [...], "prediction": k, "class": "name"}`. For a table
+//!   model, `{"features": [...]}` (one raw row without its label: the values of
+//!   the columns `/info` lists, strings or numbers) answers the same, and
+//!   `{"rows": [[...], ...]}` answers `{"predictions": [{...}, ...]}`.
+//!   Anything malformed gets 400 with `{"error": "..."}`.
 //!
 //! Other paths get 404 and other methods 405, with `{"error": "..."}` like
 //! every refusal made past the request head. A head that cannot be read is
@@ -46,6 +52,7 @@ use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::data::InputKind;
 use crate::predict::Classifier;
 use crate::predict::preprocess::{SIDE, mnist_like};
 
@@ -82,9 +89,13 @@ pub const MAX_PIXELS: usize = 4_000_000;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PredictRequest {
-    pixels: Vec<f64>,
+    pixels: Option<Vec<f64>>,
     width: Option<usize>,
     height: Option<usize>,
+    /// One table row without its label.
+    features: Option<Vec<serde_json::Value>>,
+    /// Several.
+    rows: Option<Vec<Vec<serde_json::Value>>>,
 }
 
 /// An HTTP status and the JSON to send with it.
@@ -94,21 +105,122 @@ fn bad(message: impl Into<String>) -> Reply {
     (400, json!({ "error": message.into() }))
 }
 
+/// `&<>"` escaped, for a page that names the model.
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `{"probabilities": [...], "prediction": k, "class": "name"}`.
+fn answer(classifier: &Classifier, probabilities: Vec<f64>) -> serde_json::Value {
+    let prediction = crate::predict::top(&probabilities, 1)[0].0;
+    json!({
+        "probabilities": probabilities,
+        "prediction": prediction,
+        "class": classifier.class_names()[prediction],
+    })
+}
+
+/// What a request of the model's kind looks like, for error messages.
+fn expected(classifier: &Classifier) -> String {
+    match classifier.info.input {
+        InputKind::Digits => "send {\"pixels\": [784 grey levels]}, {\"pixels\": [...], \"width\": W, \"height\": H}, or a picture (PNG, JPEG, BMP) as the body".into(),
+        InputKind::Images { .. } => "send a picture (PNG, JPEG, BMP) as the body".into(),
+        InputKind::Table(_) | InputKind::Vectors => format!(
+            "send {{\"features\": [one value per column]}} or {{\"rows\": [[...], ...]}}; the model takes {}",
+            classifier.takes()
+        ),
+    }
+}
+
+/// A JSON value as a table cell: strings as they are, numbers as written.
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The `/predict` logic on a request body, independent of HTTP.
 pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
+    let picture_model = matches!(
+        classifier.info.input,
+        InputKind::Digits | InputKind::Images { .. }
+    );
+    if picture_model && image::guess_format(body).is_ok() {
+        return match classifier.classify_picture(std::path::Path::new("the body"), body) {
+            Ok(p) => (200, answer(classifier, p)),
+            Err(e) => bad(e.to_string()),
+        };
+    }
     let req: PredictRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
-            return bad(format!(
-                "malformed request: {e}; send {{\"pixels\": [784 grey levels]}} or {{\"pixels\": [...], \"width\": W, \"height\": H}}"
-            ));
+            return bad(format!("malformed request: {e}; {}", expected(classifier)));
         }
     };
-    if let Some(bad_value) = req.pixels.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+    match (&classifier.info.input, req) {
+        (
+            InputKind::Table(_) | InputKind::Vectors,
+            PredictRequest {
+                features,
+                rows,
+                pixels: None,
+                width: None,
+                height: None,
+            },
+        ) if features.is_some() != rows.is_some() => {
+            let one = features.is_some();
+            let rows = rows.unwrap_or_else(|| features.into_iter().collect());
+            let mut answers = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                let values: Vec<String> = row.iter().map(cell).collect();
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                match classifier.classify_row(&values) {
+                    Ok(p) => answers.push(answer(classifier, p)),
+                    Err(e) if one => return bad(e.to_string()),
+                    Err(e) => return bad(format!("row {}: {e}", i + 1)),
+                }
+            }
+            match answers.pop() {
+                Some(a) if one => (200, a),
+                last => {
+                    answers.extend(last);
+                    (200, json!({ "predictions": answers }))
+                }
+            }
+        }
+        (
+            InputKind::Digits,
+            PredictRequest {
+                pixels: Some(pixels),
+                width,
+                height,
+                features: None,
+                rows: None,
+            },
+        ) => digit_pixels(classifier, &pixels, width, height),
+        _ => bad(format!(
+            "this request does not fit the model: {}",
+            expected(classifier)
+        )),
+    }
+}
+
+/// `{"pixels": [...]}` for a digit model.
+fn digit_pixels(
+    classifier: &mut Classifier,
+    pixels: &[f64],
+    width: Option<usize>,
+    height: Option<usize>,
+) -> Reply {
+    if let Some(bad_value) = pixels.iter().find(|v| !(0.0..=255.0).contains(*v)) {
         return bad(format!("pixel value {bad_value} is outside 0..255"));
     }
-    let n = req.pixels.len();
-    let image = match (req.width, req.height) {
+    let n = pixels.len();
+    let image = match (width, height) {
         (None, None) => {
             if n != SIDE * SIDE {
                 return bad(format!(
@@ -116,13 +228,13 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
                     SIDE * SIDE
                 ));
             }
-            req.pixels.iter().map(|&v| (v / 255.0) as f32).collect()
+            pixels.iter().map(|&v| (v / 255.0) as f32).collect()
         }
         (Some(w), Some(h)) => {
             if w.checked_mul(h).is_none_or(|p| p > MAX_PIXELS) {
                 return bad(format!("{w}x{h} is larger than {MAX_PIXELS} pixels"));
             }
-            let gray: Vec<f32> = req.pixels.iter().map(|&v| v as f32).collect();
+            let gray: Vec<f32> = pixels.iter().map(|&v| v as f32).collect();
             match mnist_like(&gray, w, h) {
                 Ok(x) => x,
                 Err(e) => return bad(e.to_string()),
@@ -130,15 +242,10 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
         }
         _ => return bad("give both width and height, or neither (for 784 pixels)"),
     };
-    let probabilities = match classifier.probabilities(&image) {
-        Ok(p) => p,
-        Err(e) => return bad(e.to_string()),
-    };
-    let prediction = crate::predict::top(&probabilities, 1)[0].0;
-    (
-        200,
-        json!({ "probabilities": probabilities, "prediction": prediction }),
-    )
+    match classifier.probabilities(&image) {
+        Ok(p) => (200, answer(classifier, p)),
+        Err(e) => bad(e.to_string()),
+    }
 }
 
 /// Classifiers lent out one forward pass at a time.
@@ -199,6 +306,8 @@ impl Drop for Lent {
 struct App {
     pool: Arc<Pool>,
     info: serde_json::Value,
+    /// The draw-a-digit page, or for other models a page saying what they take.
+    page: String,
 }
 
 fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
@@ -214,8 +323,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json_response(status, &json!({ "error": message.into() }))
 }
 
-async fn page() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+async fn page(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        app.page.clone(),
+    )
+        .into_response()
 }
 
 async fn info(State(app): State<Arc<App>>) -> Response {
@@ -353,11 +466,29 @@ pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     let first = Classifier::load(model)?;
     let classifiers = vec![first; threads];
     let model_info = &classifiers[0].info;
+    let takes = classifiers[0].takes();
+    let columns: Option<Vec<&str>> = match &model_info.input {
+        InputKind::Table(t) => Some(t.input_columns().map(|c| c.name.as_str()).collect()),
+        _ => None,
+    };
     let info = json!({
-        "dataset": model_info.dataset.as_str(),
-        "classes": model_info.classes,
+        "dataset": model_info.dataset.to_string(),
+        "classes": model_info.class_names,
         "epoch": model_info.epoch,
+        "takes": takes,
+        "columns": columns,
     });
+    let page = match model_info.input {
+        InputKind::Digits => PAGE.to_owned(),
+        _ => format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>backprop</title>\
+             <h1>{}</h1><p>This model takes {}. POST them to <code>/predict</code> \
+             (see <code>/info</code>); it answers the probabilities of its {} classes.</p>",
+            html_escape(&model.display().to_string()),
+            html_escape(&takes),
+            model_info.classes()
+        ),
+    };
     let listener = std::net::TcpListener::bind((host, port))
         .with_context(|| format!("cannot listen on {host}:{port}; try another --port"))?;
     println!(
@@ -375,6 +506,7 @@ pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
             free: Mutex::new(classifiers),
         }),
         info,
+        page,
     };
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

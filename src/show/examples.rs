@@ -2,14 +2,15 @@
 //! image in grey (ink dark, paper light), titled with its label, in a grid.
 //!
 //! ```
-//! use backprop::data::{Dataset, Features};
+//! use backprop::data::{Dataset, Features, InputKind, numbered_classes};
 //! use backprop::show::examples_figure;
 //! let data = Dataset {
 //!     name: "tiny".into(),
 //!     features: Features::Pixels(vec![0, 255, 255, 0, 9, 9, 9, 9]),
 //!     labels: vec![5, 0],
-//!     classes: 10,
+//!     class_names: numbered_classes(10),
 //!     shape: [1, 2, 2],
+//!     input: InputKind::Digits,
 //! };
 //! let figure = examples_figure(&data, &[0, 1], 10).unwrap();
 //! assert_eq!(figure.panels[0].title, "5");
@@ -44,7 +45,7 @@ pub fn examples_figure(
             let (wf, hf) = (w as f64, h as f64);
             let picture = Picture::grey(&image, w, h, true, 0.0..wf, 0.0..hf);
             Panel::marks(
-                &data.labels[i].to_string(),
+                &data.class_names[usize::from(data.labels[i])],
                 "",
                 "",
                 vec![Mark::Picture(picture)],

@@ -157,8 +157,9 @@ mod tests {
             name: "tiny".into(),
             features: Features::Pixels(px),
             labels: vec![1, 2, 3],
-            classes: 10,
+            class_names: crate::data::numbered_classes(10),
             shape: [1, 2, 3],
+            input: crate::data::InputKind::Vectors,
         }
     }
 
@@ -255,8 +256,9 @@ mod tests {
             name: "spiral".into(),
             features: Features::Dense(vec![0.0; 4]),
             labels: vec![0, 1],
-            classes: 3,
+            class_names: crate::data::numbered_classes(3),
             shape: [1, 1, 2],
+            input: crate::data::InputKind::Vectors,
         };
         assert_eq!(
             misclassified_grid(&dense, &[], &MistakeGrid::default()),

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
-use crate::data::{self, Dataset, DatasetName, LoadOptions};
+use crate::data::split::check_fraction;
+use crate::data::{self, DataSource, Dataset, LoadOptions, ReadOptions};
 use crate::layers::DropoutScaling;
 use crate::nets::{
     Activation, DeepConvNet, LayerSpec, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit,
@@ -101,7 +102,18 @@ impl fmt::Display for NetKind {
 /// training state so that `--resume` needs no flags.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub dataset: DatasetName,
+    /// What `--dataset` named: a built-in data set, `idx`, a folder or a table.
+    pub dataset: DataSource,
+    /// How a folder or a table is read (the test split held out of data without one).
+    #[serde(flatten)]
+    pub read: ReadOptions,
+    /// `--validation`: the share of each class of the training split held out
+    /// to judge each epoch by (a folder's val/ is used as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<f64>,
+    /// `--early-stop N`: stop when the validation loss has not improved for N epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<usize>,
     /// The architecture; `hidden` and `activation` apply to `mlp` only.
     /// (Training states saved before convnets existed have none: mlp.)
     #[serde(default)]
@@ -150,6 +162,11 @@ pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
     pub train_accuracy: f64,
+    /// On the validation split, when the run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
     pub test_accuracy: f64,
     pub test_loss: f64,
     /// Learning rate at the epoch's first step (absent in runs saved before
@@ -166,13 +183,64 @@ pub struct Summary {
     pub config: TrainConfig,
     /// The net that was trained, as its checkpoint describes it.
     pub net: NetSpec,
+    /// The classes, in the order of the net's scores.
+    pub classes: Vec<String>,
     pub train_examples: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_examples: Option<usize>,
     pub test_examples: usize,
     pub parameters: usize,
+    /// Epochs trained (fewer than asked for after an early stop).
     pub epochs: usize,
+    /// Whether `--early-stop` ended the run.
+    pub stopped_early: bool,
+    /// The epoch with the best validation accuracy, kept in `model-best.safetensors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_val_accuracy: Option<f64>,
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub total_seconds: f64,
+    /// What loading the data decided (a test split held out, columns left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The file keeping the epoch with the best validation accuracy.
+pub const BEST_MODEL_FILE: &str = "model-best.safetensors";
+
+/// The training run's data, split.
+struct RunData {
+    train: Dataset,
+    validation: Option<Dataset>,
+    test: Dataset,
+    notes: Vec<String>,
+}
+
+/// What the epochs so far say about validation: the best accuracy's epoch,
+/// and whether the loss has not improved for `patience` epochs. Worked out
+/// from the history alone, so that a resumed run decides as an
+/// uninterrupted one does.
+fn judge(history: &[EpochMetrics], patience: Option<usize>) -> (Option<(usize, f64)>, bool) {
+    let mut best_accuracy: Option<(usize, f64)> = None;
+    let mut best_loss: Option<(usize, f64)> = None;
+    for m in history {
+        if let (Some(acc), Some(loss)) = (m.val_accuracy, m.val_loss) {
+            if best_accuracy.is_none_or(|(_, a)| acc > a) {
+                best_accuracy = Some((m.epoch, acc));
+            }
+            if best_loss.is_none_or(|(_, l)| loss < l) {
+                best_loss = Some((m.epoch, loss));
+            }
+        }
+    }
+    let last = history.last().map_or(0, |m| m.epoch);
+    let stop = match (patience, best_loss) {
+        (Some(n), Some((epoch, _))) => last - epoch >= n,
+        _ => false,
+    };
+    (best_accuracy, stop)
 }
 
 /// Evaluation batches: big enough to keep both threads busy.
@@ -192,40 +260,13 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     }
     let rule = optim::by_name::<f32>(&config.optimizer, config.lr).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let split = data::load(
-        config.dataset,
-        &LoadOptions {
-            data_dir: config.data_dir.clone(),
-            allow_download: true,
-            progress: config.progress,
-            seed: config.seed,
-            // A resumed run continues on the data it started on, or not at all.
-            sample_fallback: !config.resume && !config.no_sample,
-        },
-    )?;
-    // After a fallback the run is one on the sample, in its summary and checkpoints too.
-    let loaded = split.dataset().unwrap_or(config.dataset);
-    if loaded != config.dataset {
-        println!("{}", data::sample::notice("training on"));
-    }
-    let config = &TrainConfig {
-        dataset: loaded,
-        ..config.clone()
-    };
-    let train = match config.train_size {
-        Some(0) => bail!("--train-size must be at least 1"),
-        Some(n) if n < split.train.len() => split.train.take(n),
-        _ => split.train,
-    };
-    let test = split.test;
-    for (set, data) in [("training", &train), ("test", &test)] {
-        if data.is_empty() {
-            bail!(
-                "the {set} set of {} has no examples; check the files in --data (or BACKPROP_DATA)",
-                config.dataset
-            );
-        }
-    }
+    let (config, data) = &load_data(config)?;
+    let RunData {
+        train,
+        validation,
+        test,
+        notes,
+    } = data;
     if config.batch_size > train.len() {
         bail!(
             "--batch-size {} is larger than the {} training examples; pass --batch-size {} or less",
@@ -239,7 +280,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         // The net the run started with, whatever the flags or files say now.
         checkpoint::read_spec(&config.out.join(checkpoint::MODEL_FILE))?
     } else {
-        net_spec(config, &train)?
+        net_spec(config, train)?
     };
     check_memory(&spec, config.threads)?;
     let net = spec.build::<f32>(config.seed)?;
@@ -257,36 +298,58 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         (0, Vec::new())
     };
     trainer.set_schedule(config.lr_schedule, config.lr, config.epochs, done);
-    if config.resume && config.epochs <= done {
-        // Leave the finished run's files as they are: its summary.json
-        // describes the epochs it trained, not the --epochs asked for now.
-        println!(
-            "nothing to do: {} has trained {done} epoch(s) already; pass --epochs with more than {done} to train further",
-            config.out.display()
-        );
-        let (train_accuracy, test_accuracy) =
-            last_accuracies(&history, &mut trainer, &train, &test)?;
-        return Ok(Summary {
+    let summary = |history: &[EpochMetrics], trainer: &mut Trainer<f32>, seconds: f64| {
+        let (best, stopped_early) = judge(history, config.early_stop);
+        let (train_accuracy, test_accuracy) = last_accuracies(history, trainer, train, test)?;
+        let epochs = history.last().map_or(0, |m| m.epoch);
+        anyhow::Ok(Summary {
+            // A finished run resumed with fewer epochs keeps its own count.
             config: TrainConfig {
-                epochs: done,
+                epochs: config.epochs.max(done),
                 ..config.clone()
             },
-            net: spec,
+            net: spec.clone(),
+            classes: train.class_names.clone(),
             train_examples: train.len(),
+            validation_examples: validation.as_ref().map(Dataset::len),
             test_examples: test.len(),
             parameters,
-            epochs: done,
+            epochs,
+            stopped_early,
+            best_epoch: best.map(|b| b.0),
+            best_val_accuracy: best.map(|b| b.1),
             train_accuracy,
             test_accuracy,
-            total_seconds: history.iter().map(|m| m.seconds).sum(),
-        });
+            total_seconds: seconds,
+            notes: notes.clone(),
+        })
+    };
+    if config.resume && (config.epochs <= done || judge(&history, config.early_stop).1) {
+        // Leave the finished run's files as they are: its summary.json
+        // describes the epochs it trained, not the --epochs asked for now.
+        if config.epochs <= done {
+            println!(
+                "nothing to do: {} has trained {done} epoch(s) already; pass --epochs with more than {done} to train further",
+                config.out.display()
+            );
+        } else {
+            println!(
+                "nothing to do: {} stopped early after epoch {done}: the validation loss had not improved for {} epochs",
+                config.out.display(),
+                config.early_stop.unwrap_or(0)
+            );
+        }
+        let seconds = history.iter().map(|m| m.seconds).sum();
+        return summary(&history, &mut trainer, seconds);
     }
-    let info = |epoch| ModelInfo {
-        dataset: config.dataset,
-        classes: train.classes,
-        input_shape: train.shape,
-        seed: config.seed,
-        epoch,
+    let info = |epoch| {
+        ModelInfo::of(
+            config.dataset.clone(),
+            train,
+            config.seed,
+            config.read.test_split,
+            epoch,
+        )
     };
 
     fs::create_dir_all(&config.out)
@@ -300,8 +363,11 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     }
 
     let description = describe(config, &spec, parameters);
+    let validation_note = validation
+        .as_ref()
+        .map_or_else(String::new, |v| format!(", {} validation", v.len()));
     println!(
-        "{}: {} training and {} test examples; net {description}; {} lr {}{} weight decay {}; {} thread(s)",
+        "{}: {} training{validation_note} and {} test examples; net {description}; {} lr {}{} weight decay {}; {} thread(s)",
         config.dataset,
         train.len(),
         test.len(),
@@ -333,7 +399,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         };
         let lr = trainer.next_lr();
         let t0 = Instant::now();
-        let result = trainer.train_epoch(&train, config.batch_size, |done, _| {
+        let result = trainer.train_epoch(train, config.batch_size, |done, _| {
             if let Some(bar) = &bar {
                 bar.set_position(done as u64);
             }
@@ -363,18 +429,37 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             ),
             Err(e) => return Err(e.into()),
         };
-        let (_, train_accuracy) = trainer.evaluate(&train, EVAL_BATCH)?;
-        let (test_loss, test_accuracy) = trainer.evaluate(&test, EVAL_BATCH)?;
+        let (_, train_accuracy) = trainer.evaluate(train, EVAL_BATCH)?;
+        let (val_loss, val_accuracy) = match validation {
+            Some(v) => {
+                let (loss, acc) = trainer.evaluate(v, EVAL_BATCH)?;
+                (Some(loss), Some(acc))
+            }
+            None => (None, None),
+        };
+        let (test_loss, test_accuracy) = trainer.evaluate(test, EVAL_BATCH)?;
         let m = EpochMetrics {
             epoch,
             train_loss,
             train_accuracy,
+            val_loss,
+            val_accuracy,
             test_accuracy,
             test_loss,
             lr: Some(lr),
             seconds,
         };
         history.push(m.clone());
+        let (best, stop) = judge(&history, config.early_stop);
+        // The best model first, then the state: a run killed between the two
+        // writes resumes from the epoch before, and writes this one again.
+        if best.is_some_and(|(e, _)| e == epoch) {
+            checkpoint::save(
+                &config.out.join(BEST_MODEL_FILE),
+                trainer.net(),
+                &info(epoch),
+            )?;
+        }
         // Checkpoint before the log line: an epoch in metrics.jsonl always has
         // its checkpoint, so a killed run loses at most the epoch under way.
         checkpoint::save_training(&config.out, &trainer, config, &info(epoch), &history)?;
@@ -384,31 +469,39 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             LrSchedule::Constant => String::new(),
             _ => format!("  lr {lr:.3e}"),
         };
+        let val_note = val_accuracy.map_or_else(String::new, |a| {
+            format!(
+                "  val loss {:.4}  val acc {a:.4}",
+                val_loss.unwrap_or(f64::NAN)
+            )
+        });
         println!(
-            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}  test acc {test_accuracy:.4}{lr_note}  ({seconds:.2} s)",
+            "epoch {epoch:>3}/{}  loss {train_loss:.4}  train acc {train_accuracy:.4}{val_note}  test acc {test_accuracy:.4}{lr_note}  ({seconds:.2} s)",
             config.epochs
         );
+        if stop {
+            println!(
+                "stopping early: the validation loss has not improved for {} epochs",
+                config.early_stop.unwrap_or(0)
+            );
+            break;
+        }
     }
 
-    let (train_accuracy, test_accuracy) = last_accuracies(&history, &mut trainer, &train, &test)?;
-    let summary = Summary {
-        config: config.clone(),
-        net: spec,
-        train_examples: train.len(),
-        test_examples: test.len(),
-        parameters,
-        epochs: config.epochs,
-        train_accuracy,
-        test_accuracy,
-        total_seconds: started.elapsed().as_secs_f64(),
-    };
+    let summary = summary(&history, &mut trainer, started.elapsed().as_secs_f64())?;
     let summary_path = config.out.join("summary.json");
     fs::write(
         &summary_path,
         serde_json::to_string_pretty(&summary)? + "\n",
     )
     .with_context(|| format!("cannot write {}", summary_path.display()))?;
-    println!("test accuracy: {test_accuracy:.4}");
+    println!("test accuracy: {:.4}", summary.test_accuracy);
+    if let (Some(epoch), Some(acc)) = (summary.best_epoch, summary.best_val_accuracy) {
+        println!(
+            "best validation accuracy {acc:.4} after epoch {epoch}, kept in {}",
+            config.out.join(BEST_MODEL_FILE).display()
+        );
+    }
     println!(
         "wrote {}, {} and {}",
         metrics_path.display(),
@@ -423,6 +516,102 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     Ok(summary)
 }
 
+/// Loads the run's data and splits it: the test set held out of data without
+/// one, `--train-size`, the validation set. Returns the configuration as
+/// the run records it (`mnist-sample` after a fallback to the sample).
+fn load_data(config: &TrainConfig) -> Result<(TrainConfig, RunData)> {
+    check_fraction(config.read.test_split, "test-split").map_err(anyhow::Error::msg)?;
+    if let Some(v) = config.validation {
+        check_fraction(v, "validation").map_err(anyhow::Error::msg)?;
+        if v == 0.0 {
+            bail!("--validation takes a share above 0, such as 0.1");
+        }
+    }
+    let split = data::load(
+        config.dataset.clone(),
+        &LoadOptions {
+            data_dir: config.data_dir.clone(),
+            allow_download: true,
+            progress: config.progress,
+            seed: config.seed,
+            // A resumed run continues on the data it started on, or not at all.
+            sample_fallback: !config.resume && !config.no_sample,
+            read: config.read.clone(),
+        },
+    )?;
+    // After a fallback the run is one on the sample, in its summary and checkpoints too.
+    let mut config = config.clone();
+    if let Some(loaded) = split.dataset()
+        && config
+            .dataset
+            .builtin()
+            .is_some_and(|asked| asked != loaded)
+    {
+        println!("{}", data::sample::notice("training on"));
+        config.dataset = loaded.into();
+    }
+    for note in &split.notes {
+        println!("{note}");
+    }
+    let mut notes = split.notes;
+    let mut train = match config.train_size {
+        Some(0) => bail!("--train-size must be at least 1"),
+        Some(n) if n < split.train.len() => split.train.take(n),
+        _ => split.train,
+    };
+    let validation = match (split.validation, config.validation) {
+        (Some(_), Some(_)) => bail!(
+            "{} has a val/ folder, which is the validation set: drop --validation",
+            config.dataset
+        ),
+        (Some(v), None) => Some(v),
+        (None, Some(share)) => {
+            // A seed of its own, so the validation set is not the test set's draw.
+            let (kept, held) = train.hold_out(
+                share,
+                config.seed.wrapping_add(1),
+                "the validation set",
+                "validation",
+            )?;
+            let note = format!(
+                "{} of the {} training examples ({}% of each class) are the validation set",
+                held.len(),
+                train.len(),
+                share * 100.0
+            );
+            println!("{note}");
+            notes.push(note);
+            train = kept;
+            Some(held)
+        }
+        (None, None) => None,
+    };
+    if config.early_stop.is_some() && validation.is_none() {
+        bail!("--early-stop watches the validation loss: pass --validation, such as 0.1");
+    }
+    if config.early_stop == Some(0) {
+        bail!("--early-stop takes a number of epochs of at least 1");
+    }
+    let test = split.test;
+    for (set, data) in [("training", &train), ("test", &test)] {
+        if data.is_empty() {
+            bail!(
+                "the {set} set of {} has no examples; check the files in --data (or BACKPROP_DATA)",
+                config.dataset
+            );
+        }
+    }
+    Ok((
+        config,
+        RunData {
+            train,
+            validation,
+            test,
+            notes,
+        },
+    ))
+}
+
 /// The net `config` asks for, sized for `train`: a built-in net with the
 /// flags, or a net file with `--init` and `--weight-decay` over its own.
 fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
@@ -430,7 +619,7 @@ fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
     let decay = config.weight_decay.unwrap_or(0.0);
     let spec = match &config.net {
         NetKind::Mlp => {
-            let mlp = MultiLayerNet::new(train.dim(), &config.hidden, train.classes)
+            let mlp = MultiLayerNet::new(train.dim(), &config.hidden, train.classes())
                 .activation(config.activation)
                 .weight_init(init)
                 .weight_decay_lambda(decay)
@@ -446,11 +635,11 @@ fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
                 ..mlp.spec()
             }
         }
-        NetKind::SimpleCnn => SimpleConvNet::new(train.shape, train.classes)
+        NetKind::SimpleCnn => SimpleConvNet::new(train.shape, train.classes())
             .weight_init(init)
             .weight_decay_lambda(decay)
             .spec(),
-        NetKind::DeepCnn => DeepConvNet::new(train.shape, train.classes)
+        NetKind::DeepCnn => DeepConvNet::new(train.shape, train.classes())
             .weight_init(init)
             .weight_decay_lambda(decay)
             .spec(),
@@ -466,12 +655,15 @@ fn net_spec(config: &TrainConfig, train: &Dataset) -> Result<NetSpec> {
         }
     };
     let spec = spec
-        .for_data(&train.shape, train.classes)
+        .for_data(&train.shape, train.classes())
         .and_then(|s| s.validate().map(|()| s))
         .with_context(|| {
             format!(
                 "--net {} cannot take {} examples of shape {:?} in {} classes",
-                config.net, config.dataset, train.shape, train.classes
+                config.net,
+                config.dataset,
+                train.shape,
+                train.classes()
             )
         })?;
     Ok(spec)
@@ -654,7 +846,10 @@ mod tests {
 
     fn spiral_config(out: &std::path::Path) -> TrainConfig {
         TrainConfig {
-            dataset: DatasetName::Spiral,
+            dataset: crate::data::DatasetName::Spiral.into(),
+            read: Default::default(),
+            validation: None,
+            early_stop: None,
             net: NetKind::Mlp,
             data_dir: None,
             hidden: vec![10, 10],

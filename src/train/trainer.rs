@@ -688,7 +688,7 @@ mod tests {
     #[test]
     fn replicas_agree_on_batchnorm_running_statistics() {
         let data = spiral::split(3).train;
-        let spec = MultiLayerNet::new(data.dim(), &[8, 8], data.classes).batchnorm(true);
+        let spec = MultiLayerNet::new(data.dim(), &[8, 8], data.classes()).batchnorm(true);
         let net = spec.build::<f64>(4).unwrap();
         let mut trainer = Trainer::new(net.clone(), Box::new(Sgd::new(0.1)), 2, 5);
         let batch: Vec<usize> = (0..20).collect();
@@ -725,7 +725,7 @@ mod input_tests {
 
     fn trainer(lr: f64) -> (Trainer<f32>, Dataset) {
         let data = spiral::split(3).train;
-        let net = MultiLayerNet::new(data.dim(), &[8], data.classes)
+        let net = MultiLayerNet::new(data.dim(), &[8], data.classes())
             .build(1)
             .unwrap();
         (Trainer::new(net, Box::new(Sgd::new(lr)), 2, 1), data)
@@ -796,7 +796,7 @@ mod input_tests {
     #[test]
     fn a_loss_that_is_not_finite_stops_the_epoch_at_its_iteration() {
         let data = spiral::split(3).train;
-        let net = MultiLayerNet::new(data.dim(), &[100; 3], data.classes)
+        let net = MultiLayerNet::new(data.dim(), &[100; 3], data.classes())
             .build(1)
             .unwrap();
         let mut t = Trainer::<f32>::new(net, Box::new(Sgd::new(1e6)), 2, 1);
