@@ -7,7 +7,6 @@
 //! [`gradcheck`] compares that with central differences.
 
 pub mod bench;
-mod bitmap_font;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -15,6 +14,7 @@ pub mod eval;
 pub mod experiments;
 #[cfg(feature = "onnx")]
 pub mod export;
+mod font;
 pub mod fuzzing;
 pub mod gradcheck;
 pub mod layers;
