@@ -43,12 +43,15 @@ pub fn run(a: ExportArgs) -> Result<()> {
         onnx::OPSET,
         a.precision
     );
-    println!(
-        "input  {}: float32 {} ({})",
-        onnx::INPUT,
-        shape(&info.input_shape),
-        info.input.describe()
-    );
+    for input in onnx::inputs(&info) {
+        println!(
+            "input  {}: {} {} ({})",
+            input.name,
+            input.type_name(),
+            shape(&input.shape),
+            input.holds
+        );
+    }
     println!(
         "output {}: float32 {}; {}: float32 {} (softmax)",
         onnx::LOGITS,

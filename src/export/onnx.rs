@@ -26,7 +26,22 @@
 //! classes and the inputs: `class_names` (a JSON list, in the order of the
 //! scores), `dataset`, `net` (the architecture as the checkpoint's JSON),
 //! `input` (how raw examples become inputs, as the checkpoint's JSON),
-//! `input_shape` and `preprocess` (the same in words); and `precision`.
+//! `input_shape` and `preprocess` (the same in words); and `precision`;
+//! for a table model also `numeric_columns` and `categorical_columns`.
+//!
+//! A table model (trained on a CSV file) takes raw rows instead: its
+//! standardisation and one-hot encoding are operators in the graph. Its
+//! inputs are `numeric`, float64 `[N, numeric columns]`, and
+//! `categorical`, string `[N, string columns]` (each only when the table
+//! has such columns), the columns in the order of the training file's
+//! header, named in the metadata's `numeric_columns` and
+//! `categorical_columns`; the label and the columns the model left out are
+//! not among them. A number becomes `Cast((x - mean) / std)` to float32,
+//! computed in float64 as backprop does; a string becomes its index among
+//! the training split's values (`CategoryMapper`, of the `ai.onnx.ml`
+//! domain, version [`ML_OPSET`]) and then `OneHot`, all zeros for a value
+//! the training split did not have. The pieces are concatenated in column
+//! order into `features`, what the net's first layer reads.
 //!
 //! With [`Precision::F16`] every weight (parameters and BatchNorm's running
 //! statistics) is stored as float16 and widened by a `Cast` to float32, so
@@ -51,6 +66,8 @@ use prost::Message;
 
 use super::ExportError;
 use crate::checkpoint::{self, ModelInfo, Named};
+use crate::data::InputKind;
+use crate::data::csv::{Encoding, TableEncoding};
 use crate::eval::Precision;
 use crate::layers::DropoutScaling;
 use crate::layers::batch_norm::EPS;
@@ -79,14 +96,101 @@ pub const OPSET: i64 = 17;
 /// The file format version that goes with opset 17 (IR version 8).
 const IR_VERSION: i64 = 8;
 
-/// The graph's input: float32 `[N, C, H, W]`.
+/// The version of the `ai.onnx.ml` domain a table model imports (the one
+/// released with opset 17) for `CategoryMapper`, which onnxruntime and
+/// tract both run.
+pub const ML_OPSET: i64 = 3;
+
+const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// The graph's input: float32 `[N, C, H, W]`, except for a table model.
 pub const INPUT: &str = "input";
+/// A table model's numeric columns, float64 `[N, numeric columns]`.
+pub const NUMERIC: &str = "numeric";
+/// A table model's string columns, string `[N, string columns]`.
+pub const CATEGORICAL: &str = "categorical";
 /// The class scores, float32 `[N, classes]`.
 pub const LOGITS: &str = "logits";
 /// The softmax of the scores, float32 `[N, classes]`.
 pub const PROBABILITIES: &str = "probabilities";
 /// The name of the dynamic batch axis.
 pub const BATCH_AXIS: &str = "N";
+
+/// One input of the exported graph.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphInput {
+    /// [`INPUT`], or [`NUMERIC`] and [`CATEGORICAL`] for a table model.
+    pub name: &'static str,
+    pub data_type: DataType,
+    /// One example's shape (the batch axis `N` comes first).
+    pub shape: Vec<usize>,
+    /// What it holds, in words.
+    pub holds: String,
+}
+
+impl GraphInput {
+    /// The element type as numpy calls it: `float32`, `float64` or `string`.
+    pub fn type_name(&self) -> &'static str {
+        match self.data_type {
+            DataType::Double => "float64",
+            DataType::String => "string",
+            _ => "float32",
+        }
+    }
+}
+
+/// The inputs of the model of a net that `info` describes: `input` as
+/// the net takes it, or a table model's raw columns.
+pub fn inputs(info: &ModelInfo) -> Vec<GraphInput> {
+    let InputKind::Table(table) = &info.input else {
+        return vec![GraphInput {
+            name: INPUT,
+            data_type: DataType::Float,
+            shape: info.input_shape.to_vec(),
+            holds: info.input.describe(),
+        }];
+    };
+    let mut inputs = Vec::new();
+    let numeric = columns(table, true);
+    if !numeric.is_empty() {
+        inputs.push(GraphInput {
+            name: NUMERIC,
+            data_type: DataType::Double,
+            shape: vec![numeric.len()],
+            holds: format!(
+                "the columns {}, standardised in the graph",
+                numeric.join(", ")
+            ),
+        });
+    }
+    let categorical = columns(table, false);
+    if !categorical.is_empty() {
+        inputs.push(GraphInput {
+            name: CATEGORICAL,
+            data_type: DataType::String,
+            shape: vec![categorical.len()],
+            holds: format!(
+                "the columns {}, one-hot encoded in the graph",
+                categorical.join(", ")
+            ),
+        });
+    }
+    inputs
+}
+
+/// The names of a table's numeric columns (`numeric`) or of its one-hot
+/// encoded ones, in the header's order.
+fn columns(table: &TableEncoding, numeric: bool) -> Vec<&str> {
+    table
+        .input_columns()
+        .filter(|c| match c.encoding {
+            Encoding::Numeric { .. } => numeric,
+            Encoding::OneHot { .. } => !numeric,
+            Encoding::Label | Encoding::Ignored { .. } => false,
+        })
+        .map(|c| c.name.as_str())
+        .collect()
+}
 
 /// How to export.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -143,6 +247,15 @@ fn ints(name: &str, values: &[usize]) -> AttributeProto {
     }
 }
 
+fn strings(name: &str, values: &[String]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(attribute_proto::AttributeType::Strings.into()),
+        strings: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
 fn tensor(name: &str, shape: &[usize], data_type: DataType, raw: Vec<u8>) -> TensorProto {
     TensorProto {
         name: Some(name.into()),
@@ -155,6 +268,11 @@ fn tensor(name: &str, shape: &[usize], data_type: DataType, raw: Vec<u8>) -> Ten
 
 /// A float32 tensor value `[N, rest...]`.
 fn value_info(name: &str, rest: &[usize]) -> ValueInfoProto {
+    typed_value_info(name, DataType::Float, rest)
+}
+
+/// A tensor value `[N, rest...]` of `elem_type`.
+fn typed_value_info(name: &str, elem_type: DataType, rest: &[usize]) -> ValueInfoProto {
     let batch = Dimension {
         value: Some(dimension::Value::DimParam(BATCH_AXIS.into())),
         ..Default::default()
@@ -164,7 +282,7 @@ fn value_info(name: &str, rest: &[usize]) -> ValueInfoProto {
         ..Default::default()
     });
     let tensor_type = type_proto::Tensor {
-        elem_type: Some(DataType::Float.into()),
+        elem_type: Some(elem_type.into()),
         shape: Some(TensorShapeProto {
             dim: std::iter::once(batch).chain(dims).collect(),
         }),
@@ -200,12 +318,41 @@ impl Graph {
         output
     }
 
+    /// Node `op` of the `ai.onnx.ml` domain, as [`Graph::node`].
+    fn ml_node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        output: String,
+        attribute: Vec<AttributeProto>,
+    ) -> String {
+        let output = self.node(op, inputs, output, attribute);
+        self.nodes.last_mut().expect("just added").domain = Some(ML_DOMAIN.into());
+        output
+    }
+
     /// A float32 constant whatever the precision (BatchNorm's epsilon, the
     /// Dropout factor: `eval --precision f16` keeps them f32 too).
     fn constant(&mut self, name: String, shape: &[usize], data: &[f32]) -> String {
         let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.initializers
             .push(tensor(&name, shape, DataType::Float, raw));
+        name
+    }
+
+    /// A float64 constant (a table's statistics, kept as the checkpoint has them).
+    fn constant_f64(&mut self, name: String, shape: &[usize], data: &[f64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers
+            .push(tensor(&name, shape, DataType::Double, raw));
+        name
+    }
+
+    /// An int64 constant (indices, shapes).
+    fn constant_i64(&mut self, name: String, shape: &[usize], data: &[i64]) -> String {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers
+            .push(tensor(&name, shape, DataType::Int64, raw));
         name
     }
 
@@ -254,11 +401,13 @@ fn model(
         precision: options.precision,
     };
     let mut shape = info.input_shape.to_vec();
-    // Input preprocessing, when a model's inputs are not what its first layer
-    // reads (a table model's standardisation and one-hot encoding), is nodes
-    // from `input` to the value `x` starts as. Images need none: their input
-    // is pixel / 255, as `preprocess` in the metadata says.
-    let mut x = INPUT.to_owned();
+    // A table model's standardisation and one-hot encoding are nodes from
+    // its raw columns to the value the first layer reads. Images need none:
+    // their input is pixel / 255, as `preprocess` in the metadata says.
+    let mut x = match &info.input {
+        InputKind::Table(table) => encode_rows(&mut g, table, &info.input_shape),
+        _ => INPUT.to_owned(),
+    };
     for (i, layer) in net.layers.iter().enumerate() {
         let out = format!("{i}.{}", layer.name());
         let Some(spec) = layer.spec() else {
@@ -378,11 +527,40 @@ fn model(
     );
     let spec = checkpoint::saved_spec(net, info)?;
     let metadata = metadata(&spec, info, options);
+    let inputs = inputs(info);
+    let described: Vec<String> = inputs
+        .iter()
+        .map(|i| {
+            format!(
+                "`{}` {} [N, {}] ({})",
+                i.name,
+                i.type_name(),
+                dims(&i.shape),
+                i.holds
+            )
+        })
+        .collect();
+    let mut opset_import = vec![OperatorSetIdProto {
+        domain: Some(String::new()),
+        version: Some(OPSET),
+    }];
+    if g.nodes
+        .iter()
+        .any(|n| n.domain.as_deref() == Some(ML_DOMAIN))
+    {
+        opset_import.push(OperatorSetIdProto {
+            domain: Some(ML_DOMAIN.into()),
+            version: Some(ML_OPSET),
+        });
+    }
     let graph = GraphProto {
         name: Some("backprop".into()),
         node: g.nodes,
         initializer: g.initializers,
-        input: vec![value_info(INPUT, &info.input_shape)],
+        input: inputs
+            .iter()
+            .map(|i| typed_value_info(i.name, i.data_type, &i.shape))
+            .collect(),
         output: vec![
             value_info(LOGITS, &[classes]),
             value_info(PROBABILITIES, &[classes]),
@@ -391,25 +569,122 @@ fn model(
     };
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(OPSET),
-        }],
+        opset_import,
         producer_name: Some("backprop".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: Some(format!(
-            "{} trained on {}: input `{INPUT}` float32 [N, {}] ({}), outputs `{LOGITS}` and \
-             `{PROBABILITIES}` float32 [N, {}]",
+            "{} trained on {}: input {}, outputs `{LOGITS}` and `{PROBABILITIES}` float32 [N, {}]",
             spec,
             info.dataset,
-            dims(&info.input_shape),
-            info.input.describe(),
+            described.join(", "),
             classes
         )),
         graph: Some(graph),
         metadata_props: metadata,
         ..Default::default()
     })
+}
+
+/// The nodes that encode a table's raw rows as `table` says, from the
+/// inputs [`NUMERIC`] and [`CATEGORICAL`] to `features`, one example shaped
+/// as `input_shape`; returns `features`.
+fn encode_rows(g: &mut Graph, table: &TableEncoding, input_shape: &[usize; 3]) -> String {
+    let stats: Vec<(f64, f64)> = table
+        .input_columns()
+        .filter_map(|c| match c.encoding {
+            Encoding::Numeric { mean, std } => Some((mean, std)),
+            _ => None,
+        })
+        .collect();
+    // All numeric columns at once, in float64 as TableEncoding::encode
+    // computes them, then rounded to float32.
+    let standardised = (!stats.is_empty()).then(|| {
+        let n = [stats.len()];
+        let means: Vec<f64> = stats.iter().map(|s| s.0).collect();
+        let stds: Vec<f64> = stats.iter().map(|s| s.1).collect();
+        let mean = g.constant_f64("numeric.mean".into(), &n, &means);
+        let std = g.constant_f64("numeric.std".into(), &n, &stds);
+        let centred = g.node("Sub", &[NUMERIC, &mean], "numeric.centred".into(), vec![]);
+        let z = g.node(
+            "Div",
+            &[&centred, &std],
+            "numeric.standardised".into(),
+            vec![],
+        );
+        let to = int("to", i64::from(i32::from(DataType::Float)));
+        g.node("Cast", &[&z], "numeric.float32".into(), vec![to])
+    });
+    let off_on = g.constant("categorical.off_on".into(), &[2], &[0.0, 1.0]);
+    // The features in column order: each run of numeric columns gathered
+    // from `standardised`, each string column one-hot encoded.
+    let mut pieces: Vec<String> = Vec::new();
+    let mut run: Vec<i64> = Vec::new();
+    let (mut numeric, mut categorical) = (0i64, 0i64);
+    let gather_run = |g: &mut Graph, run: &mut Vec<i64>, pieces: &mut Vec<String>| {
+        if let (Some(&first), Some(z)) = (run.first(), &standardised) {
+            let name = format!("numeric.{first}-{}", first + run.len() as i64 - 1);
+            let at = g.constant_i64(format!("{name}.indices"), &[run.len()], run);
+            pieces.push(g.node("Gather", &[z, &at], name, vec![int("axis", 1)]));
+            run.clear();
+        }
+    };
+    for column in table.input_columns() {
+        match &column.encoding {
+            Encoding::Numeric { .. } => {
+                run.push(numeric);
+                numeric += 1;
+            }
+            Encoding::OneHot { values } => {
+                gather_run(g, &mut run, &mut pieces);
+                let name = format!("categorical.{categorical}");
+                // A scalar index: the column as [N], its values' indices
+                // [N], their one-hot rows [N, values].
+                let at = g.constant_i64(format!("{name}.index"), &[], &[categorical]);
+                let strings_of = g.node(
+                    "Gather",
+                    &[CATEGORICAL, &at],
+                    name.clone(),
+                    vec![int("axis", 1)],
+                );
+                // A value the training split did not have maps to
+                // values.len(), outside OneHot's range: all zeros, as
+                // backprop encodes it.
+                let k = values.len();
+                let indices: Vec<usize> = (0..k).collect();
+                let index = g.ml_node(
+                    "CategoryMapper",
+                    &[&strings_of],
+                    format!("{name}.value_index"),
+                    vec![
+                        strings("cats_strings", values),
+                        ints("cats_int64s", &indices),
+                        int("default_int64", k as i64),
+                    ],
+                );
+                let depth = g.constant_i64(format!("{name}.depth"), &[], &[k as i64]);
+                pieces.push(g.node(
+                    "OneHot",
+                    &[&index, &depth, &off_on],
+                    format!("{name}.one_hot"),
+                    vec![int("axis", -1)],
+                ));
+                categorical += 1;
+            }
+            Encoding::Label | Encoding::Ignored { .. } => {}
+        }
+    }
+    gather_run(g, &mut run, &mut pieces);
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let flat = g.node(
+        "Concat",
+        &pieces,
+        "features.flat".into(),
+        vec![int("axis", 1)],
+    );
+    let mut shape = vec![-1];
+    shape.extend(input_shape.iter().map(|&d| d as i64));
+    let shape = g.constant_i64("features.shape".into(), &[4], &shape);
+    g.node("Reshape", &[&flat, &shape], "features".into(), vec![])
 }
 
 fn dims(shape: &[usize]) -> String {
@@ -433,8 +708,16 @@ fn metadata(spec: &NetSpec, info: &ModelInfo, options: &Options) -> Vec<StringSt
         ("preprocess", info.input.describe()),
         ("precision", options.precision.as_str().to_owned()),
     ];
+    let table = match &info.input {
+        InputKind::Table(table) => vec![
+            ("numeric_columns", json(&columns(table, true))),
+            ("categorical_columns", json(&columns(table, false))),
+        ],
+        _ => vec![],
+    };
     entries
         .into_iter()
+        .chain(table)
         .map(|(key, value)| StringStringEntryProto {
             key: Some(key.into()),
             value: Some(value),
@@ -483,6 +766,84 @@ mod tests {
                 None => "?".into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_table_model_takes_its_raw_columns_in_header_order() {
+        use crate::data::csv::Column;
+        let column = |name: &str, encoding| Column {
+            name: name.into(),
+            encoding,
+        };
+        let table = TableEncoding {
+            columns: vec![
+                column(
+                    "a",
+                    Encoding::Numeric {
+                        mean: 1.0,
+                        std: 2.0,
+                    },
+                ),
+                column(
+                    "colour",
+                    Encoding::OneHot {
+                        values: vec!["red".into(), "blue".into()],
+                    },
+                ),
+                column(
+                    "id",
+                    Encoding::Ignored {
+                        reason: "--ignore".into(),
+                    },
+                ),
+                column(
+                    "b",
+                    Encoding::Numeric {
+                        mean: 0.0,
+                        std: 1.0,
+                    },
+                ),
+                column(
+                    "c",
+                    Encoding::Numeric {
+                        mean: 5.0,
+                        std: 3.0,
+                    },
+                ),
+                column("kind", Encoding::Label),
+            ],
+            delimiter: ',',
+        };
+        let mut info = info([1, 1, table.width()], 2);
+        info.input = InputKind::Table(table);
+        let net = MultiLayerNet::new(5, &[3], 2).build::<f32>(1).unwrap();
+        let m = decode(&to_bytes(&net, &info, &Options::default()).unwrap());
+        assert_eq!(m.opset_import[1].domain.as_deref(), Some(ML_DOMAIN));
+        assert_eq!(meta(&m, "numeric_columns"), r#"["a","b","c"]"#);
+        assert_eq!(meta(&m, "categorical_columns"), r#"["colour"]"#);
+        let g = m.graph.unwrap();
+        let inputs: Vec<_> = g
+            .input
+            .iter()
+            .map(|i| (i.name.clone().unwrap(), dims(i)))
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                (NUMERIC.to_owned(), vec!["N".to_owned(), "3".to_owned()]),
+                (CATEGORICAL.to_owned(), vec!["N".to_owned(), "1".to_owned()])
+            ]
+        );
+        // a; colour's two values; b and c gathered at once: five features.
+        let concat = g
+            .node
+            .iter()
+            .find(|n| n.op_type.as_deref() == Some("Concat"))
+            .unwrap();
+        assert_eq!(
+            concat.input,
+            ["numeric.0-0", "categorical.0.one_hot", "numeric.1-2"]
+        );
     }
 
     #[test]
