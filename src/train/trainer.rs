@@ -580,7 +580,9 @@ impl<T: Float> Trainer<T> {
     ) -> Result<(f64, f64), TrainError> {
         let (mut total_loss, mut correct) = (0.0, 0);
         self.infer(data, batch_size, |workers| {
-            for w in workers {
+            // A worker without rows in this slice still holds the last
+            // slice's scores.
+            for w in workers.iter_mut().filter(|w| !w.t.is_empty()) {
                 let rows = w.t.len() as f64;
                 w.correct = w.predicted.iter().zip(&w.t).filter(|(p, t)| p == t).count();
                 let scores = w.net.layers.last().expect("non-empty").output();
@@ -760,6 +762,25 @@ mod input_tests {
         // A batch of all the data is fine, and so is evaluating in one batch larger than it.
         assert!(t.train_epoch(&data, n, |_, _| {}).is_ok());
         assert!(t.evaluate(&data, 10 * n).is_ok());
+    }
+
+    #[test]
+    fn evaluation_with_a_last_slice_too_small_for_every_worker_counts_each_example_once() {
+        // 101 examples on 2 workers: the last slice's single row goes to
+        // worker 1, and worker 0 still holds the scores of the slice before.
+        let (mut t, data) = trainer(0.1);
+        let data = data.take(INFER_ROWS * 2 + 1);
+        let (loss, accuracy) = t.evaluate(&data, 1000).unwrap();
+        let predicted = t.predict_classes(&data, 1000).unwrap();
+        assert_eq!(predicted.len(), data.len());
+        let correct = predicted
+            .iter()
+            .zip(&data.labels)
+            .filter(|(p, l)| **p == usize::from(**l))
+            .count();
+        assert_eq!(accuracy, correct as f64 / data.len() as f64);
+        let (whole_loss, _) = t.evaluate(&data, 1).unwrap();
+        assert!((loss - whole_loss).abs() < 1e-6, "{loss} vs {whole_loss}");
     }
 
     #[test]
