@@ -12,6 +12,8 @@ pub mod cli;
 pub mod data;
 pub mod eval;
 pub mod experiments;
+#[cfg(feature = "onnx")]
+pub mod export;
 mod font;
 pub mod fuzzing;
 pub mod gradcheck;
