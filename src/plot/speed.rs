@@ -15,7 +15,7 @@ pub fn speed_chart(results: &Comparison) -> Figure {
         .map(|w| Bar {
             label: w.workload.to_uppercase().replace("-ADAM", "-adam"),
             value: w.speedup,
-            spread: (results.rounds > 1).then(|| w.speedup_min..w.speedup_max),
+            spread: (results.rounds > 1).then_some(w.speedup_min..w.speedup_max),
             text: format!("{:.2}x", w.speedup),
             // Blue where backprop is faster, orange where it is slower.
             color: usize::from(w.speedup < 1.0),
