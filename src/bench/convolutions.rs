@@ -3,7 +3,7 @@
 //! splits it (each thread a replica with its share of the batch), at the
 //! shapes of DeepConvNet, SimpleConvNet and three a user might write; the
 //! direct kernels, and the textbook's im2col beside them.
-//! `benches/conv_shapes.py` times PyTorch's `conv2d` on the same shapes and
+//! `benches/pytorch/conv_shapes.py` times PyTorch's `conv2d` on the same shapes and
 //! runs this beside it, for the README's per-shape table.
 
 use std::time::Instant;
@@ -55,7 +55,7 @@ const fn shape(
     }
 }
 
-/// The shapes of the table; `benches/conv_shapes.py` reads them from
+/// The shapes of the table; `benches/pytorch/conv_shapes.py` reads them from
 /// `backprop bench conv --json`.
 pub const SHAPES: &[ConvShape] = &[
     shape("deep1 1->16 28x28", [1, 28, 28], 16, 3, 1, 1, false),

@@ -1,5 +1,7 @@
-//! `backprop bench`: the reference workloads of ../shared/peers/README.md,
-//! measured the way the peers measure them, so the figures compare as ratios.
+//! `backprop bench`: the reference workloads, defined in benches/README.md
+//! precisely enough to reimplement, and measured the way PyTorch's side
+//! (benches/pytorch/bench.py) measures them, so the figures compare as ratios
+//! (`benches/pytorch/compare`). [`results`] reads what that comparison writes.
 //!
 //! - `w1`: 784-100x5-10 ReLU MLP, He init, weight decay 0.1, SGD lr 0.01,
 //!   batch 100: seconds per training epoch (shuffle, gather and normalise,
@@ -10,19 +12,20 @@
 //!   per training epoch as for `w1`.
 //! - `w3`: the W1 net's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 20 passes,
-//!   after 2 warm-up passes (a fresh He-initialised net, as the peers use).
+//!   after 2 warm-up passes (a fresh He-initialised net, as PyTorch's side uses).
 //! - `w4`: the textbook's DeepConvNet (`--net deep-cnn`), Adam lr 0.001, batch
 //!   100: 10 warm-up steps, then `epochs` rounds of 200 timed steps on
 //!   consecutive batches of a shuffled training set, each scaled to the 600
-//!   batches of an epoch (as `torch_deepcnn.py`); the median round.
+//!   batches of an epoch; the median round.
 //! - `w5`: DeepConvNet's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 5 passes after 1
-//!   warm-up pass (as `infer_cnn.py --net deep-cnn`).
+//!   warm-up pass.
 //!
-//! `conv` is not a workload of the peers but one Convolution layer at a time
+//! `conv` is not a workload but one Convolution layer at a time
 //! ([`convolutions`]).
 
 pub mod convolutions;
+pub mod results;
 
 use std::time::Instant;
 

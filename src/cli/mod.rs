@@ -26,6 +26,7 @@ use crate::layers::DropoutScaling;
 use crate::learn::{self, Lesson};
 use crate::nets::{Activation, Network, WeightInit};
 use crate::optim::LrSchedule;
+use crate::plot;
 use crate::train::{self, NetKind, TrainConfig};
 
 #[derive(Parser)]
@@ -63,7 +64,8 @@ pub enum Command {
     Experiment(ExperimentArgs),
     /// Run one of the textbook's lessons (chapters 2-5): print the book's numbers and draw its figure.
     Learn(LearnArgs),
-    /// Time the reference workloads (../shared/peers/README.md) on MNIST.
+    /// Time the reference workloads on MNIST (defined in benches/README.md), or draw the chart
+    /// of a PyTorch comparison.
     Bench(BenchArgs),
 }
 
@@ -350,11 +352,16 @@ pub struct LearnArgs {
     pub threads: Option<usize>,
 }
 
+/// The workloads are defined in benches/README.md, precisely enough to reimplement;
+/// benches/pytorch/compare runs PyTorch's side beside this one and prints the ratios.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
     /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; or conv (one
-    /// convolution layer at a time, at the shapes of benches/conv_shapes.py).
+    /// convolution layer at a time; benches/pytorch/conv_shapes.py runs PyTorch beside it).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -370,6 +377,22 @@ pub struct BenchArgs {
     /// One JSON object per workload per line, instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Draw a results file of benches/pytorch/compare as a bar chart (PNG and SVG): backprop's
+    /// speed relative to PyTorch's per workload.
+    Chart(ChartArgs),
+}
+
+#[derive(Args)]
+pub struct ChartArgs {
+    /// The results file (benches/results/DATE.json).
+    pub results: PathBuf,
+    /// Folder for <results name>.png and .svg (default: the results file's folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 fn thread_count(s: &str) -> Result<usize, String> {
@@ -456,6 +479,27 @@ pub fn run(cli: Cli) -> Result<()> {
                 no_sample: a.no_sample,
             };
             train::run(&config)?;
+            Ok(())
+        }
+        Command::Bench(BenchArgs {
+            command: Some(BenchCommand::Chart(a)),
+            ..
+        }) => {
+            let results = bench::results::read(&a.results)?;
+            let dir = match &a.out {
+                Some(dir) => dir.clone(),
+                None => a
+                    .results
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            };
+            let stem = a
+                .results
+                .file_stem()
+                .map_or("speed".into(), |s| s.to_string_lossy());
+            let [svg, png] = plot::speed_chart(&results).save(&dir, &stem)?;
+            println!("wrote {} and {}", svg.display(), png.display());
             Ok(())
         }
         Command::Bench(a) if a.workload == "conv" => {

@@ -2,7 +2,7 @@
 //! pictures drawn with `plotters` into an SVG and a PNG of the same layout.
 //!
 //! A [`Figure`] is a grid of [`Panel`]s; each panel holds line [`Series`]
-//! (solid or dashed, with a legend), a histogram, or a list of [`Mark`]s
+//! (solid or dashed, with a legend), a histogram, [`Bar`]s, or a list of [`Mark`]s
 //! drawn in order: lines, points, contour lines of a sampled function
 //! ([`Field`]), arrows, pictures (images, class regions), text and the nodes
 //! of a graph. [`Figure::save`] writes `<stem>.svg` and `<stem>.png`.
@@ -19,13 +19,17 @@
 //! Figure::new(vec![panel], 1).save("runs/demo".as_ref(), "curves").unwrap();
 //! ```
 
+mod bars;
 mod contour;
 mod marks;
+mod speed;
 
+pub use bars::{Bar, Reference};
 pub use contour::Field;
 pub use marks::{
     Anchor, Arrows, GREY, INK, Label, Mark, Marker, Node, Picture, Points, Rgb, Shape, palette,
 };
+pub use speed::speed_chart;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -103,6 +107,11 @@ pub enum Content {
     },
     /// Marks drawn in order, the first at the bottom.
     Marks(Vec<Mark>),
+    /// One bar per category, left to right.
+    Bars {
+        bars: Vec<Bar>,
+        reference: Option<Reference>,
+    },
 }
 
 /// One chart of a figure.
@@ -155,6 +164,21 @@ impl Panel {
     pub fn marks(title: &str, x_label: &str, y_label: &str, marks: Vec<Mark>) -> Self {
         Panel {
             content: Content::Marks(marks),
+            ..Panel::lines(title, x_label, y_label, Vec::new())
+        }
+    }
+
+    /// A bar chart, with a horizontal line at `reference` if given.
+    pub fn bars(
+        title: &str,
+        x_label: &str,
+        y_label: &str,
+        bars: Vec<Bar>,
+        reference: Option<Reference>,
+    ) -> Self {
+        Panel {
+            content: Content::Bars { bars, reference },
+            legend: false,
             ..Panel::lines(title, x_label, y_label, Vec::new())
         }
     }
@@ -223,6 +247,10 @@ impl Panel {
                 .flat_map(|m| m.extent())
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .unzip(),
+            Content::Bars { bars, reference } => {
+                let y = bars::y_range(bars, reference.as_ref());
+                (vec![0.0, bars.len() as f64], vec![y.start, y.end])
+            }
         };
         let fit = |v: &[f64], pad_low: bool| {
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -343,6 +371,9 @@ impl Figure {
         for (panel, area) in self.panels.iter().zip(&areas) {
             match &panel.content {
                 Content::Marks(marks) => marks::draw_panel(panel, marks, area)?,
+                Content::Bars { bars, reference } => {
+                    bars::draw_panel(panel, bars, reference.as_ref(), area)?
+                }
                 _ => draw_panel(panel, area)?,
             }
         }
@@ -378,6 +409,7 @@ where
             }
         }
         Content::Marks(_) => unreachable!("marks panels are drawn by marks::draw_panel"),
+        Content::Bars { .. } => unreachable!("bar panels are drawn by bars::draw_panel"),
         Content::Histogram { range, counts } => {
             let width = (range.end - range.start) / counts.len().max(1) as f64;
             let fill = PALETTE[0].filled();

@@ -1,6 +1,6 @@
 //! The single matrix-product entry point: every layer's product goes through
-//! [`matmul`], which wraps the `gemm` crate (see ../shared/peers/gemm-choice.md
-//! for why: fastest here at the MLP shapes with its AVX-512 kernels).
+//! [`matmul`], which wraps the `gemm` crate (why gemm: benches/README.md, measured
+//! by `cargo bench --bench gemm` at the MLP's and the convolutions' shapes).
 
 use super::Float;
 use gemm::Parallelism;

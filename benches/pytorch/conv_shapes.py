@@ -1,6 +1,6 @@
 """Per-shape convolution timing: PyTorch's conv2d beside backprop's Convolution.
 
-usage: python benches/conv_shapes.py [--bin target/release/backprop] [--rounds 3] [--threads 2]
+usage: python benches/pytorch/conv_shapes.py [--bin target/release/backprop] [--rounds 3] [--threads 2]
 
 The shapes come from `backprop bench conv --json` (src/bench/convolutions.rs),
 which also times our side. Rounds alternate the two, and the table gives the
@@ -8,8 +8,9 @@ median of each: forward (inference) and forward + backward on a batch of 100,
 in milliseconds, and ours / PyTorch's (below 1 is faster), with our
 textbook im2col path beside them. The input gradient is computed where the
 shape says so (not for a first layer, as in training).
-Needs torch (../shared/peers/compare installs it into
-~/.cache/backprop-peers/venv).
+Needs torch: run it with the Python of the virtual environment that
+benches/pytorch/compare makes (~/.cache/backprop/pytorch-venv/bin/python,
+or $BACKPROP_PYTORCH_VENV), after `cargo build --release`.
 """
 import argparse
 import json
@@ -66,7 +67,7 @@ def torch_shape(s):
 
 def main():
     ap = argparse.ArgumentParser()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
     ap.add_argument("--bin", default=os.path.join(target, "release", "backprop"))
     ap.add_argument("--rounds", type=int, default=3)
