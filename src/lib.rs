@@ -11,6 +11,7 @@ mod bitmap_font;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod eval;
 pub mod experiments;
 pub mod fuzzing;
