@@ -7,13 +7,13 @@
 //! [`gradcheck`] compares that with central differences.
 
 pub mod bench;
-mod bitmap_font;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod dist;
 pub mod eval;
 pub mod experiments;
+mod font;
 pub mod fuzzing;
 pub mod gradcheck;
 pub mod layers;

@@ -293,7 +293,11 @@ fn eval_reports_accuracy_precision_recall_and_draws_the_matrix() {
     assert_eq!(j["per_class"][1]["support"], 1135);
     assert_eq!(j["predictions"].as_array().unwrap().len(), 10000);
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (64 + 440 + 12, 64 + 440 + 12));
+    // Ten cells of 44 and a 12-pixel margin right and below; left of the
+    // grid 12 + 16 (the title "true class", turned) + 6 + 10 (the widest
+    // digit at 17 pixels) + 6, above it 12 + 16 ("predicted class") + 6 + 17
+    // (a line of digits) + 6.
+    assert_eq!((img.width(), img.height()), (50 + 440 + 12, 57 + 440 + 12));
     eprintln!("confusion matrix drawn at {}", png.display());
 
     let o = run(&["eval", "--model", model.to_str().unwrap(), "--limit", "500"]);

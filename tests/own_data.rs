@@ -391,6 +391,13 @@ fn a_csv_table_with_string_labels_and_columns_of_very_different_scales_beats_95_
     )
     .unwrap();
     let model = out.join("model.safetensors");
+    // eval reads the table again, split and encoded as it was (the statistics
+    // survive the checkpoint exactly).
+    let o = run(&["eval", "--model", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["accuracy"].as_f64().unwrap(), acc);
+    assert_eq!(j["per_class"][2]["name"], "gamma");
     let o = run(&[
         "predict",
         "--model",

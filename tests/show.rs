@@ -204,20 +204,30 @@ fn misclassified_grid_counts_what_eval_counts() {
         "{text}"
     );
     // 8 cells in rows of 6: each the 28x28 image at 3x in a 1-pixel frame
-    // (86), a 4-pixel gap, a caption 15 high and 4 more; 4-pixel gaps
-    // between cells; a header 4 + 15 + 4 high.
+    // (86, wider than a caption of two digits), a 4-pixel gap, a caption 15
+    // high and 4 more; 4-pixel gaps between cells; a header 4 + 17 + 4 high.
     assert_eq!(
         (img.width(), img.height()),
-        (4 + 6 * 90, 23 + 2 * (86 + 23 + 4))
+        (4 + 6 * 90, 25 + 2 * (86 + 23 + 4))
     );
-    // The first mistake's caption is written in black and red.
+    // The first mistake's caption is written in black (the true digit), then
+    // red (the prediction): antialiased, so dark neutral and reddish pixels.
     let rgb = img.to_rgb8();
-    let caption = (23 + 86 + 4..23 + 86 + 4 + 15)
-        .flat_map(|y| (4..90).map(move |x| (x, y)))
-        .map(|(x, y)| *rgb.get_pixel(x, y))
-        .collect::<Vec<_>>();
-    assert!(caption.contains(&image::Rgb([0, 0, 0])));
-    assert!(caption.contains(&image::Rgb([200, 0, 0])));
+    let caption_y = 25 + 86 + 4..25 + 86 + 4 + 15;
+    let columns = |ink: fn(&image::Rgb<u8>) -> bool| -> Vec<u32> {
+        (4..90)
+            .filter(|&x| caption_y.clone().any(|y| ink(rgb.get_pixel(x, y))))
+            .collect()
+    };
+    let black = columns(|c| c[0] == c[1] && c[1] == c[2] && c[0] < 100);
+    let red = columns(|c| c[0] > c[1].saturating_add(50) && c[1] == c[2]);
+    assert!(!black.is_empty() && !red.is_empty(), "{black:?} {red:?}");
+    assert!(black.last() < red.first(), "black {black:?}, red {red:?}");
+    // Nothing drawn in the gap right of the first cell.
+    assert!(
+        (25..img.height())
+            .all(|y| (90..94).all(|x| *rgb.get_pixel(x, y) == image::Rgb([255, 255, 255])))
+    );
 }
 
 #[test]

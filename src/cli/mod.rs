@@ -347,7 +347,9 @@ pub struct LearnArgs {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference), or all.
+    /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
+    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; or conv (one
+    /// convolution layer at a time, at the shapes of benches/conv_shapes.py).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -356,7 +358,8 @@ pub struct BenchArgs {
     /// Worker threads.
     #[arg(long, default_value_t = 2, value_parser = thread_count)]
     pub threads: usize,
-    /// Training epochs per workload; seconds per epoch is the median of epochs 2..N.
+    /// Training epochs per workload; seconds per epoch is the median of epochs 2..N
+    /// (w4: the median of N rounds of 200 batches, each scaled to an epoch).
     #[arg(long, default_value_t = 4)]
     pub epochs: usize,
     /// One JSON object per workload per line, instead of a table.
@@ -448,6 +451,29 @@ pub fn run(cli: Cli) -> Result<()> {
                 no_sample: a.no_sample,
             };
             train::run(&config)?;
+            Ok(())
+        }
+        Command::Bench(a) if a.workload == "conv" => {
+            if !a.json {
+                println!(
+                    "{:<24} {:>8} {:>12} {:>9} {:>16}",
+                    "shape", "fwd ms", "fwd+bwd ms", "GFLOP/s", "im2col fwd+bwd"
+                );
+            }
+            bench::convolutions::run(a.threads.max(1), 9, |t| {
+                if a.json {
+                    println!("{}", serde_json::to_string(t).expect("serialisable"));
+                } else {
+                    println!(
+                        "{:<24} {:>8.3} {:>12.3} {:>9.1} {:>16.3}",
+                        t.shape.name,
+                        t.forward_ms,
+                        t.forward_backward_ms,
+                        t.gflops,
+                        t.im2col_forward_backward_ms
+                    );
+                }
+            });
             Ok(())
         }
         Command::Bench(a) => {
@@ -647,7 +673,7 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let png = a
         .confusion
         .unwrap_or_else(|| beside(model, "confusion.png"));
-    eval::draw_confusion(&result.confusion, &png)
+    eval::draw_confusion(&result.confusion, &info.class_names, &png)
         .with_context(|| format!("cannot write {}", png.display()))?;
     if a.json {
         let mut j = result.to_json();

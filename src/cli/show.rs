@@ -371,7 +371,7 @@ fn misclassified(a: MisclassifiedArgs) -> Result<()> {
     let labels: Vec<usize> = test.labels.iter().map(|&l| usize::from(l)).collect();
     let mistakes = show::mistakes(&labels, &predictions);
     let shown = &mistakes[..mistakes.len().min(a.limit)];
-    let img = show::misclassified_grid(&test, shown, &MistakeGrid::default())
+    let img = show::misclassified_grid(&test, shown, &test.class_names, &MistakeGrid::default())
         .with_context(|| format!("cannot draw the mistakes of {}", model.display()))?;
     println!(
         "{}: {} of {} {dataset} test images misclassified (accuracy {:.4})",

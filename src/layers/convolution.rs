@@ -4,24 +4,29 @@
 //! `y[n, f, oy, ox] = b[f] + Σ_{c,i,j} W[f, c, i, j] · x[n, c, oy·S + i - P, ox·S + j - P]`
 //! with `OH = (H + 2P - FH) / S + 1` and `OW = (W + 2P - FW) / S + 1`.
 //!
-//! As in the textbook, im2col turns the sum into a matrix product. Per image,
-//! `col` is `(C·FH·FW, OH·OW)`: row `(c, i, j)` holds the input pixels that
-//! filter tap `(c, i, j)` meets at each output position. Then, with `W` seen as
-//! the `(FN, C·FH·FW)` matrix it is stored as,
+//! Two algorithms compute it, tested against each other and against the sum
+//! written out loop by loop, forward and backward, in f64 and f32:
 //!
-//! - forward: `y_n = W · col_n + b` (already in `(FN, OH·OW)` layout, no transpose),
-//! - backward: `dW = Σ_n dout_n · col_nᵀ`, `db = Σ dout`, `dcol_n = Wᵀ · dout_n`,
-//!   and col2im adds `dcol_n` back onto the pixels it came from.
+//! - [`Algorithm::Direct`], the default: the kernels of
+//!   [`conv_kernels`](super::conv_kernels) run the filters over the padded
+//!   image itself, an implicit im2col, with register-blocked AVX-512
+//!   micro-kernels; at DeepConvNet's shapes they reach 150-180 GFLOP/s on
+//!   one core, 3-4 times the im2col path (see the README's "How it is fast").
+//! - [`Algorithm::Im2col`], the textbook's way and the readable reference:
+//!   im2col turns the sum into a matrix product. Per image, `col` is
+//!   `(C·FH·FW, OH·OW)`: row `(c, i, j)` holds the input pixels that filter
+//!   tap `(c, i, j)` meets at each output position. Then, with `W` seen as
+//!   the `(FN, C·FH·FW)` matrix it is stored as,
+//!   - forward: `y_n = W · col_n + b` (already in `(FN, OH·OW)` layout),
+//!   - backward: `dW = Σ_n dout_n · col_nᵀ`, `db = Σ dout`, `dcol_n = Wᵀ · dout_n`,
+//!     and col2im adds `dcol_n` back onto the pixels it came from.
 //!
-//! Unlike the textbook, which builds one `(N·OH·OW, C·FH·FW)` matrix for the
-//! batch and keeps it for backward, this works image by image and rebuilds each
-//! image's columns in backward from the cached input. The columns of one image
-//! stay in the core's cache, and the layer's memory does not grow with the
-//! batch (for DeepConvNet's second layer on 500 evaluation images the batch
-//! matrix would be 225 MB). Keeping the training batch's columns for backward
-//! instead, as the textbook does, measured no faster: DeepConvNet on 5,000
-//! images, one thread, 3.36-3.54 s per epoch either way (streaming the kept
-//! columns back from memory costs what rebuilding them in cache does).
+//!   Unlike the textbook, which builds one `(N·OH·OW, C·FH·FW)` matrix for
+//!   the batch, this works image by image and rebuilds each image's columns
+//!   in backward from the cached input, so the memory does not grow with the
+//!   batch (DeepConvNet's second layer on 500 images would need 225 MB).
+//!
+//! In inference (`train` false) the direct path keeps nothing for backward.
 //!
 //! `W` is `[FN, C, FH, FW]`, the layout of PyTorch's `Conv2d.weight`.
 //!
@@ -38,6 +43,7 @@
 //! assert_eq!(y.data(), &[12.5, 16.5]);
 //! ```
 
+use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
@@ -216,6 +222,17 @@ fn sum_in_lanes<T: Float>(v: &[T]) -> T {
     acc.iter().copied().sum::<T>() + chunks.remainder().iter().copied().sum::<T>()
 }
 
+/// How [`Convolution`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// The direct kernels of [`conv_kernels`](super::conv_kernels): the default.
+    Direct,
+    /// The textbook's im2col and matrix product, image by image: the
+    /// readable reference (the tests check the others against it, and
+    /// `backprop bench conv` times it beside them).
+    Im2col,
+}
+
 #[derive(Clone)]
 pub struct Convolution<T> {
     /// Filters `[FN, C, FH, FW]`.
@@ -226,18 +243,39 @@ pub struct Convolution<T> {
     pub db: Tensor<T>,
     pub stride: usize,
     pub pad: usize,
-    /// The input: backward rebuilds each image's columns from it for `dW`.
-    x: Tensor<T>,
+    pub algorithm: Algorithm,
     /// The geometry of the last forward's input.
     geometry: Option<Geometry>,
-    /// One image's columns (forward and backward) and their gradient
-    /// (backward); scratch, reused image after image.
+    /// Rows of the last forward's input, and whether it kept them for
+    /// backward (training mode).
+    n: usize,
+    kept_input: bool,
+    /// The direct kernels' layouts and offsets for that geometry.
+    plan: Option<Plan>,
+    /// The input as the plan's phase planes (direct kernels) or as it came
+    /// (im2col): backward correlates it with `dout` for `dW`.
+    x: Vec<T>,
+    /// The filters packed for the kernels, forward and per input-gradient phase.
+    packed: Vec<T>,
+    packed_dx: Vec<Vec<T>>,
+    /// Scratch, reused chunk after chunk: the padded `dout` of a chunk of
+    /// images, the same in wide rows for `dW` where the layouts differ, one
+    /// phase's input gradient (strides above 1); for `Im2col` one image's
+    /// columns and their gradient.
+    wide: Vec<T>,
+    dout_wide: Vec<T>,
+    dout_pad: Vec<T>,
     col: Vec<T>,
     dcol: Vec<T>,
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
 }
+
+/// Values of input and `dout` the weight-gradient kernel takes at once: a
+/// chunk of images that stays in the core's 1 MiB L2 cache while every block
+/// of filters and taps runs over it.
+const WEIGHT_CHUNK_VALUES: usize = 96 * 1024;
 
 impl<T: Float> Convolution<T> {
     /// A convolution with filters `w` `[FN, C, FH, FW]`, bias `b` `[FN]`,
@@ -265,8 +303,17 @@ impl<T: Float> Convolution<T> {
             db,
             stride,
             pad,
-            x: Tensor::default(),
+            algorithm: Algorithm::Direct,
             geometry: None,
+            n: 0,
+            kept_input: false,
+            plan: None,
+            x: Vec::new(),
+            packed: Vec::new(),
+            packed_dx: Vec::new(),
+            wide: Vec::new(),
+            dout_wide: Vec::new(),
+            dout_pad: Vec::new(),
             col: Vec::new(),
             dcol: Vec::new(),
             out: Tensor::default(),
@@ -284,6 +331,270 @@ impl<T: Float> Convolution<T> {
     pub fn filter_shape(&self) -> (usize, usize, usize) {
         let s = self.w.shape();
         (s[1], s[2], s[3])
+    }
+
+    /// Direct: each image into phase planes, the filters over them in wide
+    /// rows, the wanted positions copied out.
+    fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
+        let fnum = self.filters();
+        let plan = self.plan.as_ref().expect("forward made the plan");
+        let taps = plan.taps.len();
+        let w = self.w.data();
+        pack_filters(fnum, taps, |f, t| w[f * taps + t], &mut self.packed);
+        // Training keeps every image's planes for dW; inference needs one
+        // image's at a time, which then stay in the cache.
+        let kept = if train { self.n } else { 1 };
+        self.x.resize(kept * plan.x_image + plan.x_tail, T::zero());
+        self.x[kept * plan.x_image..].fill(T::zero());
+        self.kept_input = train;
+        let (image, plane) = (g.c * g.h * g.w, g.oh * g.ow);
+        if train {
+            for (xn, planes) in x
+                .data()
+                .chunks_exact(image)
+                .zip(self.x.chunks_exact_mut(plan.x_image))
+            {
+                plan.scatter_input(xn, planes);
+            }
+        }
+        for (n, (xn, yn)) in x
+            .data()
+            .chunks_exact(image)
+            .zip(self.out.data_mut().chunks_exact_mut(fnum * plane))
+            .enumerate()
+        {
+            let planes = if train {
+                &self.x[n * plan.x_image..]
+            } else {
+                plan.scatter_input(xn, &mut self.x[..plan.x_image]);
+                &self.x[..]
+            };
+            let out = Output::Dense { out: yn, plane };
+            correlate(
+                planes,
+                &plan.taps,
+                &self.packed,
+                self.b.data(),
+                fnum,
+                &plan.positions,
+                out,
+            );
+        }
+    }
+
+    /// Makes the direct kernels' plan for a new input geometry.
+    fn plan_for(&mut self, g: &Geometry) {
+        if self.plan.as_ref().is_none_or(|p| p.geometry != *g) {
+            self.plan = Some(Plan::new::<T>(g, self.filters()));
+        }
+    }
+
+    /// Im2col: the textbook's columns of each image, times the filters.
+    fn forward_im2col(&mut self, x: &Tensor<T>, g: &Geometry) {
+        let fnum = self.filters();
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        self.x.clear();
+        self.x.extend_from_slice(x.data());
+        self.col.resize(rows * cols, T::zero());
+        let image = g.c * g.h * g.w;
+        for (xn, yn) in x
+            .data()
+            .chunks_exact(image)
+            .zip(self.out.data_mut().chunks_exact_mut(fnum * cols))
+        {
+            im2col(xn, g, &mut self.col);
+            for (yf, &bf) in yn.chunks_exact_mut(cols).zip(self.b.data()) {
+                yf.fill(bf);
+            }
+            matmul(
+                fnum,
+                cols,
+                rows,
+                self.w.data(),
+                false,
+                &self.col,
+                false,
+                yn,
+                true,
+            );
+        }
+    }
+
+    /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
+    /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
+    /// then `dx` image by image, one correlation per input phase.
+    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, input: bool) {
+        let fnum = self.filters();
+        let plan = self.plan.as_ref().expect("forward made the plan");
+        let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
+        // dW reads dout as it is when the positions are packed; in wide rows
+        // from the padded copy dx makes, if the layouts agree, or from its own.
+        let dense = plan.weight_positions.is_packed();
+        let shared = plan.shared_dout.filter(|_| !dense);
+        let wide_image = fnum * plan.q_round;
+        let own_wide = if dense || shared.is_some() {
+            0
+        } else {
+            wide_image
+        };
+        let padding = input || shared.is_some();
+        let per_image = plan.x_image + if padding { plan.dout_image } else { out_image } + own_wide;
+        let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
+        if padding {
+            self.dout_pad
+                .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
+        }
+        self.dout_wide.resize(chunk * own_wide, T::zero());
+        if input {
+            self.packed_dx.resize_with(plan.dx_phases.len(), Vec::new);
+            let mut stride = 0;
+            for (phase, packed) in plan.dx_phases.iter().zip(&mut self.packed_dx) {
+                plan.pack_dx_filters(phase, self.w.data(), packed);
+                if !phase.dense {
+                    stride = stride.max(phase.positions.computed::<T>());
+                }
+            }
+            self.wide.resize(g.c * stride, T::zero());
+            if plan.dx_gaps {
+                self.dx.fill(T::zero());
+            }
+        }
+        self.dw.fill(T::zero());
+        for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
+            let images = dchunk.len() / out_image;
+            if padding {
+                for (dn, padded) in dchunk
+                    .chunks_exact(out_image)
+                    .zip(self.dout_pad.chunks_exact_mut(plan.dout_image))
+                {
+                    plan.pad_dout(dn, padded);
+                }
+            }
+            {
+                let (douts, layout) = if dense {
+                    let layout = DoutLayout {
+                        image: out_image,
+                        stride: g.oh * g.ow,
+                        dense: true,
+                    };
+                    (dchunk, layout)
+                } else if let Some(offset) = shared {
+                    let layout = DoutLayout {
+                        image: plan.dout_image,
+                        stride: plan.dout_plane,
+                        dense: false,
+                    };
+                    (&self.dout_pad[offset..], layout)
+                } else {
+                    for (dn, wn) in dchunk
+                        .chunks_exact(out_image)
+                        .zip(self.dout_wide.chunks_exact_mut(wide_image))
+                    {
+                        plan.widen_dout(dn, wn);
+                    }
+                    let layout = DoutLayout {
+                        image: wide_image,
+                        stride: plan.q_round,
+                        dense: false,
+                    };
+                    (&self.dout_wide[..], layout)
+                };
+                correlate_weights(
+                    &self.x[k * chunk * plan.x_image..],
+                    plan.x_image,
+                    &plan.taps,
+                    douts,
+                    layout,
+                    fnum,
+                    images,
+                    &plan.weight_positions,
+                    self.dw.data_mut(),
+                );
+            }
+            if !input {
+                continue;
+            }
+            let dx = &mut self.dx.data_mut()[k * chunk * image..];
+            for (i, dxn) in dx.chunks_exact_mut(image).take(images).enumerate() {
+                let padded = &self.dout_pad[i * plan.dout_image..];
+                for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
+                    let stride = self.wide.len() / g.c.max(1);
+                    let out = match phase.dense {
+                        true => Output::Dense {
+                            out: &mut *dxn,
+                            plane: g.h * g.w,
+                        },
+                        false => Output::Wide {
+                            out: &mut self.wide,
+                            stride,
+                        },
+                    };
+                    correlate(
+                        padded,
+                        &phase.offsets,
+                        packed,
+                        &[],
+                        g.c,
+                        &phase.positions,
+                        out,
+                    );
+                    if !phase.dense {
+                        plan.scatter_dx(phase, &self.wide, stride, dxn);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Im2col: per image `dW += dout · colᵀ` and `dcol = Wᵀ · dout`, which
+    /// col2im adds back onto the pixels.
+    fn backward_im2col(&mut self, dout: &Tensor<T>, g: &Geometry) {
+        let fnum = self.filters();
+        let (rows, cols) = (g.col_rows(), g.col_cols());
+        if self.input_grad_needed {
+            self.dcol.resize(rows * cols, T::zero());
+        }
+        let image = g.c * g.h * g.w;
+        for (k, (xn, dn)) in self
+            .x
+            .chunks_exact(image)
+            .zip(dout.data().chunks_exact(fnum * cols))
+            .enumerate()
+        {
+            im2col(xn, g, &mut self.col);
+            matmul(
+                fnum,
+                rows,
+                cols,
+                dn,
+                false,
+                &self.col,
+                true,
+                self.dw.data_mut(),
+                k > 0,
+            );
+            if self.input_grad_needed {
+                matmul(
+                    rows,
+                    cols,
+                    fnum,
+                    self.w.data(),
+                    true,
+                    dn,
+                    false,
+                    &mut self.dcol,
+                    false,
+                );
+                col2im(
+                    &self.dcol,
+                    g,
+                    &mut self.dx.data_mut()[k * image..(k + 1) * image],
+                );
+            }
+        }
+        if self.n == 0 {
+            self.dw.fill(T::zero());
+        }
     }
 }
 
@@ -321,7 +632,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
         }
     }
 
-    fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
+    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let (c, fh, fw) = self.filter_shape();
         let s = x.shape();
         assert!(
@@ -337,33 +648,18 @@ impl<T: Float> Layer<T> for Convolution<T> {
                     self.pad, s
                 )
             });
-        let (n, fnum) = (s[0], self.filters());
-        let (rows, cols) = (g.col_rows(), g.col_cols());
         self.geometry = Some(g);
-        self.x.copy_from(x);
-        self.col.resize(rows * cols, T::zero());
-        self.out.resize(&[n, fnum, g.oh, g.ow]);
-        let image = c * g.h * g.w;
-        for (xn, yn) in x
-            .data()
-            .chunks_exact(image)
-            .zip(self.out.data_mut().chunks_exact_mut(fnum * cols))
-        {
-            im2col(xn, &g, &mut self.col);
-            for (yf, &bf) in yn.chunks_exact_mut(cols).zip(self.b.data()) {
-                yf.fill(bf);
+        self.n = s[0];
+        self.out.resize(&[s[0], self.filters(), g.oh, g.ow]);
+        match self.algorithm {
+            Algorithm::Direct => {
+                self.plan_for(&g);
+                self.forward_direct(x, &g, train);
             }
-            matmul(
-                fnum,
-                cols,
-                rows,
-                self.w.data(),
-                false,
-                &self.col,
-                false,
-                yn,
-                true,
-            );
+            Algorithm::Im2col => {
+                self.kept_input = true;
+                self.forward_im2col(x, &g);
+            }
         }
         &self.out
     }
@@ -372,69 +668,33 @@ impl<T: Float> Layer<T> for Convolution<T> {
         let g = self
             .geometry
             .expect("Convolution backward: called before forward");
-        let (n, fnum) = (self.x.rows(), self.filters());
-        let (rows, cols) = (g.col_rows(), g.col_cols());
+        assert!(
+            self.kept_input,
+            "Convolution backward: the last forward was in inference mode (train = false)"
+        );
+        let fnum = self.filters();
         assert_eq!(
             dout.shape(),
-            &[n, fnum, g.oh, g.ow],
+            &[self.n, fnum, g.oh, g.ow],
             "Convolution backward: dout {:?}, output was {:?}",
             dout.shape(),
             self.out.shape()
         );
         let db = self.db.data_mut();
         db.fill(T::zero());
-        for dn in dout.data().chunks_exact(fnum * cols) {
-            for (d, df) in db.iter_mut().zip(dn.chunks_exact(cols)) {
+        for dn in dout.data().chunks_exact(fnum * g.col_cols()) {
+            for (d, df) in db.iter_mut().zip(dn.chunks_exact(g.col_cols())) {
                 *d += sum_in_lanes(df);
             }
         }
         if self.input_grad_needed {
-            self.dx.resize(self.x.shape());
-            self.dcol.resize(rows * cols, T::zero());
+            self.dx.resize(&[self.n, g.c, g.h, g.w]);
         } else {
             self.dx.resize(&[0]);
         }
-        let image = g.c * g.h * g.w;
-        for (k, (xn, dn)) in self
-            .x
-            .data()
-            .chunks_exact(image)
-            .zip(dout.data().chunks_exact(fnum * cols))
-            .enumerate()
-        {
-            im2col(xn, &g, &mut self.col);
-            matmul(
-                fnum,
-                rows,
-                cols,
-                dn,
-                false,
-                &self.col,
-                true,
-                self.dw.data_mut(),
-                k > 0,
-            );
-            if self.input_grad_needed {
-                matmul(
-                    rows,
-                    cols,
-                    fnum,
-                    self.w.data(),
-                    true,
-                    dn,
-                    false,
-                    &mut self.dcol,
-                    false,
-                );
-                col2im(
-                    &self.dcol,
-                    &g,
-                    &mut self.dx.data_mut()[k * image..(k + 1) * image],
-                );
-            }
-        }
-        if n == 0 {
-            self.dw.fill(T::zero());
+        match self.algorithm {
+            Algorithm::Direct => self.backward_direct(dout, &g, self.input_grad_needed),
+            Algorithm::Im2col => self.backward_im2col(dout, &g),
         }
         &self.dx
     }
@@ -472,51 +732,16 @@ impl<T: Float> Layer<T> for Convolution<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::conv_kernels::reference;
     use super::*;
     use crate::gradcheck::{check_layer, random_tensor};
 
-    /// The definition, loop by loop: the trusted reference for the fast path.
-    fn naive_convolution(
-        x: &Tensor<f64>,
-        w: &Tensor<f64>,
-        b: &Tensor<f64>,
-        stride: usize,
-        pad: usize,
-    ) -> Tensor<f64> {
-        let [n, c, h, wd] = x.shape().try_into().unwrap();
-        let [fnum, _, fh, fw] = w.shape().try_into().unwrap();
-        let oh = (h + 2 * pad - fh) / stride + 1;
-        let ow = (wd + 2 * pad - fw) / stride + 1;
-        let mut y = Tensor::zeros(&[n, fnum, oh, ow]);
-        for im in 0..n {
-            for f in 0..fnum {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut s = b.data()[f];
-                        for ch in 0..c {
-                            for i in 0..fh {
-                                for j in 0..fw {
-                                    let yy = (oy * stride + i) as isize - pad as isize;
-                                    let xx = (ox * stride + j) as isize - pad as isize;
-                                    if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
-                                        continue;
-                                    }
-                                    let (yy, xx) = (yy as usize, xx as usize);
-                                    s += w.data()[((f * c + ch) * fh + i) * fw + j]
-                                        * x.data()[((im * c + ch) * h + yy) * wd + xx];
-                                }
-                            }
-                        }
-                        y.data_mut()[((im * fnum + f) * oh + oy) * ow + ox] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    /// (input shape, filter shape, stride, pad): square and not, strided,
-    /// padded, padding wider than the stride, filters wider than tall.
+    /// (input shape, filter shape, stride, pad): odd and non-square sizes,
+    /// strides 1 to 3, padding 0 to 3 (wider than the filter's reach, too),
+    /// one channel, one image, filters of 1 to 7, many channels, a filter
+    /// as large as the padded image, strides larger than the filter, and
+    /// output rows of 8 to 19 (packed positions with none, one or two merged
+    /// loads per vector of 16).
     const CASES: &[([usize; 4], [usize; 4], usize, usize)] = &[
         ([2, 3, 7, 5], [4, 3, 3, 3], 1, 0),
         ([2, 2, 6, 6], [3, 2, 3, 3], 1, 1),
@@ -525,43 +750,144 @@ mod tests {
         ([2, 3, 5, 6], [2, 3, 5, 5], 2, 2),
         ([2, 1, 4, 4], [3, 1, 1, 1], 1, 0),
         ([1, 2, 3, 1], [2, 2, 7, 7], 1, 3),
+        ([1, 1, 12, 12], [16, 1, 3, 3], 1, 1),
+        ([2, 6, 7, 7], [9, 6, 3, 3], 1, 2),
+        ([1, 40, 3, 3], [6, 40, 3, 3], 1, 1),
+        ([2, 1, 9, 9], [10, 1, 5, 5], 1, 0),
+        ([2, 3, 11, 11], [5, 3, 7, 7], 2, 3),
+        ([3, 5, 9, 7], [10, 5, 1, 1], 2, 0),
+        ([2, 4, 5, 5], [5, 4, 1, 1], 1, 1),
+        ([1, 9, 4, 4], [17, 9, 3, 3], 1, 1),
+        ([2, 7, 13, 3], [11, 7, 3, 3], 1, 2),
+        ([1, 3, 10, 10], [8, 3, 4, 4], 2, 1),
+        ([2, 2, 6, 7], [3, 2, 3, 3], 3, 0),
+        ([1, 2, 6, 6], [4, 2, 6, 6], 1, 0),
+        ([2, 1, 7, 7], [2, 1, 7, 7], 1, 3),
+        ([1, 3, 2, 2], [2, 3, 3, 3], 2, 2),
+        ([5, 2, 3, 4], [3, 2, 2, 2], 1, 0),
+        ([1, 4, 8, 8], [6, 4, 3, 3], 2, 1),
+        ([2, 8, 7, 5], [8, 8, 3, 3], 1, 1),
+        ([1, 12, 6, 9], [10, 12, 3, 3], 1, 0),
+        ([2, 8, 5, 5], [9, 8, 3, 3], 1, 2),
+        ([1, 8, 4, 3], [8, 8, 3, 3], 1, 3),
+        ([1, 3, 9, 19], [4, 3, 3, 3], 1, 1),
+        ([2, 2, 11, 10], [3, 2, 3, 3], 1, 0),
+        ([1, 2, 6, 17], [5, 2, 2, 2], 1, 0),
     ];
 
-    fn layer(fshape: [usize; 4], stride: usize, pad: usize, seed: u64) -> Convolution<f64> {
+    fn layer<T: Float>(fshape: [usize; 4], stride: usize, pad: usize, seed: u64) -> Convolution<T> {
         Convolution::from_params(
-            random_tensor(&fshape, 1.0, seed),
-            random_tensor(&fshape[..1], 1.0, seed + 1),
+            random_tensor(&fshape, 1.0, seed).cast(),
+            random_tensor(&fshape[..1], 1.0, seed + 1).cast(),
             stride,
             pad,
         )
     }
 
-    #[test]
-    fn forward_matches_naive_convolution() {
+    /// Largest `|a - b|` over the elements, relative to the largest `|b|`.
+    fn relative_gap<T: Float>(a: &Tensor<T>, b: &Tensor<f64>) -> f64 {
+        assert_eq!(a.shape(), b.shape());
+        let scale = b.data().iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+        let gap = a
+            .data()
+            .iter()
+            .zip(b.data())
+            .fold(0.0f64, |m, (x, y)| m.max((x.as_f64() - y).abs()));
+        gap / scale
+    }
+
+    /// Forward, dx, dW and db of `algorithm` in `T` against the f64
+    /// definition, on every case.
+    fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) {
         for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
             let seed = 100 + 10 * k as u64;
             let x = random_tensor(&xs, 1.0, seed);
-            let mut conv = layer(fs, stride, pad, seed + 2);
-            let want = naive_convolution(&x, &conv.w, &conv.b, stride, pad);
-            let got = conv.forward(&x, true);
-            assert_eq!(got.shape(), want.shape(), "case {k}");
-            for (a, b) in got.data().iter().zip(want.data()) {
-                assert!((a - b).abs() < 1e-12, "case {k}: {a} vs {b}");
+            let mut conv = layer::<T>(fs, stride, pad, seed + 2);
+            conv.algorithm = algorithm;
+            let (w, b) = (conv.w.cast(), conv.b.cast());
+            let want = reference::forward(&x, &w, &b, stride, pad);
+            let got = conv.forward(&x.cast(), true).clone();
+            let case = format!(
+                "{algorithm:?} {} case {k}: {xs:?} {fs:?} s{stride} p{pad}",
+                T::NAME
+            );
+            assert!(relative_gap(&got, &want) < tolerance, "{case}: forward");
+            // Inference keeps no input for backward, and must compute the same.
+            assert_eq!(conv.forward(&x.cast(), false), &got, "{case}: inference");
+            let dout = random_tensor(want.shape(), 1.0, seed + 5);
+            let (dx, dw, db) = reference::backward(&x, &w, &dout, stride, pad);
+            // Twice: the second pass reuses every buffer of the first.
+            for _ in 0..2 {
+                conv.forward(&x.cast(), true);
+                conv.backward(&dout.cast());
+                assert!(
+                    relative_gap(conv.grad_input(), &dx) < tolerance,
+                    "{case}: dx"
+                );
+                assert!(relative_gap(&conv.dw, &dw) < tolerance, "{case}: dW");
+                assert!(relative_gap(&conv.db, &db) < tolerance, "{case}: db");
             }
         }
     }
 
     #[test]
-    fn f32_forward_matches_naive_convolution_to_1e_5() {
-        // SimpleConvNet's first layer on random 28x28 images, in f32.
-        let x = random_tensor(&[3, 1, 28, 28], 1.0, 7);
-        let w = random_tensor(&[30, 1, 5, 5], 0.3, 8);
-        let b = random_tensor(&[30], 0.1, 9);
-        let want = naive_convolution(&x, &w, &b, 1, 0);
-        let mut conv = Convolution::<f32>::from_params(w.cast(), b.cast(), 1, 0);
-        let got = conv.forward(&x.cast(), true);
-        for (a, b) in got.data().iter().zip(want.data()) {
-            assert!((f64::from(*a) - b).abs() < 1e-5, "{a} vs {b}");
+    fn direct_kernels_match_the_definition_in_f64_and_f32() {
+        matches_reference::<f64>(Algorithm::Direct, 1e-12);
+        matches_reference::<f32>(Algorithm::Direct, 1e-5);
+    }
+
+    #[test]
+    fn im2col_matches_the_definition_in_f64_and_f32() {
+        matches_reference::<f64>(Algorithm::Im2col, 1e-12);
+        matches_reference::<f32>(Algorithm::Im2col, 1e-5);
+    }
+
+    #[test]
+    fn direct_kernels_agree_with_im2col_at_the_nets_shapes() {
+        // DeepConvNet's six and SimpleConvNet's convolution on a few images,
+        // in f32 as they train.
+        let shapes = [
+            ([3, 1, 28, 28], [16, 1, 3, 3], 1),
+            ([3, 16, 28, 28], [16, 16, 3, 3], 1),
+            ([3, 16, 14, 14], [32, 16, 3, 3], 1),
+            ([3, 32, 14, 14], [32, 32, 3, 3], 2),
+            ([3, 32, 8, 8], [64, 32, 3, 3], 1),
+            ([3, 64, 8, 8], [64, 64, 3, 3], 1),
+            ([3, 1, 28, 28], [30, 1, 5, 5], 0),
+        ];
+        for (k, (xs, fs, pad)) in shapes.into_iter().enumerate() {
+            let x: Tensor<f32> = random_tensor(&xs, 1.0, k as u64).cast();
+            let mut textbook = layer::<f32>(fs, 1, pad, 10 + k as u64);
+            textbook.algorithm = Algorithm::Im2col;
+            let dout: Tensor<f32> =
+                random_tensor(textbook.forward(&x, true).shape(), 1.0, 20 + k as u64).cast();
+            textbook.backward(&dout);
+            let mut fast = textbook.clone();
+            fast.algorithm = Algorithm::Direct;
+            fast.forward(&x, true);
+            fast.backward(&dout);
+            let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
+            let case = format!("{xs:?} {fs:?}");
+            assert!(close(fast.output(), textbook.output()), "{case} forward");
+            assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
+            assert!(close(&fast.dw, &textbook.dw), "{case} dW");
+        }
+    }
+
+    #[test]
+    fn gradient_check_over_strides_and_paddings() {
+        for algorithm in [Algorithm::Direct, Algorithm::Im2col] {
+            for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
+                let seed = 400 + 10 * k as u64;
+                let x = random_tensor(&xs, 1.0, seed);
+                let mut conv = layer(fs, stride, pad, seed + 1);
+                conv.algorithm = algorithm;
+                let report = check_layer(&mut conv, &x, seed + 3);
+                assert!(
+                    report.passed(1e-6),
+                    "{algorithm:?} case {k} {xs:?} {fs:?} s{stride} p{pad}\n{report}"
+                );
+            }
         }
     }
 
@@ -580,20 +906,6 @@ mod tests {
             let lhs: f64 = col.iter().zip(c.data()).map(|(a, b)| a * b).sum();
             let rhs: f64 = x.data().iter().zip(&back).map(|(a, b)| a * b).sum();
             assert!((lhs - rhs).abs() < 1e-10, "case {k}: {lhs} vs {rhs}");
-        }
-    }
-
-    #[test]
-    fn gradient_check_over_strides_and_paddings() {
-        for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
-            let seed = 400 + 10 * k as u64;
-            let x = random_tensor(&xs, 1.0, seed);
-            let mut conv = layer(fs, stride, pad, seed + 1);
-            let report = check_layer(&mut conv, &x, seed + 3);
-            assert!(
-                report.passed(1e-6),
-                "case {k} {xs:?} {fs:?} s{stride} p{pad}\n{report}"
-            );
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod affine;
 mod batch_norm;
+pub mod conv_kernels;
 pub mod convolution;
 mod dropout;
 mod flatten;

@@ -597,8 +597,9 @@ fn tick_format(range: &Range<f64>) -> impl Fn(&f64) -> String + use<> {
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-        if plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_err() {
+        if plotters::style::register_font(FONT, FontStyle::Normal, crate::font::DEJAVU_SANS)
+            .is_err()
+        {
             panic!("the embedded assets/fonts/DejaVuSans.ttf is not a valid font");
         }
     });

@@ -1,13 +1,17 @@
 //! The test images a model gets wrong, as a grid: each image magnified
 //! (nearest neighbour) and drawn dark ink on white, captioned `true→predicted`
-//! below it (the true class in black, the prediction in red) with the
-//! built-in bitmap font, under a header that says which label is which.
+//! below it with the class names (the true class in black, the prediction in
+//! red) in the embedded DejaVu Sans, under a header that says which colour is
+//! which. A cell widens for long names up to twice its image; captions
+//! longer than that are shortened with "…".
+
+use std::borrow::Cow;
 
 use image::{Rgb, RgbImage};
 
 use super::ShowError;
-use crate::bitmap_font::{self, draw_text, text_width};
 use crate::data::{Dataset, Features};
+use crate::font::{self, Direction};
 
 /// A test example the model got wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +44,8 @@ pub struct MistakeGrid {
     pub columns: u32,
     /// Each pixel becomes a `zoom x zoom` block.
     pub zoom: u32,
-    /// Font pixels of the captions (the font is 5 high: 3 makes 15 pixels).
-    pub caption_scale: u32,
+    /// Font size of the captions in pixels (the height of a line).
+    pub caption_px: u32,
 }
 
 impl Default for MistakeGrid {
@@ -51,24 +55,78 @@ impl Default for MistakeGrid {
         MistakeGrid {
             columns: 6,
             zoom: 3,
-            caption_scale: 3,
+            caption_px: 15,
         }
     }
 }
 
 /// White space around the grid, between cells, and above and below captions.
 const PAD: u32 = 4;
-const HEADER: &str = "TRUE→PREDICTED";
-const HEADER_SCALE: u32 = 3;
+const HEADER_PX: f32 = 17.0;
 const BORDER: Rgb<u8> = Rgb([190, 190, 190]);
 const TRUE_INK: Rgb<u8> = Rgb([0, 0, 0]);
 const ARROW_INK: Rgb<u8> = Rgb([120, 120, 120]);
 const PREDICTED_INK: Rgb<u8> = Rgb([200, 0, 0]);
+const ARROW: &str = "→";
 
-/// Draws `mistakes` of `data` (a set of images: channel 0 is shown).
+/// A line of text in pieces of different colours, drawn side by side.
+fn draw_pieces<S: AsRef<str>>(
+    img: &mut RgbImage,
+    pieces: &[(S, Rgb<u8>)],
+    (x, y): (u32, u32),
+    px: f32,
+) {
+    let mut x = x;
+    for (text, ink) in pieces {
+        font::draw(img, text.as_ref(), (x, y), px, *ink, Direction::Right);
+        x += font::width(text.as_ref(), px);
+    }
+}
+
+/// Pixels the pieces take drawn by [`draw_pieces`].
+fn pieces_width<S: AsRef<str>>(pieces: &[(S, Rgb<u8>)], px: f32) -> u32 {
+    pieces
+        .iter()
+        .map(|(t, _)| font::width(t.as_ref(), px))
+        .sum()
+}
+
+/// The caption `true→predicted` within `max` pixels: if it is too long, the
+/// longer name gives way first, then both share the room, each shortened
+/// with "…".
+fn caption<'a>(
+    true_name: &'a str,
+    predicted_name: &'a str,
+    px: f32,
+    max: u32,
+) -> [(Cow<'a, str>, Rgb<u8>); 3] {
+    let room = max.saturating_sub(font::width(ARROW, px));
+    let (wt, wp) = (font::width(true_name, px), font::width(predicted_name, px));
+    let half = room / 2;
+    let (rt, rp) = if wt + wp <= room {
+        (wt, wp)
+    } else if wt <= half {
+        (wt, room - wt)
+    } else if wp <= half {
+        (room - wp, wp)
+    } else {
+        (half, room - half)
+    };
+    [
+        (font::ellipsize(true_name, px, rt), TRUE_INK),
+        (Cow::Borrowed(ARROW), ARROW_INK),
+        (font::ellipsize(predicted_name, px, rp), PREDICTED_INK),
+    ]
+}
+
+/// Draws `mistakes` of `data` (a set of images: channel 0 is shown), each
+/// captioned with the names of its true and predicted classes.
+///
+/// Panics if a mistake's class has no name in `class_names`.
 pub fn misclassified_grid(
     data: &Dataset,
     mistakes: &[Mistake],
+    class_names: &[String],
     grid: &MistakeGrid,
 ) -> Result<RgbImage, ShowError> {
     let Features::Pixels(pixels) = &data.features else {
@@ -79,27 +137,47 @@ pub fn misclassified_grid(
     };
     let [_, h, w] = data.shape;
     let dim = data.dim();
-    let (zoom, scale) = (grid.zoom.max(1), grid.caption_scale.max(1));
-    let captions: Vec<String> = mistakes
-        .iter()
-        .map(|m| format!("{}→{}", m.label, m.predicted))
-        .collect();
-    // Each cell: the image in a 1-pixel frame, then its caption.
+    let (zoom, px) = (grid.zoom.max(1), grid.caption_px.max(1) as f32);
+    let name = |class: usize| {
+        class_names
+            .get(class)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                panic!(
+                    "misclassified_grid: class {class} has no name ({} names)",
+                    class_names.len()
+                )
+            })
+    };
+    // Each cell: the image in a 1-pixel frame, then its caption. Cells widen
+    // for the longest caption up to twice the frame (tiny images still get
+    // room for digits); longer captions are shortened.
     let frame_w = w as u32 * zoom + 2;
     let frame_h = h as u32 * zoom + 2;
-    let caption_w = captions.iter().map(|c| text_width(c, scale)).max();
-    let cell_w = frame_w.max(caption_w.unwrap_or(0));
-    let cell_h = frame_h + PAD + bitmap_font::HEIGHT * scale + PAD;
-    let header_h = PAD + bitmap_font::HEIGHT * HEADER_SCALE + PAD;
+    let full_caption = mistakes
+        .iter()
+        .map(|m| pieces_width(&caption(name(m.label), name(m.predicted), px, u32::MAX), px))
+        .max()
+        .unwrap_or(0);
+    let widest = (2 * frame_w).max(3 * px as u32);
+    let cell_w = frame_w.max((full_caption + 2).min(widest));
+    let cell_h = frame_h + PAD + font::line_height(px) + PAD;
+    let header_h = PAD + font::line_height(HEADER_PX) + PAD;
+    let header = [
+        ("true", TRUE_INK),
+        (ARROW, ARROW_INK),
+        ("predicted", PREDICTED_INK),
+    ];
+    let header_w = pieces_width(&header, HEADER_PX);
     let n = mistakes.len() as u32;
     let columns = grid.columns.clamp(1, n.max(1));
     let rows = n.div_ceil(columns);
-    let width = (PAD + columns * (cell_w + PAD)).max(2 * PAD + text_width(HEADER, HEADER_SCALE));
+    let width = (PAD + columns * (cell_w + PAD)).max(2 * PAD + header_w);
     let height = header_h + rows * (cell_h + PAD);
     let mut img = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
-    draw_text(&mut img, HEADER, PAD, PAD, HEADER_SCALE, ARROW_INK);
+    draw_pieces(&mut img, &header, (PAD, PAD), HEADER_PX);
 
-    for (k, (m, caption)) in mistakes.iter().zip(&captions).enumerate() {
+    for (k, m) in mistakes.iter().enumerate() {
         let k = k as u32;
         let x0 = PAD + (k % columns) * (cell_w + PAD);
         let y0 = header_h + (k / columns) * (cell_h + PAD);
@@ -126,20 +204,11 @@ pub fn misclassified_grid(
                 }
             }
         }
-        let cx = x0 + (cell_w - text_width(caption, scale)) / 2;
-        let cy = y0 + frame_h + PAD;
-        let label = m.label.to_string();
-        let step = |s: &str| text_width(s, scale) + scale;
-        draw_text(&mut img, &label, cx, cy, scale, TRUE_INK);
-        draw_text(&mut img, "→", cx + step(&label), cy, scale, ARROW_INK);
-        draw_text(
-            &mut img,
-            &m.predicted.to_string(),
-            cx + step(&label) + step("→"),
-            cy,
-            scale,
-            PREDICTED_INK,
-        );
+        // A pixel spare on each side for ink beyond the glyphs' advances.
+        let pieces = caption(name(m.label), name(m.predicted), px, cell_w - 2);
+        let caption_w = pieces_width(&pieces, px);
+        let at = (x0 + (cell_w - caption_w) / 2, y0 + frame_h + PAD);
+        draw_pieces(&mut img, &pieces, at, px);
     }
     Ok(img)
 }
@@ -147,6 +216,8 @@ pub fn misclassified_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 
     /// Three 2x3 images: all ink, blank, and one ink pixel at the top left.
     fn tiny() -> Dataset {
@@ -163,57 +234,60 @@ mod tests {
         }
     }
 
+    fn digits(n: usize) -> Vec<String> {
+        (0..n).map(|k| k.to_string()).collect()
+    }
+
+    fn mistake(index: usize, label: usize, predicted: usize) -> Mistake {
+        Mistake {
+            index,
+            label,
+            predicted,
+        }
+    }
+
+    /// Antialiased text is a mix of paper and ink: the true class's pixels
+    /// are neutral and darker than the grey arrow's, the prediction's red.
+    fn is_black(c: &Rgb<u8>) -> bool {
+        c[0] == c[1] && c[1] == c[2] && c[0] < 100
+    }
+
+    fn is_red(c: &Rgb<u8>) -> bool {
+        c[0] > c[1].saturating_add(50) && c[1] == c[2]
+    }
+
+    fn pixels(img: &RgbImage, xs: std::ops::Range<u32>, ys: std::ops::Range<u32>) -> Vec<Rgb<u8>> {
+        ys.flat_map(|y| xs.clone().map(move |x| (x, y)))
+            .map(|(x, y)| *img.get_pixel(x, y))
+            .collect()
+    }
+
     #[test]
     fn mistakes_are_the_wrong_predictions_in_order() {
         let m = mistakes(&[1, 2, 3, 4], &[1, 7, 3, 0]);
-        assert_eq!(
-            m,
-            [
-                Mistake {
-                    index: 1,
-                    label: 2,
-                    predicted: 7
-                },
-                Mistake {
-                    index: 3,
-                    label: 4,
-                    predicted: 0
-                }
-            ]
-        );
+        assert_eq!(m, [mistake(1, 2, 7), mistake(3, 4, 0)]);
     }
 
     #[test]
     fn grid_size_images_and_captions() {
         let data = tiny();
-        let m = [
-            Mistake {
-                index: 0,
-                label: 1,
-                predicted: 7,
-            },
-            Mistake {
-                index: 1,
-                label: 2,
-                predicted: 3,
-            },
-            Mistake {
-                index: 2,
-                label: 3,
-                predicted: 10,
-            },
-        ];
+        let m = [mistake(0, 1, 7), mistake(1, 2, 3), mistake(2, 3, 10)];
         let grid = MistakeGrid {
             columns: 2,
             zoom: 4,
-            caption_scale: 1,
+            caption_px: 15,
         };
-        let img = misclassified_grid(&data, &m, &grid).unwrap();
+        let img = misclassified_grid(&data, &m, &digits(11), &grid).unwrap();
         // Cells are as wide as the widest of the framed image (3*4+2 = 14)
-        // and the captions ("3→10": 15); the header is wider still.
-        let (cell_w, cell_h) = (15, 2 * 4 + 2 + PAD + 5 + PAD);
-        let header_h = PAD + 5 * HEADER_SCALE + PAD;
-        let width = (PAD + 2 * (cell_w + PAD)).max(2 * PAD + text_width(HEADER, HEADER_SCALE));
+        // and the captions ("3→10"); the header is wider still.
+        let cell_w = font::width("3", 15.0) + font::width("→", 15.0) + font::width("10", 15.0) + 2;
+        assert!(cell_w > 14);
+        let cell_h = 2 * 4 + 2 + PAD + font::line_height(15.0) + PAD;
+        let header_h = PAD + font::line_height(HEADER_PX) + PAD;
+        let header_w = font::width("true", HEADER_PX)
+            + font::width("→", HEADER_PX)
+            + font::width("predicted", HEADER_PX);
+        let width = (PAD + 2 * (cell_w + PAD)).max(2 * PAD + header_w);
         assert_eq!(img.dimensions(), (width, header_h + 2 * (cell_h + PAD)));
         // Image 0 is all ink (black) inside its frame; image 1 is blank paper.
         let fx = PAD + (cell_w - 14) / 2;
@@ -222,36 +296,112 @@ mod tests {
         assert_eq!(*img.get_pixel(ix, iy), Rgb([0, 0, 0]));
         assert_eq!(*img.get_pixel(ix + 11, iy + 7), Rgb([0, 0, 0]));
         let x1 = ix + cell_w + PAD;
-        assert_eq!(*img.get_pixel(x1 + 5, iy + 3), Rgb([255, 255, 255]));
+        assert_eq!(*img.get_pixel(x1 + 5, iy + 3), WHITE);
         // Image 2 (second row) has one ink pixel, magnified to a 4x4 block.
         let iy2 = iy + cell_h + PAD;
         assert_eq!(*img.get_pixel(ix + 3, iy2 + 3), Rgb([0, 0, 0]));
-        assert_eq!(*img.get_pixel(ix + 4, iy2), Rgb([255, 255, 255]));
-        // Each caption writes the true class in black and the prediction in red.
-        let caption_rows = |y0: u32| {
-            let mut colours = Vec::new();
-            for y in y0..y0 + 5 {
-                for x in PAD..PAD + cell_w {
-                    colours.push(*img.get_pixel(x, y));
-                }
-            }
-            colours
+        assert_eq!(*img.get_pixel(ix + 4, iy2), WHITE);
+        // Each caption writes the true class in black, then the arrow in
+        // grey, then the prediction in red.
+        let caption_y = header_h + 2 * 4 + 2 + PAD;
+        let caption_rows = caption_y..caption_y + font::line_height(15.0);
+        let columns_of = |test: fn(&Rgb<u8>) -> bool| -> Vec<u32> {
+            (PAD..PAD + cell_w)
+                .filter(|&x| {
+                    pixels(&img, x..x + 1, caption_rows.clone())
+                        .iter()
+                        .any(test)
+                })
+                .collect()
         };
-        let first = caption_rows(header_h + 2 * 4 + 2 + PAD);
-        assert!(first.contains(&TRUE_INK) && first.contains(&PREDICTED_INK));
-        assert!(first.contains(&ARROW_INK));
-        // "1→7" is 11 font columns wide, centred in the 15 of the cell: the
-        // prediction's red glyph ends 2 pixels before the cell's edge.
-        let red_x: Vec<u32> = (PAD..PAD + cell_w)
-            .filter(|&x| *img.get_pixel(x, header_h + 2 * 4 + 2 + PAD) == PREDICTED_INK)
-            .collect();
-        assert_eq!(red_x.last(), Some(&(PAD + cell_w - 3)));
+        let (black, red) = (columns_of(is_black), columns_of(is_red));
+        assert!(!black.is_empty() && !red.is_empty());
+        assert!(black.last() < red.first(), "black {black:?} red {red:?}");
+        let grey = columns_of(|c| c[0] == c[2] && (100..=200).contains(&c[0]));
+        assert!(
+            grey.iter()
+                .any(|x| x > black.last().unwrap() && x < red.first().unwrap())
+        );
+        // The header is written in the same colours.
+        let header = pixels(&img, PAD..PAD + header_w, PAD..header_h - PAD);
+        assert!(header.iter().any(is_black) && header.iter().any(is_red));
+    }
+
+    #[test]
+    fn long_names_are_shortened_to_their_cell() {
+        let fashion: Vec<String> = [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ]
+        .map(String::from)
+        .to_vec();
+        let m = [mistake(0, 0, 9), mistake(1, 2, 6), mistake(2, 9, 0)];
+        let grid = MistakeGrid {
+            columns: 3,
+            zoom: 20,
+            caption_px: 15,
+        };
+        let img = misclassified_grid(&tiny(), &m, &fashion, &grid).unwrap();
+        // The cells widen to twice the framed images (3*20+2), and
+        // "T-shirt/top→Ankle boot" is wider still.
+        let cell_w = 2 * 62;
+        assert!(font::width("T-shirt/top→Ankle boot", 15.0) > cell_w);
+        let (w, h) = img.dimensions();
+        assert_eq!(w, PAD + 3 * (cell_w + PAD));
+        let digit_names = misclassified_grid(&tiny(), &m, &digits(10), &grid).unwrap();
+        assert_eq!(digit_names.dimensions(), (PAD + 3 * (62 + PAD), h));
+        // No text outside its cell: the gaps between cells and the margins
+        // stay paper from top to bottom, below the header.
+        let header_h = PAD + font::line_height(HEADER_PX) + PAD;
+        for i in 0..=3 {
+            let gap = i * (cell_w + PAD);
+            let paper = pixels(&img, gap..gap + PAD, header_h..h);
+            assert!(paper.iter().all(|&c| c == WHITE), "gap {i}");
+        }
+        let bottom = pixels(&img, 0..w, h - PAD..h);
+        assert!(bottom.iter().all(|&c| c == WHITE));
+        // Each shortened caption still shows its true class in black and its
+        // prediction in red.
+        let caption_y = header_h + 2 * 20 + 2 + PAD;
+        for i in 0..3 {
+            let x0 = PAD + i * (cell_w + PAD);
+            let ink = pixels(&img, x0..x0 + cell_w, caption_y..caption_y + 18);
+            assert!(
+                ink.iter().any(is_black) && ink.iter().any(is_red),
+                "cell {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_longer_name_gives_way_first() {
+        let fits = caption("Bag", "Coat", 15.0, 100);
+        assert_eq!([&*fits[0].0, &*fits[2].0], ["Bag", "Coat"]);
+        let max = 90;
+        let one = caption("Bag", "Ankle boot", 15.0, max);
+        assert_eq!(&*one[0].0, "Bag");
+        assert!(one[2].0.ends_with('…'), "{}", one[2].0);
+        let both = caption("T-shirt/top", "Ankle boot", 15.0, max);
+        for pieces in [&one, &both] {
+            let w = pieces_width(pieces, 15.0);
+            assert!(w <= max, "{w}");
+        }
+        assert!(both[0].0.ends_with('…') && both[2].0.ends_with('…'));
+        assert!(both[0].0.starts_with("T-") && both[2].0.starts_with('A'));
     }
 
     #[test]
     fn no_mistakes_is_a_header_alone_and_dense_data_is_refused() {
-        let img = misclassified_grid(&tiny(), &[], &MistakeGrid::default()).unwrap();
-        assert_eq!(img.height(), PAD + 5 * HEADER_SCALE + PAD);
+        let img = misclassified_grid(&tiny(), &[], &digits(10), &MistakeGrid::default()).unwrap();
+        assert_eq!(img.height(), PAD + font::line_height(HEADER_PX) + PAD);
         let dense = Dataset {
             name: "spiral".into(),
             features: Features::Dense(vec![0.0; 4]),
@@ -261,7 +411,7 @@ mod tests {
             input: crate::data::InputKind::Vectors,
         };
         assert_eq!(
-            misclassified_grid(&dense, &[], &MistakeGrid::default()),
+            misclassified_grid(&dense, &[], &digits(3), &MistakeGrid::default()),
             Err(ShowError::NotImages {
                 dataset: "spiral".into(),
                 shape: [1, 1, 2]

@@ -5,6 +5,8 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 
+use super::simd::{Lanes, Simd};
+
 /// A floating-point element type the library computes in (`f32` or `f64`).
 pub trait Float:
     num_traits::Float
@@ -22,6 +24,8 @@ pub trait Float:
 {
     /// Name used in messages and file metadata (`"f32"`, `"f64"`).
     const NAME: &'static str;
+    /// The register-sized vector the convolution kernels compute with.
+    type Vector: Simd<Self>;
     /// Converts from an `f64` literal or statistic (rounds for `f32`).
     fn of(v: f64) -> Self;
     /// Widens to `f64` for reporting and comparison.
@@ -32,6 +36,10 @@ pub trait Float:
 
 impl Float for f32 {
     const NAME: &'static str = "f32";
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    type Vector = super::simd::F32x16;
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
+    type Vector = Lanes<f32, 16>;
     #[inline(always)]
     fn of(v: f64) -> Self {
         v as f32
@@ -48,6 +56,7 @@ impl Float for f32 {
 
 impl Float for f64 {
     const NAME: &'static str = "f64";
+    type Vector = Lanes<f64, 8>;
     #[inline(always)]
     fn of(v: f64) -> Self {
         v

@@ -9,6 +9,7 @@
 
 mod float;
 mod gemm;
+pub mod simd;
 
 pub use float::Float;
 pub use gemm::matmul;

@@ -11,18 +11,33 @@
 //! - `w3`: the W1 net's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 20 passes,
 //!   after 2 warm-up passes (a fresh He-initialised net, as the peers use).
+//! - `w4`: the textbook's DeepConvNet (`--net deep-cnn`), Adam lr 0.001, batch
+//!   100: 10 warm-up steps, then `epochs` rounds of 200 timed steps on
+//!   consecutive batches of a shuffled training set, each scaled to the 600
+//!   batches of an epoch (as `torch_deepcnn.py`); the median round.
+//! - `w5`: DeepConvNet's forward pass and argmax over the 10,000 test images
+//!   in batches of 1,000: images per second of the median of 5 passes after 1
+//!   warm-up pass (as `infer_cnn.py --net deep-cnn`).
+//!
+//! `conv` is not a workload of the peers but one Convolution layer at a time
+//! ([`convolutions`]).
+
+pub mod convolutions;
 
 use std::time::Instant;
 
 use anyhow::Result;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::data::{DatasetName, LoadOptions, Split};
-use crate::nets::{MultiLayerNet, SimpleConvNet, WeightInit};
+use crate::nets::{DeepConvNet, MultiLayerNet, SimpleConvNet, WeightInit};
 use crate::optim;
 use crate::train::Trainer;
 
-pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w2", "w3"];
+pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w2", "w3", "w4", "w5"];
 
 /// One measured workload; serialised as one JSON line with `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -115,25 +130,30 @@ fn train_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<Bench
     })
 }
 
-fn inference_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
+/// W3 (the W1 net) or W5 (DeepConvNet): forward passes over the test set in
+/// batches of 1,000, `warm_up` untimed and `passes` timed.
+fn inference_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
     let rule = optim::by_name::<f32>("sgd", 0.01).map_err(anyhow::Error::msg)?;
-    let mut trainer = Trainer::new(
-        w1_spec(0.0).build::<f32>(opts.seed)?,
-        rule,
-        opts.threads,
-        opts.seed,
-    );
-    for _ in 0..2 {
+    let (net, warm_up, passes) = match name {
+        "w5" => (
+            DeepConvNet::new(data.test.shape, data.test.classes()).build::<f32>(opts.seed)?,
+            1,
+            5,
+        ),
+        _ => (w1_spec(0.0).build::<f32>(opts.seed)?, 2, 20),
+    };
+    let mut trainer = Trainer::new(net, rule, opts.threads, opts.seed);
+    for _ in 0..warm_up {
         trainer.predict_classes(&data.test, 1000)?;
     }
     let mut samples = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..passes {
         let t0 = Instant::now();
         std::hint::black_box(trainer.predict_classes(&data.test, 1000)?);
         samples.push(t0.elapsed().as_secs_f64());
     }
     Ok(BenchResult {
-        workload: "w3".into(),
+        workload: name.into(),
         seconds_per_epoch: None,
         images_per_second: Some(data.test.len() as f64 / median(&samples)),
         test_accuracy: None,
@@ -142,6 +162,50 @@ fn inference_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> 
         max_rss_mib: max_rss_mib(),
     })
 }
+
+/// W4: DeepConvNet training steps, timed in rounds of [`W4_BATCHES`] after
+/// [`W4_WARM_UP`] and scaled to an epoch of 600 batches of 100.
+fn deep_cnn_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
+    const BATCH: usize = 100;
+    let net = DeepConvNet::new(data.train.shape, data.train.classes()).build::<f32>(opts.seed)?;
+    let rule = optim::by_name::<f32>("adam", 0.001).map_err(anyhow::Error::msg)?;
+    let mut trainer = Trainer::new(net, rule, opts.threads, opts.seed);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed));
+    let batches: Vec<&[usize]> = order.chunks_exact(BATCH).collect();
+    anyhow::ensure!(
+        !batches.is_empty(),
+        "w4 needs at least {BATCH} training images, found {}",
+        data.train.len()
+    );
+    let per_epoch = batches.len() as f64;
+    let mut next = batches.iter().cycle();
+    for batch in next.by_ref().take(W4_WARM_UP) {
+        trainer.step(&data.train, batch)?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..opts.epochs {
+        let t0 = Instant::now();
+        for batch in next.by_ref().take(W4_BATCHES) {
+            trainer.step(&data.train, batch)?;
+        }
+        samples.push(t0.elapsed().as_secs_f64() / W4_BATCHES as f64 * per_epoch);
+    }
+    Ok(BenchResult {
+        workload: "w4".into(),
+        seconds_per_epoch: Some(median(&samples)),
+        images_per_second: None,
+        test_accuracy: None,
+        samples,
+        threads: trainer.threads(),
+        max_rss_mib: max_rss_mib(),
+    })
+}
+
+/// W4's untimed steps before the timed ones.
+const W4_WARM_UP: usize = 10;
+/// W4's timed steps per round (a third of an epoch).
+const W4_BATCHES: usize = 200;
 
 /// Loads MNIST and runs the named workloads, calling `report` after each.
 pub fn run(
@@ -155,7 +219,8 @@ pub fn run(
     for &w in workloads {
         let r = match w {
             "w1" | "w1-adam" | "w2" => train_workload(w, &data, opts)?,
-            "w3" => inference_workload(&data, opts)?,
+            "w3" | "w5" => inference_workload(w, &data, opts)?,
+            "w4" => deep_cnn_workload(&data, opts)?,
             other => anyhow::bail!(
                 "unknown workload '{other}': use {} or all",
                 WORKLOADS.join(", ")

@@ -1,0 +1,1018 @@
+//! The direct convolution behind [`Convolution`](super::Convolution): no
+//! im2col matrix, the filters run over the (padded) image itself.
+//!
+//! **Wide rows.** Pad an input plane to `Hp x Wp` and number its pixels
+//! row-major, `p = y·Wp + x`. An output position `(oy, ox)` of a stride-1
+//! convolution is numbered `q = oy·Wp + ox` over the same width, so filter
+//! tap `(c, i, j)` reads pixel `q + off(c, i, j)` with `off = c·Hp·Wp + i·Wp + j`:
+//! one constant offset per tap, whatever the output position. Sixteen
+//! consecutive `q` are then sixteen consecutive pixels, one vector load, and
+//!
+//! `out[f][q] = b[f] + Σ_t W[f][t] · x[q + off(t)]`
+//!
+//! is a matrix product whose left operand is read straight from the image
+//! (an implicit im2col). [`correlate`] computes it in blocks of 3 vectors of
+//! positions by 8 filters, 24 accumulators, as a GEMM micro-kernel does: per
+//! tap 3 vector loads and 8 broadcasts feed 24 fused multiply-adds.
+//!
+//! **Packed positions.** In wide numbering the last `Wp - OW` positions of
+//! every row are not output pixels: computed and thrown away, 7 % of the
+//! work on 28x28 images, 20 % on 8x8. Where output rows are at least 8 wide
+//! the kernels compute the output pixels alone instead, `p = oy·OW + ox`: a
+//! vector whose lanes run into the next output row loads those lanes from
+//! the next input row by one masked load merged into the first
+//! ([`Positions`]). Measured at DeepConvNet's shapes this pays for forward
+//! and the input gradient but not for the weight gradient, whose kernel
+//! already loads 10 vectors per 24 multiply-adds: it takes packed positions
+//! only where no merge is needed.
+//!
+//! **Strides.** With stride `s` the input is split into `s x s` phase planes,
+//! `plane[a][b][Y][X] = x[s·Y + a][s·X + b]`; tap `(c, i, j)` reads plane
+//! `(c, i mod s, j mod s)` at `(oy + i/s, ox + j/s)`, again a constant offset
+//! in wide numbering of the planes' width. So every stride is the same kernel
+//! over `s²·C` planes, each tap with its own offset ([`Plan`]).
+//!
+//! **Backward.** The weight gradient `dW[f][t] = Σ_q dout[f][q] · x[q + off(t)]`
+//! uses the same offsets, with `dout` laid out in wide rows and zeros in the
+//! thrown-away columns ([`correlate_weights`], 4 filters by 6 taps of
+//! accumulators, each a vector of partial sums over `q`). The input gradient
+//! is a correlation of `dout` with the flipped filters, channels swapped: with
+//! stride 1 one more [`correlate`] over a padded `dout`; with stride `s`, one
+//! per phase of the input (pixel `s·Y + a` receives from taps `i ≡ a mod s`).
+//!
+//! A plain loop-by-loop convolution (`reference`, in the tests) is the
+//! definition these are checked against, forward and backward, in f32 and
+//! f64, over many shapes.
+
+use std::array;
+
+use crate::tensor::Float;
+use crate::tensor::simd::Simd;
+
+use super::convolution::Geometry;
+
+/// Vectors of positions per block of [`correlate`] (the last block of a row
+/// of positions may take fewer).
+const NV: usize = 3;
+/// Filters per block of [`correlate`]: 8 x 3 accumulators, 3 input vectors
+/// and a broadcast fit in AVX-512's 32 registers.
+pub const FB: usize = 8;
+/// Filters by taps per block of [`correlate_weights`]: 24 accumulators.
+const GF: usize = 4;
+const GT: usize = 6;
+
+/// `n` rounded up to a multiple of `to`.
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+/// The positions the kernels compute for `q_len` wanted: whole vectors.
+pub fn rounded<T: Float>(q_len: usize) -> usize {
+    round_up(q_len, <T::Vector as Simd<T>>::LANES)
+}
+
+/// Packs `fnum` filters of `taps` weights, `w(f, t)`, for [`correlate`]:
+/// `[ceil(fnum / FB)][taps][FB]`, zero for the filters past `fnum`.
+pub fn pack_filters<T: Float>(
+    fnum: usize,
+    taps: usize,
+    w: impl Fn(usize, usize) -> T,
+    packed: &mut Vec<T>,
+) {
+    packed.clear();
+    for f0 in (0..fnum).step_by(FB) {
+        for t in 0..taps {
+            for f in f0..f0 + FB {
+                packed.push(if f < fnum { w(f, t) } else { T::zero() });
+            }
+        }
+    }
+}
+
+/// The output positions [`correlate`] computes, a vector of them at a
+/// time: where each vector reads its input, and which of its lanes are
+/// output pixels and where they go.
+///
+/// In *wide* rows a vector's lanes read consecutive input values: the
+/// positions past the output's width are computed and thrown away. *Packed*
+/// positions are the output pixels alone, `p = oy·OW + ox`; a vector whose
+/// lanes run into the next output row reads those lanes from one or two
+/// input rows further on (`skip` = the input row's width minus `OW`), by
+/// masked loads merged into the first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Positions {
+    vectors: Vec<VectorAt>,
+    skip: usize,
+    /// Merged loads per vector: 0 (wide rows), 1 or 2.
+    merges: usize,
+    packed: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct VectorAt {
+    /// Input offset of lane 0.
+    start: usize,
+    /// The lanes read one and two rows' `skip` further on.
+    merge: [u32; 2],
+    /// The lanes that are output pixels, and the first one's index in the
+    /// output plane.
+    keep: u32,
+    at: usize,
+}
+
+impl Positions {
+    /// Wide rows: `rows` rows of `row_w` positions, the first `valid_w` of
+    /// each an output pixel.
+    pub fn wide<T: Float>(rows: usize, row_w: usize, valid_w: usize) -> Self {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let vectors = (0..rounded::<T>(rows * row_w))
+            .step_by(lanes)
+            .map(|q0| {
+                let keep = (0..lanes)
+                    .filter(|l| (q0 + l) / row_w < rows && (q0 + l) % row_w < valid_w)
+                    .fold(0u32, |m, l| m | 1 << l);
+                let at = (q0 / row_w) * valid_w + (q0 % row_w).min(valid_w);
+                VectorAt {
+                    start: q0,
+                    merge: [0; 2],
+                    keep,
+                    at,
+                }
+            })
+            .collect();
+        Positions {
+            vectors,
+            skip: 0,
+            merges: 0,
+            packed: false,
+        }
+    }
+
+    /// `len` positions reading consecutive input values, all kept.
+    pub fn flat<T: Float>(len: usize) -> Self {
+        Self::wide::<T>(1, len, len)
+    }
+
+    /// The `rows x cols` output pixels packed, reading input rows of `row_w`
+    /// (at least `cols`); `None` where a vector would span more than three
+    /// output rows (outputs narrower than 8 with 16 lanes).
+    pub fn packed<T: Float>(rows: usize, cols: usize, row_w: usize) -> Option<Self> {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let total = rows * cols;
+        if cols == 0 || row_w < cols {
+            return None;
+        }
+        let mut merges = 0;
+        let vectors = (0..total)
+            .step_by(lanes)
+            .map(|p0| {
+                let mut merge = [0u32; 2];
+                for l in 0..lanes.min(total - p0) {
+                    let row = (p0 + l) / cols - p0 / cols;
+                    if row > 2 {
+                        return None;
+                    }
+                    if row > 0 {
+                        merge[row - 1] |= 1 << l;
+                        merges = merges.max(row);
+                    }
+                }
+                let count = lanes.min(total - p0);
+                let keep = ((1u64 << count) - 1) as u32;
+                Some(VectorAt {
+                    start: p0 + (p0 / cols) * (row_w - cols),
+                    merge,
+                    keep,
+                    at: p0,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Positions {
+            vectors,
+            skip: row_w - cols,
+            merges,
+            packed: true,
+        })
+    }
+
+    /// Whether the positions are the output pixels alone (so that a dense
+    /// `dout` lines up with them).
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
+
+    /// Packed positions for the weight gradient only where no vector needs
+    /// a merged load: its 6 taps by 4 filters of accumulators already load
+    /// 10 vectors per 24 multiply-adds, and merges make it wait on loads
+    /// (measured: DeepConvNet's backward 25 % slower with them).
+    pub fn for_weights<T: Float>(rows: usize, cols: usize, row_w: usize) -> Self {
+        match Self::packed::<T>(rows, cols, row_w) {
+            Some(p) if p.merges == 0 => p,
+            _ => Self::wide::<T>(rows, row_w, cols),
+        }
+    }
+
+    /// Packed where it can, wide otherwise.
+    pub fn best<T: Float>(rows: usize, cols: usize, row_w: usize) -> Self {
+        Self::packed::<T>(rows, cols, row_w).unwrap_or_else(|| Self::wide::<T>(rows, row_w, cols))
+    }
+
+    /// One past the last input offset a vector's lanes read, tap 0.
+    fn reach<T: Float>(&self) -> usize {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        self.vectors
+            .iter()
+            .map(|v| v.start + self.merges * self.skip + lanes)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Computed positions: whole vectors.
+    pub fn computed<T: Float>(&self) -> usize {
+        self.vectors.len() * <T::Vector as Simd<T>>::LANES
+    }
+}
+
+/// Where [`correlate`] writes filter `f`'s positions.
+pub enum Output<'a, T> {
+    /// All computed positions, at `out[f·stride + q]`.
+    Wide { out: &'a mut [T], stride: usize },
+    /// Only the output pixels, at `out[f·plane + p]`.
+    Dense { out: &'a mut [T], plane: usize },
+}
+
+/// `out[f][q] = bias[f] + Σ_t W[f][t] · x[at(q) + taps[t]]` for every filter
+/// `f < fnum` and every position `q` of `positions` (reading its input at
+/// `at(q)`), with `W` packed by [`pack_filters`] and `bias` empty for none;
+/// written as `out` says.
+///
+/// Panics unless `x` holds what the positions and taps reach and `out`
+/// `fnum` rows of all positions (`Wide`) or of every kept one (`Dense`).
+#[allow(clippy::too_many_arguments)]
+pub fn correlate<T: Float>(
+    x: &[T],
+    taps: &[usize],
+    packed: &[T],
+    bias: &[T],
+    fnum: usize,
+    positions: &Positions,
+    mut out: Output<'_, T>,
+) {
+    let reach = positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
+    assert!(
+        x.len() >= reach,
+        "correlate: input of {} values, the taps reach {reach}",
+        x.len()
+    );
+    let computed = positions.computed::<T>();
+    match &out {
+        Output::Wide { out, stride } => assert!(
+            *stride >= computed && out.len() >= fnum.saturating_sub(1) * stride + computed,
+            "correlate: output of {} values for {fnum} rows of {computed} (stride {stride})",
+            out.len()
+        ),
+        Output::Dense { out, plane } => {
+            let kept = positions
+                .vectors
+                .iter()
+                .map(|v| v.at + v.keep.count_ones() as usize)
+                .max();
+            assert!(
+                kept.unwrap_or(0) <= *plane && out.len() >= fnum * plane,
+                "correlate: output of {} values for {fnum} planes of {plane}",
+                out.len()
+            );
+        }
+    }
+    assert_eq!(
+        packed.len(),
+        round_up(fnum, FB) * taps.len(),
+        "correlate: packed filters"
+    );
+    assert!(bias.is_empty() || bias.len() == fnum, "correlate: bias");
+    let per_block = (taps.len() * FB).max(1);
+    for (k0, group) in positions
+        .vectors
+        .chunks(NV)
+        .enumerate()
+        .map(|(k, g)| (k * NV, g))
+    {
+        for (fb, w) in packed.chunks_exact(per_block).enumerate() {
+            let f0 = fb * FB;
+            let block = Block {
+                taps,
+                w,
+                bias: if bias.is_empty() { bias } else { &bias[f0..] },
+                f0,
+                k0,
+                skip: positions.skip,
+                vectors: group,
+            };
+            let nf = (fnum - f0).min(FB);
+            // SAFETY: every read, at a vector's start (or `skip` or
+            // `2·skip` further for its merged lanes) plus a tap, lies below
+            // `reach` ≤ x.len(); every write within the output asserted above
+            // (filters f0 + f < fnum).
+            unsafe {
+                let x = x.as_ptr();
+                match (group.len(), positions.merges) {
+                    (3, 0) => block.filters::<3, 0>(nf, x, &mut out),
+                    (3, 1) => block.filters::<3, 1>(nf, x, &mut out),
+                    (3, _) => block.filters::<3, 2>(nf, x, &mut out),
+                    (2, 0) => block.filters::<2, 0>(nf, x, &mut out),
+                    (2, 1) => block.filters::<2, 1>(nf, x, &mut out),
+                    (2, _) => block.filters::<2, 2>(nf, x, &mut out),
+                    (_, 0) => block.filters::<1, 0>(nf, x, &mut out),
+                    (_, 1) => block.filters::<1, 1>(nf, x, &mut out),
+                    (_, _) => block.filters::<1, 2>(nf, x, &mut out),
+                }
+            }
+        }
+    }
+}
+
+/// One block of [`correlate`]: the filters' packed weights and bias, the
+/// taps, the first filter, and the block's vectors of positions (the first
+/// of them the `k0`-th).
+struct Block<'a, T> {
+    taps: &'a [usize],
+    w: &'a [T],
+    bias: &'a [T],
+    f0: usize,
+    k0: usize,
+    skip: usize,
+    vectors: &'a [VectorAt],
+}
+
+impl<T: Float> Block<'_, T> {
+    /// # Safety
+    /// As [`Block::run`], for `nf` filters.
+    #[inline(always)]
+    unsafe fn filters<const V: usize, const M: usize>(
+        &self,
+        nf: usize,
+        x: *const T,
+        out: &mut Output<'_, T>,
+    ) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match nf {
+                8 => self.run::<8, V, M>(x, out),
+                7 => self.run::<7, V, M>(x, out),
+                6 => self.run::<6, V, M>(x, out),
+                5 => self.run::<5, V, M>(x, out),
+                4 => self.run::<4, V, M>(x, out),
+                3 => self.run::<3, V, M>(x, out),
+                2 => self.run::<2, V, M>(x, out),
+                _ => self.run::<1, V, M>(x, out),
+            }
+        }
+    }
+
+    /// `F` filters by `V` vectors of positions: `F·V` accumulators; each
+    /// input vector one load and `M` merged ones.
+    ///
+    /// # Safety
+    /// Every vector's reads plus a tap readable; filters `f0..f0 + F` and
+    /// the block's vectors within `out`; `w` holds `taps.len()·FB` values,
+    /// `bias` none or at least `F`.
+    #[inline(always)]
+    unsafe fn run<const F: usize, const V: usize, const M: usize>(
+        &self,
+        x: *const T,
+        out: &mut Output<'_, T>,
+    ) {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let mut acc: [[T::Vector; V]; F] = array::from_fn(|f| {
+            [T::Vector::splat(self.bias.get(f).copied().unwrap_or(T::zero())); V]
+        });
+        let at: [VectorAt; V] = array::from_fn(|v| self.vectors[v]);
+        // SAFETY (pointer offsets): within the input, by the caller.
+        let base: [*const T; V] = array::from_fn(|v| unsafe { x.add(at[v].start) });
+        for (&off, wt) in self.taps.iter().zip(self.w.chunks_exact(FB)) {
+            // SAFETY: the caller guarantees these reads.
+            let a: [T::Vector; V] = array::from_fn(|v| unsafe {
+                let p = base[v].add(off);
+                let mut a = T::Vector::load(p);
+                for m in 0..M {
+                    a = a.load_merge(at[v].merge[m], p.add((m + 1) * self.skip));
+                }
+                a
+            });
+            for (row, &wf) in acc.iter_mut().zip(wt) {
+                let b = T::Vector::splat(wf);
+                for (r, &av) in row.iter_mut().zip(&a) {
+                    *r = r.mul_add(b, av);
+                }
+            }
+        }
+        // SAFETY (stores): the caller guarantees these rows and vectors lie
+        // within the output.
+        let full = ((1u64 << lanes) - 1) as u32;
+        match out {
+            Output::Wide { out, stride } => {
+                let o = out.as_mut_ptr();
+                for (f, row) in acc.iter().enumerate() {
+                    for (v, r) in row.iter().enumerate() {
+                        let q = (self.k0 + v) * lanes;
+                        unsafe { r.store(o.add((self.f0 + f) * *stride + q)) };
+                    }
+                }
+            }
+            Output::Dense { out, plane } => {
+                let o = out.as_mut_ptr();
+                for (f, row) in acc.iter().enumerate() {
+                    for (r, a) in row.iter().zip(&at) {
+                        let dst = unsafe { o.add((self.f0 + f) * *plane + a.at) };
+                        if a.keep == full {
+                            unsafe { r.store(dst) };
+                        } else {
+                            unsafe { r.store_selected(a.keep, dst) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How [`correlate_weights`] finds `dout`: image `n`, filter `f` at
+/// `n·image + f·stride`, laid out as the output pixels (`dense`, each
+/// vector's lanes at its packed positions) or in wide rows (zeros where the
+/// forward pass threw positions away).
+#[derive(Clone, Copy, Debug)]
+pub struct DoutLayout {
+    pub image: usize,
+    pub stride: usize,
+    pub dense: bool,
+}
+
+/// `dw[f·taps.len() + t] += Σ_n Σ_q dout_n[f][q] · x[n·x_image + at(q) +
+/// taps[t]]` over `images` images and the positions `q` of `positions`
+/// (reading their input at `at(q)`): the weight gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn correlate_weights<T: Float>(
+    x: &[T],
+    x_image: usize,
+    taps: &[usize],
+    dout: &[T],
+    layout: DoutLayout,
+    fnum: usize,
+    images: usize,
+    positions: &Positions,
+    dw: &mut [T],
+) {
+    assert_eq!(dw.len(), fnum * taps.len(), "correlate_weights: dW");
+    if images == 0 || positions.vectors.is_empty() || fnum == 0 {
+        return;
+    }
+    let reach =
+        (images - 1) * x_image + positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
+    assert!(
+        x.len() >= reach,
+        "correlate_weights: input of {} values, taps reach {reach}",
+        x.len()
+    );
+    let plane = match layout.dense {
+        true => positions
+            .vectors
+            .iter()
+            .map(|v| v.at + v.keep.count_ones() as usize)
+            .max(),
+        false => Some(positions.computed::<T>()),
+    };
+    assert!(
+        dout.len() >= (images - 1) * layout.image + (fnum - 1) * layout.stride + plane.unwrap_or(0),
+        "correlate_weights: dout of {} values",
+        dout.len()
+    );
+    let shape = Shape {
+        x_image,
+        layout,
+        images,
+        ntaps: taps.len(),
+        skip: positions.skip,
+        vectors: &positions.vectors,
+    };
+    for f0 in (0..fnum).step_by(GF) {
+        for t0 in (0..taps.len()).step_by(GT) {
+            let (nf, nt) = ((fnum - f0).min(GF), (taps.len() - t0).min(GT));
+            let t = &taps[t0..t0 + nt];
+            let d = &mut dw[f0 * taps.len() + t0..];
+            // SAFETY: the assertions above bound every read: image n < images,
+            // the positions' reads plus taps, filter f0 + f < fnum.
+            unsafe {
+                let (x, o) = (x.as_ptr(), dout.as_ptr().add(f0 * layout.stride));
+                match (nf, positions.merges) {
+                    (4, 0) => weights_taps::<T, 4, 0>(x, t, o, &shape, d),
+                    (4, 1) => weights_taps::<T, 4, 1>(x, t, o, &shape, d),
+                    (4, _) => weights_taps::<T, 4, 2>(x, t, o, &shape, d),
+                    (3, 0) => weights_taps::<T, 3, 0>(x, t, o, &shape, d),
+                    (3, 1) => weights_taps::<T, 3, 1>(x, t, o, &shape, d),
+                    (3, _) => weights_taps::<T, 3, 2>(x, t, o, &shape, d),
+                    (2, 0) => weights_taps::<T, 2, 0>(x, t, o, &shape, d),
+                    (2, 1) => weights_taps::<T, 2, 1>(x, t, o, &shape, d),
+                    (2, _) => weights_taps::<T, 2, 2>(x, t, o, &shape, d),
+                    (_, 0) => weights_taps::<T, 1, 0>(x, t, o, &shape, d),
+                    (_, 1) => weights_taps::<T, 1, 1>(x, t, o, &shape, d),
+                    (_, _) => weights_taps::<T, 1, 2>(x, t, o, &shape, d),
+                }
+            }
+        }
+    }
+}
+
+/// The strides, layout and positions of one [`correlate_weights`] call.
+struct Shape<'a> {
+    x_image: usize,
+    layout: DoutLayout,
+    images: usize,
+    ntaps: usize,
+    skip: usize,
+    vectors: &'a [VectorAt],
+}
+
+/// # Safety
+/// As [`weights_block`].
+#[inline(always)]
+unsafe fn weights_taps<T: Float, const F: usize, const M: usize>(
+    x: *const T,
+    taps: &[usize],
+    dout: *const T,
+    s: &Shape<'_>,
+    dw: &mut [T],
+) {
+    // SAFETY: passed on from the caller.
+    unsafe {
+        match taps.len() {
+            6 => weights_block::<T, F, 6, M>(x, taps, dout, s, dw),
+            5 => weights_block::<T, F, 5, M>(x, taps, dout, s, dw),
+            4 => weights_block::<T, F, 4, M>(x, taps, dout, s, dw),
+            3 => weights_block::<T, F, 3, M>(x, taps, dout, s, dw),
+            2 => weights_block::<T, F, 2, M>(x, taps, dout, s, dw),
+            _ => weights_block::<T, F, 1, M>(x, taps, dout, s, dw),
+        }
+    }
+}
+
+/// `F` filters by `N` taps of [`correlate_weights`], over all images; each
+/// input vector one load and `M` merged ones.
+///
+/// # Safety
+/// For every image `n < s.images` and vector of positions: its input reads
+/// plus each tap readable at `x + n·x_image`, its `dout` lanes at `dout +
+/// n·image + f·stride` for `f < F`. `dw` holds row `f` at `f·s.ntaps` with
+/// `N` entries.
+#[inline(always)]
+unsafe fn weights_block<T: Float, const F: usize, const N: usize, const M: usize>(
+    x: *const T,
+    taps: &[usize],
+    dout: *const T,
+    s: &Shape<'_>,
+    dw: &mut [T],
+) {
+    let lanes = <T::Vector as Simd<T>>::LANES;
+    let full = ((1u64 << lanes) - 1) as u32;
+    let taps: [usize; N] = array::from_fn(|t| taps[t]);
+    let zero = T::Vector::splat(T::zero());
+    let mut acc = [[zero; N]; F];
+    let l = s.layout;
+    for n in 0..s.images {
+        // SAFETY (loads below): the caller guarantees these ranges.
+        let (xn, dn) = unsafe { (x.add(n * s.x_image), dout.add(n * l.image)) };
+        for v in s.vectors {
+            let d: [T::Vector; F] = array::from_fn(|f| unsafe {
+                match (l.dense, v.keep == full) {
+                    (true, true) => T::Vector::load(dn.add(f * l.stride + v.at)),
+                    (true, false) => zero.load_merge(v.keep, dn.add(f * l.stride + v.at)),
+                    (false, _) => T::Vector::load(dn.add(f * l.stride + v.start)),
+                }
+            });
+            let base = unsafe { xn.add(v.start) };
+            for (t, &off) in taps.iter().enumerate() {
+                let xv = unsafe {
+                    let p = base.add(off);
+                    let mut a = T::Vector::load(p);
+                    for m in 0..M {
+                        a = a.load_merge(v.merge[m], p.add((m + 1) * s.skip));
+                    }
+                    a
+                };
+                for (row, &dv) in acc.iter_mut().zip(&d) {
+                    row[t] = row[t].mul_add(dv, xv);
+                }
+            }
+        }
+    }
+    for (f, row) in acc.iter().enumerate() {
+        for (t, a) in row.iter().enumerate() {
+            dw[f * s.ntaps + t] += a.sum();
+        }
+    }
+}
+
+/// How a convolution of one [`Geometry`] runs: the layouts of the buffers,
+/// every tap's offset and the output positions, for forward, the weight
+/// gradient and (per input phase) the input gradient. Made once per input
+/// shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Phase planes per channel: rows `s·Y + a` for `a < phase_rows`, columns
+    /// `s·X + b` for `b < phase_cols` (phases no tap reads are left out).
+    phase_rows: usize,
+    phase_cols: usize,
+    /// Rows and columns of a phase plane.
+    plane_h: usize,
+    plane_w: usize,
+    /// Values per image of the phase planes, and the zeros after the last
+    /// image that the last block's reads may reach.
+    pub x_image: usize,
+    pub x_tail: usize,
+    /// Forward: one offset per tap `(c, i, j)`, in the order of `W`.
+    pub taps: Vec<usize>,
+    /// Forward and weight gradient: wide positions wanted (`OH` rows of
+    /// `plane_w`) and computed (whole vectors).
+    pub q_len: usize,
+    pub q_round: usize,
+    /// Forward: the output pixels, packed where the width allows; the
+    /// weight gradient's, packed only where that takes no merged loads.
+    pub positions: Positions,
+    pub weight_positions: Positions,
+    /// Input gradient: `dout` padded to `dout_h x dout_w` at row `dout_top`,
+    /// column `dout_left`, one plane per filter (`dout_image` values per
+    /// image); then the zeros the last image's reads may reach.
+    dout_top: usize,
+    dout_left: usize,
+    dout_h: usize,
+    dout_w: usize,
+    pub dout_plane: usize,
+    pub dout_image: usize,
+    pub dout_tail: usize,
+    /// Where the weight gradient finds `dout` in wide rows inside the padded
+    /// `dout`, if the layouts agree (same width: "same" padding, stride 1);
+    /// otherwise it gets its own copy ([`Plan::widen_dout`]).
+    pub shared_dout: Option<usize>,
+    /// One input-gradient correlation per phase of the input.
+    pub dx_phases: Vec<DxPhase>,
+    /// Whether some input pixels get no gradient from any tap (stride larger
+    /// than the filter): `dx` is cleared first.
+    pub dx_gaps: bool,
+    pub geometry: Geometry,
+}
+
+/// The input gradient at pixels `(s·Y + a - P, s·X + b - P)`: a correlation
+/// of the padded `dout` with the taps `(f, m, l)` of weights `W[f][c][a + s·m][b + s·l]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DxPhase {
+    a: usize,
+    b: usize,
+    /// Rows `y0..y1` and columns `x0..x1` of the phase that are input pixels.
+    y0: usize,
+    y1: usize,
+    x0: usize,
+    x1: usize,
+    /// Per tap: its offset in the padded `dout` and its `(i, j)` in `W`, with
+    /// the filter `f`: `(offset, f, i, j)`.
+    taps: Vec<(usize, usize, usize, usize)>,
+    /// Offsets alone, for [`correlate`].
+    pub offsets: Vec<usize>,
+    pub q_len: usize,
+    /// The phase's pixels: with stride 1 the one phase is the whole input
+    /// gradient, which [`correlate`] then writes straight into `dx`
+    /// (`Output::Dense`, packed positions where the width allows); with
+    /// larger strides wide rows, scattered by [`Plan::scatter_dx`].
+    pub positions: Positions,
+    pub dense: bool,
+}
+
+impl Plan {
+    /// The plan for `fnum` filters on `g` (which holds the filter size,
+    /// stride and padding), for element type `T` (blocks are whole vectors).
+    pub fn new<T: Float>(g: &Geometry, fnum: usize) -> Self {
+        let lanes = <T::Vector as Simd<T>>::LANES;
+        let s = g.stride;
+        let (phase_rows, phase_cols) = (s.min(g.fh), s.min(g.fw));
+        let plane_h = g.oh + (g.fh - 1) / s;
+        let plane_w = g.ow + (g.fw - 1) / s;
+        let plane = plane_h * plane_w;
+        let x_image = g.c * phase_rows * phase_cols * plane;
+        let mut taps = Vec::with_capacity(g.col_rows());
+        for c in 0..g.c {
+            for i in 0..g.fh {
+                for j in 0..g.fw {
+                    let p = (c * phase_rows + i % s) * phase_cols + j % s;
+                    taps.push(p * plane + (i / s) * plane_w + j / s);
+                }
+            }
+        }
+        let q_len = g.oh * plane_w;
+        let q_round = round_up(q_len, lanes);
+        let positions = Positions::best::<T>(g.oh, g.ow, plane_w);
+        let weight_positions = Positions::for_weights::<T>(g.oh, g.ow, plane_w);
+        let reach = q_round
+            .max(positions.reach::<T>())
+            .max(weight_positions.reach::<T>())
+            + taps.iter().max().copied().unwrap_or(0);
+        let x_tail = reach.saturating_sub(x_image);
+
+        // The input gradient, phase by phase (see `DxPhase`).
+        let first = |a: usize| (g.pad.saturating_sub(a)).div_ceil(s);
+        let end = |a: usize, len: usize| (g.pad + len).saturating_sub(a).div_ceil(s);
+        let taps_of = |a: usize, k: usize| if a < k { (k - a).div_ceil(s) } else { 0 };
+        let (mut top, mut left, mut rows, mut cols) = (0, 0, g.oh, g.ow);
+        let mut dx_gaps = false;
+        let mut spans = Vec::new();
+        for a in 0..s {
+            for b in 0..s {
+                let (y0, y1, x0, x1) = (first(a), end(a, g.h), first(b), end(b, g.w));
+                let (ma, lb) = (taps_of(a, g.fh), taps_of(b, g.fw));
+                if y1 <= y0 || x1 <= x0 {
+                    continue;
+                }
+                if ma == 0 || lb == 0 {
+                    dx_gaps = true;
+                    continue;
+                }
+                top = top.max((ma - 1).saturating_sub(y0));
+                left = left.max((lb - 1).saturating_sub(x0));
+                rows = rows.max(y1);
+                cols = cols.max(x1);
+                spans.push((a, b, y0, y1, x0, x1, ma, lb));
+            }
+        }
+        let dout_w = left + cols;
+        // The weight gradient reads `dout` at q + offset for q < q_round;
+        // past the wanted rows it must meet zero rows of the same plane.
+        let shared_dout = (dout_w == plane_w).then_some(top * dout_w + left);
+        let dout_h = match shared_dout {
+            Some(_) => (top + rows).max(top + g.oh + (left + lanes).div_ceil(dout_w)),
+            None => top + rows,
+        };
+        let dout_plane = dout_h * dout_w;
+        let dout_image = fnum * dout_plane;
+        let mut dout_reach = match shared_dout {
+            Some(offset) => (fnum - 1) * dout_plane + offset + q_round,
+            None => dout_image,
+        };
+        let mut dx_phases = Vec::new();
+        for (a, b, y0, y1, x0, x1, ma, lb) in spans {
+            let mut phase_taps = Vec::with_capacity(fnum * ma * lb);
+            for f in 0..fnum {
+                for m in 0..ma {
+                    for l in 0..lb {
+                        let off = f * dout_plane + (y0 + top - m) * dout_w + (x0 + left - l);
+                        phase_taps.push((off, f, a + s * m, b + s * l));
+                    }
+                }
+            }
+            let q_len = (y1 - y0) * dout_w;
+            let offsets: Vec<usize> = phase_taps.iter().map(|t| t.0).collect();
+            let max = offsets.iter().max().copied().unwrap_or(0);
+            let (rows, cols) = (y1 - y0, x1 - x0);
+            let positions = match s {
+                1 => Positions::best::<T>(rows, cols, dout_w),
+                _ => Positions::wide::<T>(rows, dout_w, cols),
+            };
+            dout_reach = dout_reach.max(positions.reach::<T>() + max);
+            dx_phases.push(DxPhase {
+                a,
+                b,
+                y0,
+                y1,
+                x0,
+                x1,
+                taps: phase_taps,
+                offsets,
+                q_len,
+                positions,
+                dense: s == 1,
+            });
+        }
+        Plan {
+            phase_rows,
+            phase_cols,
+            plane_h,
+            plane_w,
+            x_image,
+            x_tail,
+            taps,
+            q_len,
+            q_round,
+            positions,
+            weight_positions,
+            dout_top: top,
+            dout_left: left,
+            dout_h,
+            dout_w,
+            dout_plane,
+            dout_image,
+            dout_tail: dout_reach.saturating_sub(dout_image),
+            shared_dout,
+            dx_phases,
+            dx_gaps,
+            geometry: *g,
+        }
+    }
+
+    fn g(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Writes one image `(C, H, W)` into its phase planes, zeros where the
+    /// planes reach into the padding or past the image.
+    pub fn scatter_input<T: Float>(&self, x: &[T], planes: &mut [T]) {
+        let g = self.g();
+        let (s, p) = (g.stride, g.pad);
+        let plane = self.plane_h * self.plane_w;
+        let mut dst = planes.chunks_exact_mut(plane);
+        for xc in x.chunks_exact(g.h * g.w) {
+            for a in 0..self.phase_rows {
+                for b in 0..self.phase_cols {
+                    let d = dst.next().expect("C·phases planes");
+                    // Columns X of the plane whose pixel s·X + b - P is in the image.
+                    let xs = p.saturating_sub(b).div_ceil(s)
+                        ..(g.w + p).saturating_sub(b).div_ceil(s).min(self.plane_w);
+                    for (yy, row) in d.chunks_exact_mut(self.plane_w).enumerate() {
+                        let y = (s * yy + a).checked_sub(p).filter(|&y| y < g.h);
+                        let (Some(y), false) = (y, xs.is_empty()) else {
+                            row.fill(T::zero());
+                            continue;
+                        };
+                        let src = &xc[y * g.w..(y + 1) * g.w];
+                        row[..xs.start].fill(T::zero());
+                        row[xs.end..].fill(T::zero());
+                        let first = s * xs.start + b - p;
+                        if s == 1 {
+                            row[xs.clone()].copy_from_slice(&src[first..first + xs.len()]);
+                        } else {
+                            for (k, v) in row[xs.clone()].iter_mut().enumerate() {
+                                *v = src[first + k * s];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dout (FN, OH, OW)` in wide rows for the weight gradient: `fnum` rows
+    /// of `q_round`, zero at the thrown-away positions.
+    pub fn widen_dout<T: Float>(&self, dout: &[T], wide: &mut [T]) {
+        let g = self.g();
+        for (df, wf) in dout
+            .chunks_exact(g.oh * g.ow)
+            .zip(wide.chunks_exact_mut(self.q_round))
+        {
+            wf.fill(T::zero());
+            for (oy, row) in df.chunks_exact(g.ow).enumerate() {
+                wf[oy * self.plane_w..oy * self.plane_w + g.ow].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// One image's `dout (FN, OH, OW)` padded for the input gradient (and
+    /// the weight gradient if [`Plan::shared_dout`]): [`Plan::dout_image`]
+    /// values, zero outside `dout`.
+    pub fn pad_dout<T: Float>(&self, dout: &[T], padded: &mut [T]) {
+        let g = self.g();
+        padded[..self.dout_image].fill(T::zero());
+        for (df, pf) in dout
+            .chunks_exact(g.oh * g.ow)
+            .zip(padded.chunks_exact_mut(self.dout_plane))
+        {
+            for (oy, row) in df.chunks_exact(g.ow).enumerate() {
+                let start = (self.dout_top + oy) * self.dout_w + self.dout_left;
+                pf[start..start + g.ow].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Packs `W [FN, C, FH, FW]` for the input gradient of `phase`: `C`
+    /// "filters" over the phase's taps.
+    pub fn pack_dx_filters<T: Float>(&self, phase: &DxPhase, w: &[T], packed: &mut Vec<T>) {
+        let g = self.g();
+        let (fh, fw, c) = (g.fh, g.fw, g.c);
+        pack_filters(
+            c,
+            phase.taps.len(),
+            |ch, t| {
+                let (_, f, i, j) = phase.taps[t];
+                w[((f * c + ch) * fh + i) * fw + j]
+            },
+            packed,
+        );
+    }
+
+    /// Copies the phase's wanted positions (`C` rows of `stride`) into the
+    /// input gradient `(C, H, W)`.
+    pub fn scatter_dx<T: Float>(&self, phase: &DxPhase, wide: &[T], stride: usize, dx: &mut [T]) {
+        let g = self.g();
+        let (s, p) = (g.stride, g.pad);
+        let (nx, w) = (phase.x1 - phase.x0, self.dout_w);
+        for (c, dc) in dx.chunks_exact_mut(g.h * g.w).enumerate() {
+            for yy in phase.y0..phase.y1 {
+                let y = s * yy + phase.a - p;
+                let src = &wide[c * stride + (yy - phase.y0) * w..][..nx];
+                let first = s * phase.x0 + phase.b - p;
+                let row = &mut dc[y * g.w..(y + 1) * g.w];
+                if s == 1 {
+                    row[first..first + nx].copy_from_slice(src);
+                } else {
+                    for (k, &v) in src.iter().enumerate() {
+                        row[first + k * s] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The definition, loop by loop: what the kernels are tested against.
+#[cfg(test)]
+pub mod reference {
+    use crate::tensor::{Float, Tensor};
+
+    fn at(i: usize, k: usize, s: usize, p: usize, len: usize) -> Option<usize> {
+        (i * s + k).checked_sub(p).filter(|&v| v < len)
+    }
+
+    /// `y[n, f, oy, ox] = b[f] + Σ_{c,i,j} W[f, c, i, j] · x[n, c, oy·S + i - P, ox·S + j - P]`.
+    pub fn forward<T: Float>(
+        x: &Tensor<T>,
+        w: &Tensor<T>,
+        b: &Tensor<T>,
+        s: usize,
+        p: usize,
+    ) -> Tensor<T> {
+        let [n, c, h, wd] = x.shape().try_into().unwrap();
+        let [fnum, _, fh, fw] = w.shape().try_into().unwrap();
+        let (oh, ow) = ((h + 2 * p - fh) / s + 1, (wd + 2 * p - fw) / s + 1);
+        let mut y = Tensor::zeros(&[n, fnum, oh, ow]);
+        for im in 0..n {
+            for f in 0..fnum {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut v = b.data()[f];
+                        for ch in 0..c {
+                            for i in 0..fh {
+                                for j in 0..fw {
+                                    if let (Some(yy), Some(xx)) =
+                                        (at(oy, i, s, p, h), at(ox, j, s, p, wd))
+                                    {
+                                        v += w.data()[((f * c + ch) * fh + i) * fw + j]
+                                            * x.data()[((im * c + ch) * h + yy) * wd + xx];
+                                    }
+                                }
+                            }
+                        }
+                        y.data_mut()[((im * fnum + f) * oh + oy) * ow + ox] = v;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// `(dx, dW, db)` for `dout`: each product of [`forward`] sent back.
+    pub fn backward<T: Float>(
+        x: &Tensor<T>,
+        w: &Tensor<T>,
+        dout: &Tensor<T>,
+        s: usize,
+        p: usize,
+    ) -> (Tensor<T>, Tensor<T>, Tensor<T>) {
+        let [n, c, h, wd] = x.shape().try_into().unwrap();
+        let [fnum, _, fh, fw] = w.shape().try_into().unwrap();
+        let [_, _, oh, ow] = dout.shape().try_into().unwrap();
+        let (mut dx, mut dw, mut db) = (
+            Tensor::zeros(x.shape()),
+            Tensor::zeros(w.shape()),
+            Tensor::zeros(&[fnum]),
+        );
+        for im in 0..n {
+            for f in 0..fnum {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let d = dout.data()[((im * fnum + f) * oh + oy) * ow + ox];
+                        db.data_mut()[f] += d;
+                        for ch in 0..c {
+                            for i in 0..fh {
+                                for j in 0..fw {
+                                    if let (Some(yy), Some(xx)) =
+                                        (at(oy, i, s, p, h), at(ox, j, s, p, wd))
+                                    {
+                                        let wi = ((f * c + ch) * fh + i) * fw + j;
+                                        let xi = ((im * c + ch) * h + yy) * wd + xx;
+                                        dw.data_mut()[wi] += d * x.data()[xi];
+                                        dx.data_mut()[xi] += d * w.data()[wi];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw, db)
+    }
+}

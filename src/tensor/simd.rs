@@ -1,0 +1,209 @@
+//! A few values of `T` in one register, for the convolution kernels
+//! (`layers::conv_kernels`), written once over [`Simd`] and compiled for
+//! each element type's [`Float::Vector`](super::Float::Vector).
+//!
+//! f32 on a CPU with AVX-512 (the build's `target-cpu=native` decides) uses
+//! one 512-bit register of 16 lanes; everything else uses [`Lanes`], plain
+//! arrays the compiler vectorises as well as it can. The convolution tests run
+//! both on f32 and `Lanes` on f64.
+
+/// A vector of [`Simd::LANES`] values of `T`.
+pub trait Simd<T>: Copy {
+    const LANES: usize;
+
+    fn splat(v: T) -> Self;
+
+    /// Reads `LANES` values from `p`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be readable.
+    unsafe fn load(p: *const T) -> Self;
+
+    /// `self` with the lanes whose bit is set in `mask` read from `p` instead
+    /// (lane `i` from `p + i`); the other lanes of `p` are not read.
+    ///
+    /// # Safety
+    /// `p + i` must be readable for every lane `i` in `mask`.
+    unsafe fn load_merge(self, mask: u32, p: *const T) -> Self;
+
+    /// Writes the lanes to `p..p + LANES`.
+    ///
+    /// # Safety
+    /// `p..p + LANES` must be writable.
+    unsafe fn store(self, p: *mut T);
+
+    /// Writes the lanes whose bit is set in `mask`, in order, to
+    /// `p..p + mask.count_ones()`, and nothing else.
+    ///
+    /// # Safety
+    /// `p..p + mask.count_ones()` must be writable.
+    unsafe fn store_selected(self, mask: u32, p: *mut T);
+
+    /// `self + a · b`, fused where the CPU can.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+
+    /// The sum of the lanes.
+    fn sum(self) -> T;
+}
+
+/// The portable vector: `N` values the compiler may vectorise.
+#[derive(Clone, Copy, Debug)]
+pub struct Lanes<T, const N: usize>([T; N]);
+
+impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
+    const LANES: usize = N;
+
+    #[inline(always)]
+    fn splat(v: T) -> Self {
+        Lanes([v; N])
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const T) -> Self {
+        // SAFETY: the caller guarantees `N` readable values; `[T; N]` has
+        // the alignment of `T`, and the read is unaligned anyway.
+        Lanes(unsafe { p.cast::<[T; N]>().read_unaligned() })
+    }
+
+    #[inline(always)]
+    unsafe fn load_merge(mut self, mask: u32, p: *const T) -> Self {
+        for (i, v) in self.0.iter_mut().enumerate() {
+            if mask >> i & 1 == 1 {
+                // SAFETY: lane i is in the mask, readable by the contract.
+                *v = unsafe { p.add(i).read() };
+            }
+        }
+        self
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut T) {
+        // SAFETY: the caller guarantees `N` writable values.
+        unsafe { p.cast::<[T; N]>().write_unaligned(self.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn store_selected(self, mask: u32, p: *mut T) {
+        let mut k = 0;
+        for (i, &v) in self.0.iter().enumerate() {
+            if mask >> i & 1 == 1 {
+                // SAFETY: k < mask.count_ones(), writable by the contract.
+                unsafe { p.add(k).write(v) };
+                k += 1;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn mul_add(mut self, a: Self, b: Self) -> Self {
+        for ((s, &x), &y) in self.0.iter_mut().zip(&a.0).zip(&b.0) {
+            *s += x * y;
+        }
+        self
+    }
+
+    #[inline(always)]
+    fn sum(self) -> T {
+        self.0.iter().copied().sum()
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+pub use avx512::F32x16;
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Sixteen f32 in one AVX-512 register.
+    #[derive(Clone, Copy, Debug)]
+    pub struct F32x16(__m512);
+
+    // SAFETY (all methods): compiled only when the build targets AVX-512F
+    // (`target_feature = "avx512f"`), so the intrinsics are available; the
+    // loads and stores are unaligned and the callers guarantee 16 values.
+    impl super::Simd<f32> for F32x16 {
+        const LANES: usize = 16;
+
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            F32x16(unsafe { _mm512_set1_ps(v) })
+        }
+
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            F32x16(unsafe { _mm512_loadu_ps(p) })
+        }
+
+        #[inline(always)]
+        unsafe fn load_merge(self, mask: u32, p: *const f32) -> Self {
+            // Masked-off lanes are not read (nor can they fault).
+            F32x16(unsafe { _mm512_mask_loadu_ps(self.0, mask as __mmask16, p) })
+        }
+
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+
+        #[inline(always)]
+        unsafe fn store_selected(self, mask: u32, p: *mut f32) {
+            // Compressed in the register, then a masked store: AMD's
+            // compress-to-memory is microcoded and far slower.
+            let packed = unsafe { _mm512_maskz_compress_ps(mask as __mmask16, self.0) };
+            let first = ((1u32 << mask.count_ones()) - 1) as __mmask16;
+            unsafe { _mm512_mask_storeu_ps(p, first, packed) }
+        }
+
+        #[inline(always)]
+        fn mul_add(self, a: Self, b: Self) -> Self {
+            F32x16(unsafe { _mm512_fmadd_ps(a.0, b.0, self.0) })
+        }
+
+        #[inline(always)]
+        fn sum(self) -> f32 {
+            unsafe { _mm512_reduce_add_ps(self.0) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<V: Simd<f32>>() {
+        let a: Vec<f32> = (0..V::LANES).map(|i| i as f32).collect();
+        let mut out = vec![0.0f32; V::LANES];
+        // SAFETY: both vectors hold LANES values.
+        unsafe {
+            let v = V::load(a.as_ptr());
+            v.mul_add(v, V::splat(2.0)).store(out.as_mut_ptr());
+        }
+        let want: Vec<f32> = a.iter().map(|x| x + 2.0 * x).collect();
+        assert_eq!(out, want);
+        let s: f32 = a.iter().sum();
+        assert_eq!(unsafe { V::load(a.as_ptr()) }.sum(), s);
+        // Lanes 1 and 2 (the first is lane 0 only for one-lane vectors).
+        let mask = 0b110 & ((1u32 << V::LANES) - 1);
+        let mut picked = vec![-1.0f32; V::LANES + 1];
+        unsafe { V::load(a.as_ptr()).store_selected(mask, picked.as_mut_ptr()) };
+        let want: Vec<f32> = (1..3).filter(|&i| i < V::LANES).map(|i| i as f32).collect();
+        assert_eq!(&picked[..want.len()], &want[..]);
+        assert!(picked[want.len()..].iter().all(|&v| v == -1.0));
+        let twos = vec![2.0f32; V::LANES];
+        let merged = unsafe { V::splat(-1.0).load_merge(0b10, twos.as_ptr()) };
+        unsafe { merged.store(out.as_mut_ptr()) };
+        let want: Vec<f32> = (0..V::LANES)
+            .map(|i| if i == 1 { 2.0 } else { -1.0 })
+            .collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn vectors_load_merge_fuse_sum_and_select() {
+        check::<Lanes<f32, 16>>();
+        check::<Lanes<f32, 3>>();
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+        check::<F32x16>();
+    }
+}
