@@ -301,9 +301,17 @@ pub fn launch() -> Result<Launch, String> {
         if comm.rank() != 0 {
             mpi::silence_stdout();
         }
+        let comm: Arc<dyn Collective> = Arc::new(comm);
         WORLD
-            .set(Arc::new(comm))
+            .set(Arc::clone(&comm))
             .map_err(|_| "the job was joined twice".to_owned())?;
+        // A panic on one rank (an internal error) ends the job, after its
+        // message, rather than leaving the others in a collective.
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            comm.abort();
+        }));
         Ok(Launch {
             _universe: Some(universe),
         })
