@@ -281,3 +281,50 @@ fn a_rank_that_alone_fails_ends_the_job() {
         }
     }
 }
+
+#[test]
+fn ranks_share_the_search_and_rank_0_writes_what_one_process_writes() {
+    let tmp = TempDir::new("mpi-search");
+    let args = |out: &Path| {
+        let out = out.display().to_string();
+        [
+            "experiment",
+            "hyperparameter-search",
+            "--quick",
+            "--threads",
+            "1",
+            "--seed",
+            "3",
+        ]
+        .map(String::from)
+        .into_iter()
+        .chain(["--no-progress".into(), "--out".into(), out])
+        .collect::<Vec<_>>()
+    };
+    let one = tmp.join("one");
+    let mut cmd = backprop();
+    cmd.args(args(&one));
+    let single = succeeded(cmd);
+    let file = "hyperparameter-search.jsonl";
+    let want = std::fs::read_to_string(one.join(file)).unwrap();
+    assert_eq!(want.lines().count(), 10);
+    for (ranks, transport) in [(2, Transport::SharedMemory), (3, Transport::Tcp)] {
+        let job = tmp.join(&format!("job-{ranks}"));
+        let mut cmd = mpirun(ranks, transport);
+        cmd.args(args(&job));
+        let out = succeeded(cmd);
+        let got = std::fs::read_to_string(job.join(file)).unwrap();
+        assert_eq!(got, want, "{ranks} ranks over {transport:?}");
+        // The same ranking table, printed once.
+        let table = |o: &Output| {
+            let s = String::from_utf8_lossy(&o.stdout).into_owned();
+            s.lines()
+                .skip_while(|l| !l.contains("rank"))
+                .take(11)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(table(&out), table(&single));
+        assert!(!table(&out).is_empty());
+    }
+}
