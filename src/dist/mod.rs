@@ -396,32 +396,6 @@ fn check_plain<T: Float>() {
     );
 }
 
-/// `bytes` of rank 0 on every rank, or rank 0's error on every rank: a file
-/// that only rank 0 reads (the run's folder is on its machine).
-pub fn from_rank0(
-    comm: &dyn Collective,
-    read: impl FnOnce() -> Result<Vec<u8>, String>,
-) -> Result<Vec<u8>, String> {
-    // The first byte says which of the two the rest is.
-    let mut message = if comm.rank() == 0 {
-        match read() {
-            Ok(mut bytes) => {
-                bytes.insert(0, 1);
-                bytes
-            }
-            Err(e) => std::iter::once(0).chain(e.into_bytes()).collect(),
-        }
-    } else {
-        Vec::new()
-    };
-    comm.broadcast(0, &mut message);
-    match message.split_first() {
-        Some((1, bytes)) => Ok(bytes.to_vec()),
-        Some((_, text)) => Err(String::from_utf8_lossy(text).into_owned()),
-        None => Err("rank 0 sent nothing".to_owned()),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -513,19 +487,6 @@ pub(crate) mod tests {
             } else {
                 assert!(gathered.is_none());
             }
-        }
-    }
-
-    #[test]
-    fn rank0_shares_what_it_read_or_why_it_could_not() {
-        let got = on_ranks(2, |c| {
-            let ok = from_rank0(c, || Ok(vec![1, 2, 3]));
-            let err = from_rank0(c, || Err("no such file".to_owned()));
-            (ok, err)
-        });
-        for (ok, err) in got {
-            assert_eq!(ok.unwrap(), [1, 2, 3]);
-            assert_eq!(err.unwrap_err(), "no such file");
         }
     }
 
