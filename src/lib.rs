@@ -13,6 +13,8 @@ pub mod data;
 pub mod dist;
 pub mod eval;
 pub mod experiments;
+#[cfg(feature = "onnx")]
+pub mod export;
 mod font;
 pub mod fuzzing;
 pub mod gradcheck;

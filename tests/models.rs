@@ -16,13 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backprop::data;
-use common::{Mnist, ServeProcess, TempDir, backprop, run, stderr, stdout};
+use common::{Mnist, ServeProcess, TempDir, backprop, json_out, run, stderr, stdout, under_ci};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
 
 /// Where this test binary may leave files to look at (screenshots, models).
 fn out_dir() -> PathBuf {
@@ -44,11 +40,6 @@ fn mnist_pixels(test: &data::Dataset, i: usize) -> Vec<u8> {
         panic!("MNIST has pixels")
     };
     px[i * 784..(i + 1) * 784].to_vec()
-}
-
-fn json_out(o: &std::process::Output) -> Value {
-    assert!(o.status.success(), "failed: {}", stderr(o));
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
 
 // ---------------------------------------------------------------- resume
@@ -455,23 +446,7 @@ fn predict_classifies_real_and_generated_pictures() {
 
 /// `python3` with safetensors and numpy, or None (a notice, or a failure under CI).
 fn python(test: &str) -> Option<Command> {
-    let ok = Command::new("python3")
-        .args(["-c", "import safetensors, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        let mut c = Command::new("python3");
-        // The scripts import their helper module from their own folder; paths
-        // handed to them must therefore be absolute.
-        c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"));
-        return Some(c);
-    }
-    assert!(
-        !under_ci(),
-        "{test}: CI needs python3 with safetensors and numpy (.ci/run installs them)"
-    );
-    eprintln!("skipping {test}: python3 with safetensors and numpy is not installed");
-    None
+    common::python(test, "safetensors, numpy")
 }
 
 /// `numpy_forward.py`: the model's answers on the first 1,000 MNIST test

@@ -435,23 +435,33 @@ pub(crate) fn write_safetensors(
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-    let write_err = |err| CheckpointError::Write {
+    write_atomically(path, &data).map_err(|err| CheckpointError::Write {
         path: path.to_owned(),
         err,
-    };
+    })
+}
+
+/// Writes `data` to `path` through a temporary file in the same folder,
+/// flushed and then renamed over `path`: a process killed at any moment
+/// leaves the old file or the new one, never a torn one. A failed write
+/// removes its temporary file.
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut f = fs::File::create(&tmp).map_err(write_err)?;
-    f.write_all(&data).map_err(write_err)?;
-    f.sync_all().map_err(write_err)?;
-    fs::rename(&tmp, path).map_err(write_err)?;
+    let written = fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     // The rename itself is durable only once the folder is synced (after a
     // power cut; a killed process needs only the rename).
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(write_err)?;
+        fs::File::open(dir).and_then(|d| d.sync_all())?;
     }
     Ok(())
 }
@@ -489,19 +499,7 @@ pub fn save<T: Float>(
     net: &Network<T>,
     info: &ModelInfo,
 ) -> Result<(), CheckpointError> {
-    let mut spec = match &net.spec {
-        Some(spec) => spec.clone(),
-        None => NetSpec::from_layers(&net.layers, net.weight_decay_lambda, &info.input_shape)?,
-    };
-    // The net takes the examples as the data has them (a MultiLayerNet names
-    // only their flattened size).
-    if spec
-        .input_shape
-        .as_ref()
-        .is_some_and(|s| s.len() == 1 && s[0] == info.input_shape.iter().product::<usize>())
-    {
-        spec.input_shape = Some(info.input_shape.to_vec());
-    }
+    let spec = saved_spec(net, info)?;
     let meta = HashMap::from([
         ("format".to_owned(), "backprop".to_owned()),
         ("format_version".to_owned(), FORMAT_VERSION.to_string()),
@@ -528,6 +526,28 @@ pub fn save<T: Float>(
         ("preprocess".to_owned(), info.input.describe()),
     ]);
     write_safetensors(path, &state_dict(net, false), meta)
+}
+
+/// The [`NetSpec`] a checkpoint of `net` records as `net`: the one it was
+/// built from, or for a net built in code from the library's layers, the one
+/// they describe; either way taking the examples as the data has them.
+pub(crate) fn saved_spec<T: Float>(
+    net: &Network<T>,
+    info: &ModelInfo,
+) -> Result<NetSpec, nets::SpecError> {
+    let mut spec = match &net.spec {
+        Some(spec) => spec.clone(),
+        None => NetSpec::from_layers(&net.layers, net.weight_decay_lambda, &info.input_shape)?,
+    };
+    // A MultiLayerNet names only the examples' flattened size.
+    if spec
+        .input_shape
+        .as_ref()
+        .is_some_and(|s| s.len() == 1 && s[0] == info.input_shape.iter().product::<usize>())
+    {
+        spec.input_shape = Some(info.input_shape.to_vec());
+    }
+    Ok(spec)
 }
 
 /// Parses metadata key `key` with `f`, naming the file and key on failure.

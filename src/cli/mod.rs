@@ -5,6 +5,8 @@
 //! terminal: `<dataset>` there is a placeholder, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+#[cfg(feature = "onnx")]
+mod export;
 mod predict;
 mod show;
 
@@ -48,6 +50,9 @@ pub enum Command {
     Gradcheck(GradcheckArgs),
     /// Test a saved model: accuracy, per-class precision/recall, confusion matrix.
     Eval(EvalArgs),
+    /// Write a saved model as an ONNX model (onnxruntime, tract, ...).
+    #[cfg(feature = "onnx")]
+    Export(export::ExportArgs),
     /// Classify pictures (PNG, JPEG, BMP) or table rows (CSV) with a saved model.
     Predict(predict::PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
@@ -544,6 +549,8 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(a) => run_eval(a),
+        #[cfg(feature = "onnx")]
+        Command::Export(a) => export::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
@@ -651,23 +658,20 @@ fn run_eval(a: EvalArgs) -> Result<()> {
     let (mut net, info, dataset, test) = load_model_and_test_set(&a.test, !a.json)?;
     let model = &a.test.model;
     let n = a.limit.unwrap_or(test.len()).min(test.len());
-    let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
-    let f32_predictions = eval::predict_classes(&mut net, &test, n)?;
-    let f32_result = Evaluation::new(&info.class_names, &labels, &f32_predictions);
     // With f16 the report, the matrix and the predictions are the f16 net's;
     // f32 is kept for the comparison line.
     let (result, f16) = match a.precision {
-        Precision::F32 => (f32_result, None),
-        Precision::F16 => {
-            let rounding = eval::round_to_f16(&mut net);
+        Precision::F32 => {
+            let labels: Vec<usize> = test.labels[..n].iter().map(|&l| usize::from(l)).collect();
             let predictions = eval::predict_classes(&mut net, &test, n)?;
-            let changed = predictions
-                .iter()
-                .zip(&f32_predictions)
-                .filter(|(a, b)| a != b)
-                .count();
-            let result = Evaluation::new(&info.class_names, &labels, &predictions);
-            (result, Some((f32_result, rounding, changed)))
+            (
+                Evaluation::new(&info.class_names, &labels, &predictions),
+                None,
+            )
+        }
+        Precision::F16 => {
+            let comparison = eval::compare_f16(&mut net, &test, n)?;
+            (comparison.f16.clone(), Some(comparison))
         }
     };
     let png = a
@@ -681,12 +685,12 @@ fn run_eval(a: EvalArgs) -> Result<()> {
         j["dataset"] = dataset.to_string().into();
         j["confusion_png"] = png.display().to_string().into();
         j["precision"] = a.precision.as_str().into();
-        if let Some((f32_result, rounding, changed)) = &f16 {
-            j["f32_accuracy"] = f32_result.accuracy().into();
-            j["f16_accuracy"] = result.accuracy().into();
-            j["predictions_changed"] = (*changed).into();
-            j["f16_max_weight_change"] = rounding.max_abs_change.into();
-            j["f16_overflowed"] = rounding.overflowed.into();
+        if let Some(c) = &f16 {
+            j["f32_accuracy"] = c.f32.accuracy().into();
+            j["f16_accuracy"] = c.f16.accuracy().into();
+            j["predictions_changed"] = c.changed.into();
+            j["f16_max_weight_change"] = c.rounding.max_abs_change.into();
+            j["f16_overflowed"] = c.rounding.overflowed.into();
         }
         println!("{j}");
     } else {
@@ -697,24 +701,8 @@ fn run_eval(a: EvalArgs) -> Result<()> {
             a.precision
         );
         print!("{}", result.report());
-        if let Some((f32_result, rounding, changed)) = &f16 {
-            println!(
-                "\nf16 weights: accuracy {:.4} ({}/{n}); f32 weights: {:.4} ({}/{n}); {changed} of {n} predictions changed",
-                result.accuracy(),
-                result.correct(),
-                f32_result.accuracy(),
-                f32_result.correct(),
-            );
-            println!(
-                "({} parameters and buffers rounded to f16, largest change {:.2e}; inputs and activations stay f32)",
-                rounding.values, rounding.max_abs_change
-            );
-            if rounding.overflowed > 0 {
-                println!(
-                    "warning: {} weights exceed f16's range (65504) and became infinite",
-                    rounding.overflowed
-                );
-            }
+        if let Some(c) = &f16 {
+            println!("\n{c}");
         }
         println!("wrote {}", png.display());
     }

@@ -18,7 +18,7 @@ mod confusion_png;
 mod precision;
 
 pub use confusion_png::{draw_confusion, render_confusion};
-pub use precision::{F16Rounding, Precision, round_to_f16};
+pub use precision::{F16Comparison, F16Rounding, Precision, compare_f16, round_to_f16};
 
 use std::fmt::Write;
 

@@ -24,7 +24,9 @@ use std::str::FromStr;
 
 use half::f16;
 
-use crate::nets::Network;
+use super::{Evaluation, predict_classes};
+use crate::data::Dataset;
+use crate::nets::{InputError, Network};
 use crate::tensor::{Float, Tensor};
 
 /// The precision the weights are stored in for `eval`.
@@ -99,6 +101,65 @@ pub fn round_to_f16<T: Float>(net: &mut Network<T>) -> F16Rounding {
         }
     }
     r
+}
+
+/// A net's predictions with its weights as saved and rounded to f16, as
+/// `eval --precision f16` and `export --precision f16` report them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct F16Comparison {
+    pub f32: Evaluation,
+    pub f16: Evaluation,
+    pub rounding: F16Rounding,
+    /// Examples whose predicted class changed.
+    pub changed: usize,
+}
+
+/// Predicts the first `limit` examples of `data` with `net` as it is, then
+/// rounds its weights to f16 ([`round_to_f16`], in place) and predicts them
+/// again.
+pub fn compare_f16<T: Float>(
+    net: &mut Network<T>,
+    data: &Dataset,
+    limit: usize,
+) -> Result<F16Comparison, InputError> {
+    let n = limit.min(data.len());
+    let labels: Vec<usize> = data.labels[..n].iter().map(|&l| usize::from(l)).collect();
+    let before = predict_classes(net, data, n)?;
+    let rounding = round_to_f16(net);
+    let after = predict_classes(net, data, n)?;
+    let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    Ok(F16Comparison {
+        f32: Evaluation::new(&data.class_names, &labels, &before),
+        f16: Evaluation::new(&data.class_names, &labels, &after),
+        rounding,
+        changed,
+    })
+}
+
+impl fmt::Display for F16Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.f16.examples();
+        write!(
+            f,
+            "f16 weights: accuracy {:.4} ({}/{n}); f32 weights: {:.4} ({}/{n}); {} of {n} predictions changed\n\
+             ({} parameters and buffers rounded to f16, largest change {:.2e}; inputs and activations stay f32)",
+            self.f16.accuracy(),
+            self.f16.correct(),
+            self.f32.accuracy(),
+            self.f32.correct(),
+            self.changed,
+            self.rounding.values,
+            self.rounding.max_abs_change
+        )?;
+        if self.rounding.overflowed > 0 {
+            write!(
+                f,
+                "\nwarning: {} weights exceed f16's range (65504) and became infinite",
+                self.rounding.overflowed
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! reused from batch to batch.
 
 mod affine;
-mod batch_norm;
+pub(crate) mod batch_norm;
 pub mod conv_kernels;
 pub mod convolution;
 mod dropout;

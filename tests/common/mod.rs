@@ -27,6 +27,39 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The JSON a successful command printed.
+pub fn json_out(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// Whether the tests run in CI (`CI=true`), where a missing tool is a failure.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// `python3` that imports `modules` (e.g. "safetensors, numpy"), run in
+/// tests/python/ (the scripts import their helper modules from there; paths
+/// handed to them must therefore be absolute); or None with a notice, and
+/// under CI a failure.
+pub fn python(test: &str, modules: &str) -> Option<Command> {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        let mut c = Command::new("python3");
+        c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"));
+        return Some(c);
+    }
+    assert!(
+        !under_ci(),
+        "{test}: CI needs python3 with {modules} (.ci/run installs them)"
+    );
+    eprintln!("skipping {test}: python3 with {modules} is not installed");
+    None
+}
+
 /// A fresh folder under the system temp dir, removed when dropped.
 pub struct TempDir(PathBuf);
 
