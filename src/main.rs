@@ -4,8 +4,23 @@ use clap::Parser;
 
 fn main() {
     backprop::train::flush_denormals();
-    let cli = backprop::cli::Cli::parse();
+    // Under `mpirun`, the job first: rank 0 alone speaks, and an error on any
+    // rank ends them all.
+    let _job = backprop::dist::launch().unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    });
+    let world = backprop::dist::world();
+    let cli = match backprop::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if world.rank() == 0 => e.exit(),
+        // The same flags on every rank: rank 0 says what is wrong with them.
+        Err(e) => std::process::exit(e.exit_code()),
+    };
     if let Err(e) = backprop::cli::run(cli) {
+        if world.size() > 1 {
+            backprop::dist::fail(&*world, &format!("{e:#}"));
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

@@ -413,7 +413,10 @@ fn a_state_from_another_setup_is_refused() {
     let e = apply_state(&path, &read_file(&path).unwrap(), &state, &mut one_thread)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("saved with 2 thread(s), this run has 1"), "{e}");
+    assert!(
+        e.contains("saved by one process of 2 thread(s), this run has one process of 1 thread(s)"),
+        "{e}"
+    );
     let mut sgd = Trainer::new(dropout_net(), optim::by_name("sgd", 0.01).unwrap(), 2, 9);
     let e = apply_state(&path, &read_file(&path).unwrap(), &state, &mut sgd)
         .unwrap_err()
@@ -545,7 +548,7 @@ fn a_training_state_is_checked_before_the_trainer_is_built() {
     let e = read_state(&path).unwrap_err().to_string();
     assert!(
         e.contains("expected 1 to 256 threads")
-            && e.contains("found 1000000 thread(s) and 2 list(s)"),
+            && e.contains("found 1000000 thread(s), 1 rank(s) and 2 list(s)"),
         "{e}"
     );
 

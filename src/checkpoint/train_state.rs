@@ -29,6 +29,11 @@ use crate::train::{EpochMetrics, MAX_THREADS, TrainConfig, Trainer};
 
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
 
+/// Training states saved before MPI jobs existed were saved by one process.
+fn one() -> usize {
+    1
+}
+
 /// The JSON part of the training state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainState {
@@ -39,7 +44,12 @@ pub struct TrainState {
     pub optimizer: String,
     pub steps: u64,
     pub shuffle_rng: ChaCha8Rng,
-    /// `layer_rngs[r][i]`: the generator of layer `i` in replica `r`, if it has one.
+    /// The processes of the MPI job that saved it (1 without `mpirun`),
+    /// each with `config.threads` replicas.
+    #[serde(default = "one")]
+    pub ranks: usize,
+    /// `layer_rngs[r][i]`: the generator of layer `i` in replica `r` (of all
+    /// ranks), if it has one.
     pub layer_rngs: Vec<Vec<Option<ChaCha8Rng>>>,
     /// The metrics of the epochs so far, from which a resumed run rewrites
     /// `metrics.jsonl` (a run killed between the two writes logs nothing twice
@@ -102,10 +112,8 @@ pub(crate) fn write_state<T: Float>(
         optimizer: trainer.optimizer.rule.name().to_owned(),
         steps: trainer.optimizer.rule.steps(),
         shuffle_rng: trainer.rng.clone(),
-        layer_rngs: trainer
-            .replicas()
-            .map(|net| net.layers.iter().map(|l| l.rng().cloned()).collect())
-            .collect(),
+        ranks: trainer.ranks(),
+        layer_rngs: trainer.layer_rngs(),
         history: history.to_vec(),
     };
     let meta = HashMap::from([(
@@ -149,11 +157,17 @@ pub fn train_state_from_bytes(path: &Path, bytes: &[u8]) -> Result<TrainState, C
     };
     let state: TrainState = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let threads = state.config.threads;
-    if !(1..=MAX_THREADS).contains(&threads) || state.layer_rngs.len() != threads {
+    let replicas = threads.checked_mul(state.ranks);
+    if !(1..=MAX_THREADS).contains(&threads)
+        || state.ranks == 0
+        || replicas != Some(state.layer_rngs.len())
+    {
         return Err(CheckpointError::BadState {
             path: path.to_owned(),
             reason: format!(
-                "expected 1 to {MAX_THREADS} threads with one list of generators each, found {threads} thread(s) and {} list(s)",
+                "expected 1 to {MAX_THREADS} threads on each of 1 or more ranks with one list of generators each, \
+                 found {threads} thread(s), {} rank(s) and {} list(s)",
+                state.ranks,
                 state.layer_rngs.len()
             ),
         });
@@ -195,13 +209,23 @@ pub(crate) fn apply_state<T: Float>(
     state: &TrainState,
     trainer: &mut Trainer<T>,
 ) -> Result<(), CheckpointError> {
-    if state.layer_rngs.len() != trainer.threads() {
+    if state.ranks != trainer.ranks() || state.layer_rngs.len() != trainer.replica_count() {
+        // The shares of a batch and the order of the sums depend on both.
+        let (ranks, threads) = (state.ranks, state.layer_rngs.len() / state.ranks.max(1));
+        let how = |k: usize, t: usize| match k {
+            1 => format!("one process of {t} thread(s)"),
+            k => format!("{k} MPI ranks x {t} thread(s)"),
+        };
         return Err(mismatch(
             state_path,
             &format!(
-                "it was saved with {} thread(s), this run has {}",
-                state.layer_rngs.len(),
-                trainer.threads()
+                "it was saved by {}, this run has {}; resume it as it ran ({})",
+                how(ranks, threads),
+                how(trainer.ranks(), trainer.threads()),
+                match ranks {
+                    1 => "without mpirun".to_owned(),
+                    k => format!("mpirun -np {k}"),
+                }
             ),
         ));
     }
@@ -217,12 +241,16 @@ pub(crate) fn apply_state<T: Float>(
     }
 
     let file = parse(state_path, bytes)?;
+    let first_replica = trainer.first_replica();
     let mut replicas = trainer.replicas_mut();
     let first = replicas.next().expect("a trainer has one replica or more");
     fill_from(first, &file, "replica0.", false, state_path)?;
     let weights = first.clone();
     let replicas = std::iter::once(first).chain(replicas);
-    for (r, (replica, rngs)) in replicas.zip(&state.layer_rngs).enumerate() {
+    // This rank's replicas' generators; every replica's buffers are the same
+    // (averaged every step), rank 0's saved.
+    let rngs = &state.layer_rngs[first_replica..];
+    for (r, (replica, rngs)) in replicas.zip(rngs).enumerate() {
         if r > 0 {
             replica.copy_params_from(&weights);
             fill_from(replica, &file, &format!("replica{r}."), true, state_path)?;

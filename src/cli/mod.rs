@@ -143,7 +143,7 @@ pub struct TrainArgs {
     /// Seed for the initial weights, the shuffles and generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    /// Worker threads (default: all cores; under mpirun, shared among its ranks on the machine). Results are reproducible for a given seed and thread count.
     #[arg(long, value_name = "N", value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Output folder for metrics.jsonl, summary.json and curves.svg/.png (default: runs/<timestamp>).
@@ -322,7 +322,7 @@ pub struct ExperimentArgs {
     /// Seed for weights, batches and sampled hyperparameters.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Worker threads (default: all cores). Results are reproducible for a given seed and thread count.
+    /// Worker threads (default: all cores; under mpirun, shared among its ranks on the machine). Results are reproducible for a given seed and thread count.
     #[arg(long, value_name = "N", value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Never draw progress bars or progress lines.
@@ -405,11 +405,11 @@ fn thread_count(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Default thread count: the machine's cores.
+/// Default thread count: the machine's cores, shared among the ranks of an
+/// MPI job on it.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / crate::dist::ranks_on_this_machine()).max(1)
 }
 
 /// `runs/<name>-<timestamp>`.

@@ -9,6 +9,10 @@
 //! 100 trials; the figure shows the best 20 (validation accuracy solid,
 //! training accuracy dashed), the JSONL every trial with its curves, and the
 //! table the ranking. `--quick`: 10 trials of 20 epochs.
+//!
+//! Under `mpirun` the ranks share the trials (trial `i` on rank `i mod K`),
+//! every rank drawing the whole list alike; rank 0 gathers the results and
+//! writes the files a single process writes with the same seed and threads.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -22,6 +26,7 @@ use serde::Serialize;
 use super::{
     Experiment, Options, Outcome, Progress, last, load_mnist, per_epoch, save_figure, train_epochs,
 };
+use crate::dist::{self, Collective};
 use crate::nets::MultiLayerNet;
 use crate::plot::{Figure, Panel, Series};
 
@@ -64,10 +69,20 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         (trials * epochs) as u64,
     );
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x4b7f);
+    let draws: Vec<(f64, f64)> = (0..trials)
+        .map(|_| {
+            let weight_decay = 10f64.powf(rng.random_range(-8.0..-4.0));
+            let lr = 10f64.powf(rng.random_range(-6.0..-2.0));
+            (weight_decay, lr)
+        })
+        .collect();
+    let comm = dist::world();
     let mut results = Vec::with_capacity(trials);
-    for trial in 1..=trials {
-        let weight_decay = 10f64.powf(rng.random_range(-8.0..-4.0));
-        let lr = 10f64.powf(rng.random_range(-6.0..-2.0));
+    for (i, &(weight_decay, lr)) in draws.iter().enumerate() {
+        if i % comm.size() != comm.rank() {
+            continue;
+        }
+        let trial = i + 1;
         let what = format!("trial {trial} (lr {lr:.2e}, weight decay {weight_decay:.2e})");
         progress.start(&what);
         let spec = MultiLayerNet::new(784, &[100; 6], 10).weight_decay_lambda(weight_decay);
@@ -82,6 +97,13 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         });
         progress.run_done(&what);
     }
+    let Some(mut results) = gather_trials(&*comm, &results, epochs) else {
+        // Rank 0 writes the files.
+        return Ok(Outcome {
+            table: String::new(),
+            files: Vec::new(),
+        });
+    };
 
     let name = Experiment::HyperparameterSearch.name();
     let jsonl = opts.out.join(format!("{name}.jsonl"));
@@ -159,6 +181,41 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut files = save_figure(&figure, opts, name)?;
     files.push(jsonl);
     Ok(Outcome { table, files })
+}
+
+/// Every rank's trials on rank 0, in trial order (`None` on the others).
+/// They travel as f64 values, which keeps a diverged trial's NaN (JSON has none):
+/// trial, lr, weight decay, then `epochs` validation and training accuracies.
+fn gather_trials(comm: &dyn Collective, mine: &[Trial], epochs: usize) -> Option<Vec<Trial>> {
+    let values: Vec<f64> = mine
+        .iter()
+        .flat_map(|t| {
+            [t.trial as f64, t.lr, t.weight_decay]
+                .into_iter()
+                .chain(t.val_accuracy.iter().copied())
+                .chain(t.train_accuracy.iter().copied())
+        })
+        .collect();
+    let all = comm.gather(0, dist::bytes_of(&values))?;
+    let mut trials: Vec<Trial> = all
+        .iter()
+        .flat_map(|bytes| bytes.chunks_exact(8 * (3 + 2 * epochs)))
+        .map(|record| {
+            let v: Vec<f64> = record
+                .chunks_exact(8)
+                .map(|b| f64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                .collect();
+            Trial {
+                trial: v[0] as usize,
+                lr: v[1],
+                weight_decay: v[2],
+                val_accuracy: v[3..3 + epochs].to_vec(),
+                train_accuracy: v[3 + epochs..].to_vec(),
+            }
+        })
+        .collect();
+    trials.sort_by_key(|t| t.trial);
+    Some(trials)
 }
 
 #[cfg(test)]

@@ -5,12 +5,17 @@
 //! the run's folder, with a checkpoint after every epoch (`model.safetensors`
 //! and `train_state.safetensors`, see [`crate::checkpoint`]) from which
 //! `--resume` continues.
+//!
+//! Under `mpirun` ([`crate::dist`]) every rank trains its share of each
+//! batch; rank 0 alone writes the files and prints, and every epoch the ranks
+//! check that they hold the same weights.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +26,7 @@ use super::{TrainError, Trainer};
 use crate::checkpoint::{self, ModelInfo};
 use crate::data::split::check_fraction;
 use crate::data::{self, DataSource, Dataset, LoadOptions, ReadOptions};
+use crate::dist;
 use crate::layers::DropoutScaling;
 use crate::nets::{
     Activation, DeepConvNet, LayerSpec, MultiLayerNet, NetSpec, SimpleConvNet, WeightInit,
@@ -190,6 +196,9 @@ pub struct Summary {
     pub validation_examples: Option<usize>,
     pub test_examples: usize,
     pub parameters: usize,
+    /// The processes of the MPI job (1 without `mpirun`), each running
+    /// `config.threads` threads.
+    pub ranks: usize,
     /// Epochs trained (fewer than asked for after an early stop).
     pub epochs: usize,
     /// Whether `--early-stop` ended the run.
@@ -285,7 +294,11 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     check_memory(&spec, config.threads)?;
     let net = spec.build::<f32>(config.seed)?;
     let parameters = net.parameter_count();
-    let mut trainer = Trainer::new(net, rule, config.threads, config.seed);
+    let comm = dist::world();
+    // Rank 0 writes the run's files; the others only train.
+    let lead = comm.rank() == 0;
+    let mut trainer =
+        Trainer::distributed(net, rule, config.threads, config.seed, Arc::clone(&comm))?;
     let (done, mut history) = if config.resume {
         let state = checkpoint::restore_training(&config.out, &mut trainer)?;
         println!(
@@ -314,6 +327,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             validation_examples: validation.as_ref().map(Dataset::len),
             test_examples: test.len(),
             parameters,
+            ranks: trainer.ranks(),
             epochs,
             stopped_early,
             best_epoch: best.map(|b| b.0),
@@ -352,14 +366,18 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         )
     };
 
-    fs::create_dir_all(&config.out)
-        .with_context(|| format!("cannot create output folder {}", config.out.display()))?;
     let metrics_path = config.out.join("metrics.jsonl");
-    let mut metrics = open_metrics(&metrics_path, &history)?;
+    let mut metrics = if lead {
+        fs::create_dir_all(&config.out)
+            .with_context(|| format!("cannot create output folder {}", config.out.display()))?;
+        Some(open_metrics(&metrics_path, &history)?)
+    } else {
+        None
+    };
     if !config.resume {
         // The starting point is a checkpoint too: a run that diverges or is
         // killed in its first epoch still has one to fall back on.
-        checkpoint::save_training(&config.out, &trainer, config, &info(0), &history)?;
+        save_training(lead, &mut trainer, config, &info(0), &history)?;
     }
 
     let description = describe(config, &spec, parameters);
@@ -367,7 +385,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         .as_ref()
         .map_or_else(String::new, |v| format!(", {} validation", v.len()));
     println!(
-        "{}: {} training{validation_note} and {} test examples; net {description}; {} lr {}{} weight decay {}; {} thread(s)",
+        "{}: {} training{validation_note} and {} test examples; net {description}; {} lr {}{} weight decay {}; {}",
         config.dataset,
         train.len(),
         test.len(),
@@ -378,10 +396,13 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             s => format!(" ({s})"),
         },
         spec.weight_decay_lambda,
-        trainer.threads(),
+        match trainer.ranks() {
+            1 => format!("{} thread(s)", trainer.threads()),
+            k => format!("{k} ranks x {} thread(s)", trainer.threads()),
+        },
     );
 
-    let show_bar = config.progress && std::io::stderr().is_terminal();
+    let show_bar = lead && config.progress && std::io::stderr().is_terminal();
     for epoch in done + 1..=config.epochs {
         let bar = if show_bar {
             let bar = ProgressBar::new(train.len().div_ceil(config.batch_size) as u64);
@@ -429,6 +450,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
             ),
             Err(e) => return Err(e.into()),
         };
+        trainer.check_ranks_agree()?;
         let (_, train_accuracy) = trainer.evaluate(train, EVAL_BATCH)?;
         let (val_loss, val_accuracy) = match validation {
             Some(v) => {
@@ -453,7 +475,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         let (best, stop) = judge(&history, config.early_stop);
         // The best model first, then the state: a run killed between the two
         // writes resumes from the epoch before, and writes this one again.
-        if best.is_some_and(|(e, _)| e == epoch) {
+        if lead && best.is_some_and(|(e, _)| e == epoch) {
             checkpoint::save(
                 &config.out.join(BEST_MODEL_FILE),
                 trainer.net(),
@@ -462,9 +484,11 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
         }
         // Checkpoint before the log line: an epoch in metrics.jsonl always has
         // its checkpoint, so a killed run loses at most the epoch under way.
-        checkpoint::save_training(&config.out, &trainer, config, &info(epoch), &history)?;
-        writeln!(metrics, "{}", serde_json::to_string(&m)?)
-            .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+        save_training(lead, &mut trainer, config, &info(epoch), &history)?;
+        if let Some(metrics) = &mut metrics {
+            writeln!(metrics, "{}", serde_json::to_string(&m)?)
+                .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+        }
         let lr_note = match config.lr_schedule {
             LrSchedule::Constant => String::new(),
             _ => format!("  lr {lr:.3e}"),
@@ -489,6 +513,9 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
     }
 
     let summary = summary(&history, &mut trainer, started.elapsed().as_secs_f64())?;
+    if !lead {
+        return Ok(summary);
+    }
     let summary_path = config.out.join("summary.json");
     fs::write(
         &summary_path,
@@ -775,6 +802,22 @@ fn last_accuracies(
             trainer.evaluate(test, EVAL_BATCH)?.1,
         ),
     })
+}
+
+/// The checkpoint after `info.epoch` epochs: every rank sends its Dropout
+/// generators to rank 0 (`lead`), which writes it.
+fn save_training(
+    lead: bool,
+    trainer: &mut Trainer<f32>,
+    config: &TrainConfig,
+    info: &ModelInfo,
+    history: &[EpochMetrics],
+) -> Result<()> {
+    trainer.gather_rngs();
+    if lead {
+        checkpoint::save_training(&config.out, trainer, config, info, history)?;
+    }
+    Ok(())
 }
 
 /// Writes `metrics.jsonl` afresh with the epochs of `history` (none for a

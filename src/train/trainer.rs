@@ -12,6 +12,16 @@
 //! small, and splitting every one of them costs a join per layer per pass
 //! (measured: 1.2x on two threads against 1.4x for this scheme).
 //!
+//! Across processes ([`Trainer::distributed`], under `mpirun`): K ranks of T
+//! threads hold K x T replicas, replica `rank * T + thread` taking the share
+//! replica of that index takes in one process of K x T threads. After the
+//! backward pass one allreduce per step sums the gradients, BatchNorm
+//! statistics and losses of all replicas in one buffer, each rank adding its
+//! replicas' one by one to the sum of the ranks before it ([`crate::dist`]):
+//! the additions one process makes, in its order, so the weights agree bit
+//! for bit with one process of K x T threads. Every rank then takes the
+//! optimizer step itself.
+//!
 //! BatchNorm: each replica normalises its share with the share's own batch
 //! statistics, as PyTorch's DistributedDataParallel does without SyncBatchNorm,
 //! so training sees batches of `N / threads` rows. After every step the
@@ -20,12 +30,15 @@
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::data::{Dataset, Features};
+use crate::dist::{self, Collective};
 use crate::layers::Labels;
 use crate::nets::{InputError, Network};
 use crate::optim::{LrSchedule, Optimizer, OptimizerState};
@@ -75,6 +88,9 @@ pub enum TrainError {
         iterations: usize,
         loss: f64,
     },
+    /// The ranks of a job do not hold the same net or weights.
+    #[error("the ranks of the job disagree: {0}")]
+    RanksDisagree(String),
 }
 
 /// Rows a worker takes at a time in inference (see [`Trainer::infer`]).
@@ -132,6 +148,32 @@ pub struct Trainer<T: Float> {
     /// Sets the rate before every step of [`Trainer::train_epoch`]; `None`
     /// leaves the optimizer's rate alone.
     schedule: Option<Schedule>,
+    /// The other ranks of the job, when there are any.
+    ranks: Option<Ranks<T>>,
+    /// `Σ W²` of each piece of the last update.
+    partials: Vec<f64>,
+}
+
+/// What a trainer on one rank of several shares with the others every step.
+struct Ranks<T> {
+    comm: Arc<dyn Collective>,
+    /// Replicas on all ranks, and the index of this rank's first.
+    replicas: usize,
+    first: usize,
+    /// The sum of all replicas' gradients (`grads` values, parameter by
+    /// parameter), buffers, then data losses (an f64 in the last values).
+    grads: usize,
+    sum: Vec<T>,
+    /// The data loss of the last step, from `sum`.
+    loss: f64,
+    /// Dropout generators of the other ranks' replicas, gathered on rank 0
+    /// for a checkpoint by [`Trainer::gather_rngs`]; emptied by the next step.
+    remote_rngs: Vec<Vec<Option<ChaCha8Rng>>>,
+}
+
+/// The values at the end of the allreduce's sum that hold the loss, an f64.
+fn loss_words<T>() -> usize {
+    std::mem::size_of::<f64>().div_ceil(std::mem::size_of::<T>())
 }
 
 /// A learning-rate schedule over a run of `epochs` epochs, `epoch` of them done.
@@ -175,6 +217,109 @@ impl<T: Float> Trainer<T> {
     /// A trainer for `net` on `threads` threads (clamped to 1..=[`MAX_THREADS`]),
     /// shuffling with `seed`.
     pub fn new(net: Network<T>, rule: Box<dyn Optimizer<T>>, threads: usize, seed: u64) -> Self {
+        Self::with_first_replica(net, rule, threads, seed, 0)
+    }
+
+    /// A trainer for `net` on `threads` threads on each rank of `comm`,
+    /// replica `rank * threads + thread` of all ranks' (see the module
+    /// documentation); every rank calls it. The weights are rank 0's. Alone
+    /// (a group of one), the same as [`Trainer::new`].
+    ///
+    /// Refused when the ranks run different numbers of threads or nets of
+    /// different sizes.
+    pub fn distributed(
+        net: Network<T>,
+        rule: Box<dyn Optimizer<T>>,
+        threads: usize,
+        seed: u64,
+        comm: Arc<dyn Collective>,
+    ) -> Result<Self, TrainError> {
+        if comm.size() == 1 {
+            return Ok(Self::new(net, rule, threads, seed));
+        }
+        let threads = threads.clamp(1, MAX_THREADS);
+        let mut trainer = Self::with_first_replica(net, rule, threads, seed, comm.rank() * threads);
+        let net = trainer.net();
+        let grads = net.parameter_count();
+        let buffers: usize = net
+            .layers
+            .iter()
+            .flat_map(|l| l.buffers())
+            .map(|(_, b)| b.len())
+            .sum();
+        let record = grads + buffers + loss_words::<T>();
+
+        let mine = [threads as u64, record as u64]
+            .map(u64::to_le_bytes)
+            .concat();
+        let mut all = vec![0u8; mine.len() * comm.size()];
+        comm.allgather(&mine, &mut all);
+        let shapes: Vec<(u64, u64)> = all
+            .chunks_exact(16)
+            .map(|c| {
+                let word = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+                (word(0), word(8))
+            })
+            .collect();
+        for (rank, &(t, r)) in shapes.iter().enumerate() {
+            if t != shapes[0].0 {
+                return Err(TrainError::RanksDisagree(format!(
+                    "rank 0 runs {} thread(s), rank {rank} {t}: pass the same --threads to every rank",
+                    shapes[0].0
+                )));
+            }
+            if r != shapes[0].1 {
+                return Err(TrainError::RanksDisagree(format!(
+                    "rank {rank} built a net of {r} values to share per step, rank 0 one of {}: \
+                     every rank must run the same backprop with the same flags and data",
+                    shapes[0].1
+                )));
+            }
+        }
+
+        // Rank 0's initial weights: a start from the same seed is the same
+        // anyway, but a build that draws them otherwise is not. (Buffers
+        // start as constants, BatchNorm's 0 and 1.)
+        let mut weights = Vec::new();
+        if comm.rank() == 0 {
+            for p in trainer.net().layers.iter().flat_map(|l| l.params()) {
+                weights.extend_from_slice(dist::bytes_of(p.value.data()));
+            }
+        }
+        comm.broadcast(0, &mut weights);
+        if comm.rank() != 0 {
+            for w in &mut trainer.workers {
+                let mut at = 0;
+                for p in w.net.layers.iter_mut().flat_map(|l| l.params_mut()) {
+                    let bytes = dist::bytes_of_mut(p.value.data_mut());
+                    bytes.copy_from_slice(&weights[at..at + bytes.len()]);
+                    at += bytes.len();
+                }
+            }
+        }
+
+        let replicas = threads * comm.size();
+        trainer.ranks = Some(Ranks {
+            first: comm.rank() * threads,
+            comm,
+            replicas,
+            grads,
+            sum: vec![T::zero(); record],
+            loss: 0.0,
+            remote_rngs: Vec::new(),
+        });
+        Ok(trainer)
+    }
+
+    /// A trainer whose replicas are those from `first` on of a larger set
+    /// (their Dropout generators seeded by that index).
+    fn with_first_replica(
+        net: Network<T>,
+        rule: Box<dyn Optimizer<T>>,
+        threads: usize,
+        seed: u64,
+        first: usize,
+    ) -> Self {
         let threads = threads.clamp(1, MAX_THREADS);
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
@@ -191,9 +336,10 @@ impl<T: Float> Trainer<T> {
         let optimizer = OptimizerState::new(rule, &net);
         let has_buffers = net.layers.iter().any(|l| !l.buffers().is_empty());
         let workers = (0..threads)
-            .map(|r| Worker {
+            .map(|t| Worker {
                 net: {
                     let mut replica = net.clone();
+                    let r = first + t;
                     for (i, layer) in replica.layers.iter_mut().enumerate() {
                         layer.reseed(seed ^ ((r as u64) << 32 | i as u64));
                     }
@@ -216,6 +362,8 @@ impl<T: Float> Trainer<T> {
             rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15)),
             has_buffers,
             schedule: None,
+            ranks: None,
+            partials: Vec::new(),
         }
     }
 
@@ -246,8 +394,96 @@ impl<T: Float> Trainer<T> {
         }
     }
 
+    /// Threads (and replicas) on this rank.
     pub fn threads(&self) -> usize {
         self.workers.len()
+    }
+
+    /// Ranks of the job (1 alone).
+    pub fn ranks(&self) -> usize {
+        self.ranks.as_ref().map_or(1, |r| r.comm.size())
+    }
+
+    /// Replicas on all ranks, and the index of this rank's first.
+    fn replica_span(&self) -> (usize, usize) {
+        self.ranks
+            .as_ref()
+            .map_or((self.workers.len(), 0), |r| (r.replicas, r.first))
+    }
+
+    /// Replicas on all ranks: ranks x threads.
+    pub fn replica_count(&self) -> usize {
+        self.replica_span().0
+    }
+
+    /// The index among all ranks' replicas of this rank's first.
+    pub fn first_replica(&self) -> usize {
+        self.replica_span().1
+    }
+
+    /// The generator of every layer (`None` for a layer without) of every
+    /// replica of all ranks, replica 0 first. On a rank of several, rank 0
+    /// has the other ranks' after [`Trainer::gather_rngs`]; without it, and
+    /// on the other ranks, only this rank's.
+    pub fn layer_rngs(&self) -> Vec<Vec<Option<ChaCha8Rng>>> {
+        let local = self
+            .replicas()
+            .map(|net| net.layers.iter().map(|l| l.rng().cloned()).collect());
+        let remote = self
+            .ranks
+            .iter()
+            .flat_map(|r| r.remote_rngs.iter().cloned());
+        local.chain(remote).collect()
+    }
+
+    /// Sends every rank's Dropout generators to rank 0, for the checkpoint it
+    /// writes ([`Trainer::layer_rngs`]); every rank calls it. Alone, nothing.
+    pub fn gather_rngs(&mut self) {
+        let mine = serde_json::to_vec(&self.layer_rngs()).expect("generators serialise");
+        let Some(ranks) = &mut self.ranks else {
+            return;
+        };
+        ranks.remote_rngs.clear();
+        if let Some(all) = ranks.comm.gather(0, &mine) {
+            for bytes in &all[1..] {
+                let rngs: Vec<Vec<Option<ChaCha8Rng>>> =
+                    serde_json::from_slice(bytes).expect("a rank sends its generators");
+                ranks.remote_rngs.extend(rngs);
+            }
+        }
+    }
+
+    /// Checks that every rank holds the weights, buffers and optimizer state
+    /// of rank 0 (a hash of them, compared); every rank calls it, and all
+    /// get the same answer. Alone, nothing to check.
+    pub fn check_ranks_agree(&self) -> Result<(), TrainError> {
+        let Some(ranks) = &self.ranks else {
+            return Ok(());
+        };
+        let mut hash = Sha256::new();
+        let net = self.net();
+        for p in net.layers.iter().flat_map(|l| l.params()) {
+            hash.update(dist::bytes_of(p.value.data()));
+        }
+        for (_, b) in net.layers.iter().flat_map(|l| l.buffers()) {
+            hash.update(dist::bytes_of(b.data()));
+        }
+        for slot in self.optimizer.state.iter().flatten() {
+            hash.update(dist::bytes_of(slot));
+        }
+        let mine = hash.finalize();
+        let mut all = vec![0u8; mine.len() * ranks.comm.size()];
+        ranks.comm.allgather(&mine, &mut all);
+        let mut hashes = all.chunks_exact(mine.len());
+        let first = hashes.next().expect("rank 0");
+        match hashes.position(|h| h != first) {
+            Some(r) => Err(TrainError::RanksDisagree(format!(
+                "rank {} holds other weights than rank 0: every rank must run the same backprop \
+                 build with the same flags on the same data (check --data on every machine)",
+                r + 1
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The trained net (replica 0; all replicas hold the same weights).
@@ -406,9 +642,9 @@ impl<T: Float> Trainer<T> {
     /// [`Trainer::step`], called from inside the pool.
     fn step_in_pool(&mut self, data: &Dataset, batch: &[usize]) -> f64 {
         let total = batch.len();
-        let parts = self.workers.len();
-        self.workers.par_iter_mut().enumerate().for_each(|(r, w)| {
-            let rows = &batch[share(total, parts, r)];
+        let (parts, first) = self.replica_span();
+        self.workers.par_iter_mut().enumerate().for_each(|(t, w)| {
+            let rows = &batch[share(total, parts, first + t)];
             w.loss = 0.0;
             if rows.is_empty() {
                 // Too few rows for every worker: contribute zero gradients.
@@ -429,8 +665,11 @@ impl<T: Float> Trainer<T> {
             w.loss = loss * rows.len() as f64 / total as f64;
             w.net.backward(T::of(rows.len() as f64 / total as f64));
         });
-        let data_loss = self.workers.iter().map(|w| w.loss).sum::<f64>();
-        let sum_w2 = self.update();
+        let sum_w2 = self.update(total);
+        let data_loss = match &self.ranks {
+            None => self.workers.iter().map(|w| w.loss).sum::<f64>(),
+            Some(ranks) => ranks.loss,
+        };
         self.average_buffers(total);
         data_loss + 0.5 * self.workers[0].net.weight_decay_lambda * sum_w2
     }
@@ -438,11 +677,14 @@ impl<T: Float> Trainer<T> {
     /// Sums the replicas' gradients, adds weight decay, steps the optimizer on
     /// replica 0 and copies the new weights to the others; in parallel by ranges
     /// (called from inside the pool). Returns `Σ W²` over the decayed weights before the step (for the loss),
-    /// summed while they pass through anyway.
-    fn update(&mut self) -> f64 {
+    /// summed while they pass through anyway. On a rank of several, the sum
+    /// is the allreduce's over all ranks' replicas (and their buffers and
+    /// losses, of a batch of `total` rows).
+    fn update(&mut self, total: usize) -> f64 {
         self.optimizer.rule.begin_step();
         let lambda = T::of(self.workers[0].net.weight_decay_lambda);
         let parts = self.workers.len();
+        let replicas = self.replica_count();
         let slots = self.optimizer.rule.slots();
 
         // Collect raw views of every parameter in every replica.
@@ -461,7 +703,7 @@ impl<T: Float> Trainer<T> {
                         len: 0,
                         decay: false,
                         values: Vec::with_capacity(parts),
-                        grads: Vec::with_capacity(parts),
+                        grads: Vec::with_capacity(replicas),
                         state: Vec::with_capacity(slots),
                     });
                 }
@@ -475,52 +717,68 @@ impl<T: Float> Trainer<T> {
         for (v, state) in self.views.iter_mut().zip(&mut self.optimizer.state) {
             v.state.extend(state.iter_mut().map(|s| s.as_mut_ptr()));
         }
+        if let Some(ranks) = &mut self.ranks {
+            ranks.allreduce(&self.views, &self.workers, total);
+            // The sum of all ranks' replicas stands in for theirs.
+            let sum = ranks.sum.as_mut_ptr();
+            let mut offset = 0;
+            for v in &mut self.views {
+                v.grads.clear();
+                // SAFETY: `sum` starts with the gradients, `v.len` of them
+                // for this parameter at `offset`.
+                v.grads.push(unsafe { sum.add(offset) });
+                offset += v.len;
+            }
+        }
 
         let views = SharedViews(&self.views);
         let rule: &dyn Optimizer<T> = &*self.optimizer.rule;
-        {
-            (0..parts)
-                .into_par_iter()
-                .map(|j| {
-                    let views = &views;
-                    let mut sum_w2 = 0.0;
-                    let mut state: [&mut [T]; 2] = [&mut [], &mut []];
-                    for v in views.0 {
-                        let range = share(v.len, parts, j);
-                        let (start, len) = (range.start, range.len());
-                        // SAFETY: every pointer addresses a live tensor of `v.len`
-                        // elements (the replicas and optimizer state outlive this
-                        // call and are not otherwise touched during it); thread `j`
-                        // only touches `start..start + len`, and the ranges of the
-                        // threads are disjoint. Replicas are distinct allocations.
-                        let (w0, g0) = unsafe {
-                            (
-                                std::slice::from_raw_parts_mut(v.values[0].add(start), len),
-                                std::slice::from_raw_parts_mut(v.grads[0].add(start), len),
-                            )
-                        };
-                        for &g in &v.grads[1..] {
-                            let gr = unsafe { std::slice::from_raw_parts(g.add(start), len) };
-                            for (a, &b) in g0.iter_mut().zip(gr) {
-                                *a += b;
-                            }
-                        }
-                        if v.decay && lambda != T::zero() {
-                            sum_w2 += add_decay(g0, w0, lambda);
-                        }
-                        for (s, &ptr) in state.iter_mut().zip(&v.state) {
-                            *s = unsafe { std::slice::from_raw_parts_mut(ptr.add(start), len) };
-                        }
-                        rule.update(w0, g0, &mut state[..slots], v.decay);
-                        for &w in &v.values[1..] {
-                            let wr = unsafe { std::slice::from_raw_parts_mut(w.add(start), len) };
-                            wr.copy_from_slice(w0);
+        // One piece of every tensor per replica of all ranks, whatever
+        // threads take them, and `Σ W²` added piece by piece in order: the
+        // loss is the same bits on K ranks as in one process.
+        let pieces = replicas;
+        (0..pieces)
+            .into_par_iter()
+            .map(|j| {
+                let views = &views;
+                let mut sum_w2 = 0.0;
+                let mut state: [&mut [T]; 2] = [&mut [], &mut []];
+                for v in views.0 {
+                    let range = share(v.len, pieces, j);
+                    let (start, len) = (range.start, range.len());
+                    // SAFETY: every pointer addresses a live tensor of `v.len`
+                    // elements (the replicas and optimizer state outlive this
+                    // call and are not otherwise touched during it); thread `j`
+                    // only touches `start..start + len`, and the ranges of the
+                    // threads are disjoint. Replicas are distinct allocations.
+                    let (w0, g0) = unsafe {
+                        (
+                            std::slice::from_raw_parts_mut(v.values[0].add(start), len),
+                            std::slice::from_raw_parts_mut(v.grads[0].add(start), len),
+                        )
+                    };
+                    for &g in &v.grads[1..] {
+                        let gr = unsafe { std::slice::from_raw_parts(g.add(start), len) };
+                        for (a, &b) in g0.iter_mut().zip(gr) {
+                            *a += b;
                         }
                     }
-                    sum_w2
-                })
-                .sum()
-        }
+                    if v.decay && lambda != T::zero() {
+                        sum_w2 += add_decay(g0, w0, lambda);
+                    }
+                    for (s, &ptr) in state.iter_mut().zip(&v.state) {
+                        *s = unsafe { std::slice::from_raw_parts_mut(ptr.add(start), len) };
+                    }
+                    rule.update(w0, g0, &mut state[..slots], v.decay);
+                    for &w in &v.values[1..] {
+                        let wr = unsafe { std::slice::from_raw_parts_mut(w.add(start), len) };
+                        wr.copy_from_slice(w0);
+                    }
+                }
+                sum_w2
+            })
+            .collect_into_vec(&mut self.partials);
+        self.partials.iter().sum()
     }
 
     /// Averages the buffers of the replicas that took part in the last step
@@ -537,6 +795,9 @@ impl<T: Float> Trainer<T> {
     /// buffers, a few hundred numbers for the textbook's nets, and no
     /// allocation (the buffer lists are inline).
     fn average_buffers(&mut self, total: usize) {
+        if self.ranks.is_some() {
+            return self.average_buffers_across_ranks(total);
+        }
         let parts = self.workers.len();
         if !self.has_buffers || parts < 2 {
             return;
@@ -571,30 +832,83 @@ impl<T: Float> Trainer<T> {
         }
     }
 
+    /// [`Trainer::average_buffers`] over the replicas of all ranks: the
+    /// allreduce summed their buffers, in the order one process does.
+    fn average_buffers_across_ranks(&mut self, total: usize) {
+        let ranks = self.ranks.as_ref().expect("ranks");
+        if !self.has_buffers {
+            return;
+        }
+        let count = (0..ranks.replicas)
+            .filter(|&r| !share(total, ranks.replicas, r).is_empty())
+            .count();
+        let inv = T::of(1.0 / count as f64);
+        for w in &mut self.workers {
+            let mut sums = ranks.sum[ranks.grads..].iter();
+            for (_, b) in w.net.layers.iter_mut().flat_map(|l| l.buffers_mut()) {
+                for (a, &s) in b.data_mut().iter_mut().zip(&mut sums) {
+                    *a = s * inv;
+                }
+            }
+        }
+    }
+
     /// Mean data loss and accuracy over `data`, in inference mode, in batches of
-    /// `batch_size` split across the threads.
+    /// `batch_size` split across the threads (of all ranks).
     pub fn evaluate(
         &mut self,
         data: &Dataset,
         batch_size: usize,
     ) -> Result<(f64, f64), TrainError> {
         let (mut total_loss, mut correct) = (0.0, 0);
-        self.infer(data, batch_size, |workers| {
-            // A worker without rows in this slice still holds the last
-            // slice's scores.
-            for w in workers.iter_mut().filter(|w| !w.t.is_empty()) {
+        // On a rank of several: each thread's (loss, correct) per slice, to be
+        // added up in the order one process adds them.
+        let mut shares = Vec::new();
+        let spread = self.ranks.is_some();
+        let span = self.replica_span();
+        self.infer(data, batch_size, span, |workers| {
+            for w in workers.iter_mut() {
+                // A worker without rows in this slice still holds the last
+                // slice's scores. (Its zeros keep the ranks' shares in step;
+                // added, they change no bit.)
+                if w.t.is_empty() {
+                    if spread {
+                        shares.extend([0.0, 0.0]);
+                    }
+                    continue;
+                }
                 let rows = w.t.len() as f64;
                 w.correct = w.predicted.iter().zip(&w.t).filter(|(p, t)| p == t).count();
                 let scores = w.net.layers.last().expect("non-empty").output();
-                total_loss += w
+                let loss = w
                     .net
                     .last_layer
                     .forward(scores, Labels::Index(&w.t))
                     .as_f64()
                     * rows;
-                correct += w.correct;
+                if spread {
+                    shares.extend([loss, w.correct as f64]);
+                } else {
+                    total_loss += loss;
+                    correct += w.correct;
+                }
             }
         })?;
+        if let Some(ranks) = &self.ranks {
+            let mut all = vec![0.0; shares.len() * ranks.comm.size()];
+            ranks
+                .comm
+                .allgather(dist::bytes_of(&shares), dist::bytes_of_mut(&mut all));
+            let per_batch = 2 * self.workers.len();
+            for b in 0..shares.len() / per_batch.max(1) {
+                for rank in all.chunks_exact(shares.len()) {
+                    for pair in rank[b * per_batch..(b + 1) * per_batch].chunks_exact(2) {
+                        total_loss += pair[0];
+                        correct += pair[1] as usize;
+                    }
+                }
+            }
+        }
         let n = data.len() as f64;
         Ok((total_loss / n, correct as f64 / n))
     }
@@ -607,7 +921,9 @@ impl<T: Float> Trainer<T> {
         batch_size: usize,
     ) -> Result<Vec<usize>, TrainError> {
         let mut out = Vec::with_capacity(data.len());
-        self.infer(data, batch_size, |workers| {
+        // Every rank predicts all of `data` on its own threads.
+        let span = (self.workers.len(), 0);
+        self.infer(data, batch_size, span, |workers| {
             for w in workers {
                 out.extend_from_slice(&w.predicted);
             }
@@ -616,14 +932,16 @@ impl<T: Float> Trainer<T> {
     }
 
     /// Runs `data` through the net in inference mode, batch by batch, each
-    /// batch split across the workers (in slices of [`INFER_ROWS`] rows per
-    /// worker); after each slice `collect` sees the workers in order, with
-    /// their rows' labels and predictions. A batch larger than the data is
-    /// the whole data.
+    /// batch split across `span.0` replicas (in slices of [`INFER_ROWS`]
+    /// rows per replica) of which this rank's workers are those from `span.1`
+    /// on; after each slice `collect` sees the workers in order, with their
+    /// rows' labels and predictions. A batch larger than the data is the
+    /// whole data.
     fn infer(
         &mut self,
         data: &Dataset,
         batch_size: usize,
+        (parts, first): (usize, usize),
         mut collect: impl FnMut(&mut [Worker<T>]) + Send,
     ) -> Result<(), TrainError> {
         self.check_data(data)?;
@@ -633,7 +951,6 @@ impl<T: Float> Trainer<T> {
                 examples: data.len(),
             });
         }
-        let parts = self.workers.len();
         let indices: Vec<usize> = (0..data.len()).collect();
         let pool = Arc::clone(&self.pool);
         let workers = &mut self.workers;
@@ -643,8 +960,8 @@ impl<T: Float> Trainer<T> {
         let slice = parts * INFER_ROWS;
         pool.install(|| {
             for batch in indices.chunks(batch_size).flat_map(|b| b.chunks(slice)) {
-                workers.par_iter_mut().enumerate().for_each(|(r, w)| {
-                    let rows = &batch[share(batch.len(), parts, r)];
+                workers.par_iter_mut().enumerate().for_each(|(t, w)| {
+                    let rows = &batch[share(batch.len(), parts, first + t)];
                     w.predicted.clear();
                     gather(data, rows, &mut w.x, &mut w.t);
                     if !rows.is_empty() {
@@ -679,6 +996,82 @@ fn add_decay<T: Float>(g: &mut [T], w: &[T], lambda: T) -> f64 {
     }
     sum
 }
+
+impl<T: Float> Ranks<T> {
+    /// The step's allreduce: this rank adds its replicas' gradients,
+    /// buffers (of those with rows of the batch of `total`) and data losses,
+    /// replica by replica, to the sum of the ranks before it, as
+    /// [`Trainer::update`], [`Trainer::average_buffers`] and the loss add
+    /// them in one process. `views` hold this rank's gradients.
+    fn allreduce(&mut self, views: &[ParamViews<T>], workers: &[Worker<T>], total: usize) {
+        self.remote_rngs.clear();
+        let (grads, replicas, first) = (self.grads, self.replicas, self.first);
+        let parts = workers.len();
+        let views = SharedViews(views);
+        let starts = self.comm.rank() == 0;
+        dist::allreduce(&*self.comm, &mut self.sum, |sum| {
+            let (grad_sum, rest) = sum.split_at_mut(grads);
+            let grad_sum = SharedSum(grad_sum.as_mut_ptr());
+            // In parallel by ranges, as `update` adds.
+            (0..parts).into_par_iter().for_each(|j| {
+                let (views, grad_sum) = (&views, &grad_sum);
+                let mut offset = 0;
+                for v in views.0 {
+                    let range = share(v.len, parts, j);
+                    // SAFETY: `grad_sum` holds `grads` values, `v.len` of
+                    // them for this parameter at `offset`; thread `j` only
+                    // touches its range, disjoint from the others'. The
+                    // gradients are live tensors of `v.len` values, only read.
+                    let s = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            grad_sum.0.add(offset + range.start),
+                            range.len(),
+                        )
+                    };
+                    for &g in &v.grads {
+                        let g =
+                            unsafe { std::slice::from_raw_parts(g.add(range.start), range.len()) };
+                        for (a, &b) in s.iter_mut().zip(g) {
+                            *a += b;
+                        }
+                    }
+                    offset += v.len;
+                }
+            });
+            let (buffer_sum, loss_sum) = rest.split_at_mut(rest.len() - loss_words::<T>());
+            for (t, w) in workers.iter().enumerate() {
+                if share(total, replicas, first + t).is_empty() {
+                    continue;
+                }
+                let mut at = 0;
+                for (_, b) in w.net.layers.iter().flat_map(|l| l.buffers()) {
+                    for (a, &b) in buffer_sum[at..at + b.len()].iter_mut().zip(b.data()) {
+                        *a += b;
+                    }
+                    at += b.len();
+                }
+            }
+            let loss_bytes = &mut dist::bytes_of_mut(loss_sum)[..8];
+            // The f64 -0.0, not the two f32 ones the sum starts with.
+            let mut sum = if starts {
+                -0.0
+            } else {
+                f64::from_ne_bytes((&*loss_bytes).try_into().expect("8 bytes"))
+            };
+            for w in workers {
+                sum += w.loss;
+            }
+            loss_bytes.copy_from_slice(&sum.to_ne_bytes());
+        });
+        let loss_bytes = &dist::bytes_of(&self.sum[self.sum.len() - loss_words::<T>()..])[..8];
+        self.loss = f64::from_ne_bytes(loss_bytes.try_into().expect("8 bytes"));
+    }
+}
+
+/// The gradient part of the allreduce's sum, shared by the threads that add
+/// to disjoint ranges of it.
+struct SharedSum<T>(*mut T);
+unsafe impl<T> Sync for SharedSum<T> {}
 
 /// Copies rows `rows` of `data` into `x` (shaped `(n, C, H, W)`) and `t`.
 fn gather<T: Float>(data: &Dataset, rows: &[usize], x: &mut Tensor<T>, t: &mut Vec<usize>) {
@@ -725,6 +1118,105 @@ mod tests {
             }
         }
         assert!(want.data().iter().any(|&v| v != 0.0));
+    }
+}
+
+/// K ranks of T threads (threads of this process standing in for the
+/// ranks) against one process of K x T threads.
+#[cfg(test)]
+mod rank_tests {
+    use super::*;
+    use crate::data::spiral;
+    use crate::dist::Local;
+    use crate::nets::MultiLayerNet;
+    use crate::optim::Adam;
+
+    /// Weights, buffers, the loss of every epoch and the evaluation, as bits.
+    type Outcome = (Vec<u64>, Vec<u64>);
+
+    fn train(threads: usize, comm: Option<Arc<dyn Collective>>) -> Outcome {
+        let data = spiral::split(7).train;
+        let spec = MultiLayerNet::new(data.dim(), &[10, 10], data.classes())
+            .batchnorm(true)
+            .dropout(0.2)
+            .weight_decay_lambda(1e-3);
+        let net = spec.build::<f32>(3).unwrap();
+        let rule = Box::new(Adam::new(0.01, 0.9, 0.999));
+        let mut trainer = match comm {
+            None => Trainer::new(net, rule, threads, 11),
+            Some(comm) => Trainer::distributed(net, rule, threads, 11, comm).unwrap(),
+        };
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            // 31 rows: shares of unequal sizes on 4 and 6 replicas.
+            losses.push(trainer.train_epoch(&data, 31, |_, _| {}).unwrap());
+            trainer.check_ranks_agree().unwrap();
+        }
+        let (loss, accuracy) = trainer.evaluate(&data, 50).unwrap();
+        losses.extend([loss, accuracy]);
+        let net = trainer.net();
+        let values = net
+            .layers
+            .iter()
+            .flat_map(|l| l.params())
+            .flat_map(|p| p.value.data().to_vec())
+            .chain(
+                net.layers
+                    .iter()
+                    .flat_map(|l| l.buffers())
+                    .flat_map(|(_, b)| b.data().to_vec()),
+            )
+            .map(|v| u64::from(v.to_bits()))
+            .collect();
+        (values, losses.iter().map(|l| l.to_bits()).collect())
+    }
+
+    #[test]
+    fn ranks_of_threads_train_bit_for_bit_as_one_process() {
+        for (ranks, threads) in [(2, 1), (3, 1), (2, 2), (3, 2)] {
+            let want = train(ranks * threads, None);
+            let group = Local::group(ranks);
+            let got: Vec<Outcome> = std::thread::scope(|s| {
+                let handles: Vec<_> = group
+                    .into_iter()
+                    .map(|c| s.spawn(move || train(threads, Some(Arc::new(c)))))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, outcome) in got.iter().enumerate() {
+                assert!(
+                    outcome == &want,
+                    "{ranks} ranks x {threads} threads: rank {rank} differs from one process of {}",
+                    ranks * threads
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_that_run_different_thread_counts_are_refused() {
+        let group = Local::group(2);
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        let threads = 1 + c.rank();
+                        let data = spiral::split(7).train;
+                        let net = MultiLayerNet::new(data.dim(), &[4], data.classes())
+                            .build::<f32>(3)
+                            .unwrap();
+                        let rule = Box::new(Adam::new(0.01, 0.9, 0.999));
+                        matches!(
+                            Trainer::distributed(net, rule, threads, 1, Arc::new(c)),
+                            Err(TrainError::RanksDisagree(m)) if m.contains("--threads")
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results, [true, true]);
     }
 }
 
