@@ -329,20 +329,7 @@ mod tests {
 
     #[test]
     fn long_names_are_shortened_to_their_cell() {
-        let fashion: Vec<String> = [
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ]
-        .map(String::from)
-        .to_vec();
+        let fashion = crate::data::builtin_class_names(crate::data::DatasetName::FashionMnist, 10);
         let m = [mistake(0, 0, 9), mistake(1, 2, 6), mistake(2, 9, 0)];
         let grid = MistakeGrid {
             columns: 3,
