@@ -376,7 +376,8 @@ impl<T: Float> Block<'_, T> {
     /// Every vector's reads plus a tap readable; filters `f0..f0 + F` and
     /// the block's vectors within `out`; `w` holds `taps.len()·FB` values,
     /// `bias` none or at least `F`.
-    #[inline(always)]
+    // Not inlined: see [`weights_block`].
+    #[inline(never)]
     unsafe fn run<const F: usize, const V: usize, const M: usize>(
         &self,
         x: *const T,
@@ -563,7 +564,11 @@ unsafe fn weights_taps<T: Float, const F: usize, const M: usize>(
 /// plus each tap readable at `x + n·x_image`, its `dout` lanes at `dout +
 /// n·image + f·stride` for `f < F`. `dw` holds row `f` at `f·s.ntaps` with
 /// `N` entries.
-#[inline(always)]
+// Not inlined: inlined into its caller's dispatch over every shape, one
+// build of the same code kept the 24 accumulators on the stack and made
+// DeepConvNet's epoch 1.6x slower; compiled alone, each shape keeps them in
+// registers.
+#[inline(never)]
 unsafe fn weights_block<T: Float, const F: usize, const N: usize, const M: usize>(
     x: *const T,
     taps: &[usize],

@@ -187,7 +187,7 @@ struct Schedule {
 
 /// Sets flush-to-zero and denormals-are-zero on this thread: denormal floats
 /// are ~100x slower, and Adam's second moments drift into them (measured on
-/// the peers' hand-tuned loop: 1.47x for Adam). No effect on the gradient
+/// a hand-written Adam training loop: 1.47x). No effect on the gradient
 /// checks, which run in f64 far from the denormal range.
 pub fn flush_denormals() {
     #[cfg(target_arch = "x86_64")]
