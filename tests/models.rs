@@ -16,7 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backprop::data;
-use common::{Mnist, ServeProcess, TempDir, backprop, json_out, run, stderr, stdout, under_ci};
+use common::{
+    Mnist, ServeProcess, TempDir, backprop, json_out, metrics_without_timings, run, stderr, stdout,
+    under_ci,
+};
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 
@@ -91,18 +94,6 @@ fn contents(path: &Path) -> (Vec<(String, Vec<u8>)>, Value) {
     (tensors, json!(meta.metadata()))
 }
 
-fn metrics_without_times(dir: &Path) -> Vec<Value> {
-    fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
-}
-
 #[test]
 fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
     let straight = TempDir::new("straight");
@@ -152,8 +143,8 @@ fn resumed_run_equals_uninterrupted_run_bit_for_bit() {
     let (sb, _) = contents(&stopped.join("train_state.safetensors"));
     assert_eq!(sa, sb);
     assert_eq!(
-        metrics_without_times(straight.path()),
-        metrics_without_times(stopped.path())
+        metrics_without_timings(straight.path()),
+        metrics_without_timings(stopped.path())
     );
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use backprop::checkpoint;
 
 mod common;
-use common::TempDir;
+use common::{TempDir, metrics_without_timings};
 
 /// Far more than any job here needs (seconds); a job still running then
 /// hangs, and fails the test.
@@ -134,19 +134,6 @@ fn weights(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// `metrics.jsonl` without the timings.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut m: serde_json::Value = serde_json::from_str(l).unwrap();
-            m.as_object_mut().unwrap().remove("seconds");
-            m
-        })
-        .collect()
-}
-
 fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
@@ -169,8 +156,8 @@ fn ranks_train_bit_for_bit_as_one_process_of_as_many_threads() {
             let what = format!("{ranks} ranks x {threads} thread(s) over {transport:?}");
             assert_eq!(weights(&job), weights(&one), "{what}: other weights");
             assert_eq!(
-                metrics(&job),
-                metrics(&one),
+                metrics_without_timings(&job),
+                metrics_without_timings(&one),
                 "{what}: other losses or accuracies"
             );
             let s = summary(&job);
@@ -206,7 +193,11 @@ fn a_job_resumes_bit_for_bit_and_refuses_another_shape() {
             .arg(&halves);
         succeeded(cmd);
         assert_eq!(weights(&halves), weights(&whole), "{transport:?}");
-        assert_eq!(metrics(&halves), metrics(&whole), "{transport:?}");
+        assert_eq!(
+            metrics_without_timings(&halves),
+            metrics_without_timings(&whole),
+            "{transport:?}"
+        );
 
         let mut cmd = mpirun(3, transport);
         cmd.args(["train", "--no-progress", "--epochs", "6", "--resume"])

@@ -7,19 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Mnist, TempDir, run, stderr, stdout, train_model};
-
-fn metrics_without_timings(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut m: serde_json::Value = serde_json::from_str(l).unwrap();
-            m.as_object_mut().unwrap().remove("seconds");
-            m
-        })
-        .collect()
-}
+use common::{Mnist, TempDir, metrics_without_timings, run, stderr, stdout, train_model};
 
 #[test]
 fn the_net_files_train_bit_for_bit_as_the_built_in_names() {

@@ -483,15 +483,10 @@ fn validation_and_early_stopping_on_the_overfitting_setup_resume_bit_for_bit() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let strip = |m: Vec<Value>| -> Vec<Value> {
-        m.into_iter()
-            .map(|mut e| {
-                e.as_object_mut().unwrap().remove("seconds");
-                e
-            })
-            .collect()
-    };
-    assert_eq!(strip(metrics(&halfway)), strip(metrics(&straight)));
+    assert_eq!(
+        common::metrics_without_timings(&halfway),
+        common::metrics_without_timings(&straight)
+    );
     for file in ["model.safetensors", "model-best.safetensors"] {
         let load = |d: &Path| backprop::checkpoint::load::<f32>(&d.join(file)).unwrap().0;
         let (x, y) = (load(&halfway), load(&straight));

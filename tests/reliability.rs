@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::fs;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use backprop::checkpoint;
-use common::{Mnist, TempDir, backprop, stderr, stdout};
-use serde_json::Value;
-
-/// The lines of `metrics.jsonl` without the timings, which are not meant to repeat.
-fn metrics(dir: &Path) -> Vec<Value> {
-    fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).expect("metrics.jsonl holds JSON lines");
-            v.as_object_mut().unwrap().remove("seconds");
-            v
-        })
-        .collect()
-}
+use common::{Mnist, TempDir, backprop, metrics_without_timings, stderr, stdout};
 
 /// Every weight and buffer of the model in `dir`, as bits.
 fn weights(dir: &Path) -> Vec<(String, Vec<u32>)> {
@@ -96,14 +81,14 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_last_good_checkpoint
         for p in net.params() {
             assert!(p.value.data().iter().all(|v| v.is_finite()), "{}", p.name);
         }
-        assert!(metrics(dir.path()).is_empty());
+        assert!(metrics_without_timings(dir.path()).is_empty());
     }
 }
 
 /// Waits until `metrics.jsonl` in `dir` has `lines` lines.
 fn wait_for_epochs(dir: &Path, lines: usize, child: &mut std::process::Child) {
     let start = Instant::now();
-    while metrics(dir).len() < lines {
+    while metrics_without_timings(dir).len() < lines {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("training ended ({status}) before epoch {lines}");
         }
@@ -181,7 +166,7 @@ fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let logged = metrics(killed.path()).len();
+        let logged = metrics_without_timings(killed.path()).len();
         // Whatever moment the kill hit, both files are whole.
         assert!(checkpoint::load::<f32>(&killed.join("model.safetensors")).is_ok());
         assert!(checkpoint::read_train_state(killed.path()).is_ok());
@@ -205,9 +190,9 @@ fn a_run_killed_mid_epoch_resumes_and_ends_as_an_uninterrupted_run() {
 
     // The same seed and threads: the interrupted run ends bit for bit where the
     // uninterrupted one does, metrics and weights alike.
-    let m = metrics(killed.path());
+    let m = metrics_without_timings(killed.path());
     assert_eq!(m.len(), 6);
-    assert_eq!(m, metrics(straight.path()));
+    assert_eq!(m, metrics_without_timings(straight.path()));
     assert_eq!(weights(killed.path()), weights(straight.path()));
 }
 
@@ -235,8 +220,12 @@ fn the_same_seed_and_threads_give_bit_identical_runs() {
             let o = train(dir.path(), &args);
             assert!(o.status.success(), "{}", stderr(&o));
         }
-        assert!(!metrics(a.path()).is_empty());
-        assert_eq!(metrics(a.path()), metrics(b.path()), "{args:?}");
+        assert!(!metrics_without_timings(a.path()).is_empty());
+        assert_eq!(
+            metrics_without_timings(a.path()),
+            metrics_without_timings(b.path()),
+            "{args:?}"
+        );
         assert_eq!(weights(a.path()), weights(b.path()), "{args:?}");
     }
 }

@@ -28,6 +28,21 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// The JSON a successful command printed.
+/// The lines of `metrics.jsonl` in `dir` without their timings (`seconds`),
+/// which are not meant to repeat; none while the file is not there yet.
+pub fn metrics_without_timings(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(l).expect("metrics.jsonl holds JSON lines");
+            v.as_object_mut().unwrap().remove("seconds");
+            v
+        })
+        .collect()
+}
+
 pub fn json_out(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "failed: {}", stderr(o));
     serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
