@@ -266,6 +266,26 @@ fn tensor(name: &str, shape: &[usize], data_type: DataType, raw: Vec<u8>) -> Ten
     }
 }
 
+/// The element types of [`Graph`]'s constants.
+trait Element: Copy {
+    const TYPE: DataType;
+    fn le_bytes(self) -> impl IntoIterator<Item = u8>;
+}
+
+macro_rules! element {
+    ($t:ty, $onnx:ident) => {
+        impl Element for $t {
+            const TYPE: DataType = DataType::$onnx;
+            fn le_bytes(self) -> impl IntoIterator<Item = u8> {
+                self.to_le_bytes()
+            }
+        }
+    };
+}
+element!(f32, Float);
+element!(f64, Double);
+element!(i64, Int64);
+
 /// A float32 tensor value `[N, rest...]`.
 fn value_info(name: &str, rest: &[usize]) -> ValueInfoProto {
     typed_value_info(name, DataType::Float, rest)
@@ -334,25 +354,23 @@ impl Graph {
     /// A float32 constant whatever the precision (BatchNorm's epsilon, the
     /// Dropout factor: `eval --precision f16` keeps them f32 too).
     fn constant(&mut self, name: String, shape: &[usize], data: &[f32]) -> String {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.initializers
-            .push(tensor(&name, shape, DataType::Float, raw));
-        name
+        self.typed_constant(name, shape, data)
     }
 
     /// A float64 constant (a table's statistics, kept as the checkpoint has them).
     fn constant_f64(&mut self, name: String, shape: &[usize], data: &[f64]) -> String {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.initializers
-            .push(tensor(&name, shape, DataType::Double, raw));
-        name
+        self.typed_constant(name, shape, data)
     }
 
     /// An int64 constant (indices, shapes).
     fn constant_i64(&mut self, name: String, shape: &[usize], data: &[i64]) -> String {
-        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.initializers
-            .push(tensor(&name, shape, DataType::Int64, raw));
+        self.typed_constant(name, shape, data)
+    }
+
+    /// A constant initializer of `E`'s ONNX type, little-endian as ONNX stores it.
+    fn typed_constant<E: Element>(&mut self, name: String, shape: &[usize], data: &[E]) -> String {
+        let raw = data.iter().flat_map(|v| v.le_bytes()).collect();
+        self.initializers.push(tensor(&name, shape, E::TYPE, raw));
         name
     }
 
