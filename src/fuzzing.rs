@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::checkpoint;
 use crate::data::idx;
+#[cfg(feature = "images")]
 use crate::predict;
 use crate::tensor::Tensor;
 
@@ -48,6 +49,7 @@ pub fn checkpoint(bytes: &[u8]) -> bool {
 }
 
 /// Decoding a picture (PNG, JPEG, BMP) and preparing it as `predict` does.
+#[cfg(feature = "images")]
 pub fn image(bytes: &[u8]) -> bool {
     predict::preprocess_bytes(Path::new("fuzz.png"), bytes).is_ok()
 }

@@ -17,6 +17,9 @@
 //!   100: 10 warm-up steps, then `epochs` rounds of 200 timed steps on
 //!   consecutive batches of a shuffled training set, each scaled to the 600
 //!   batches of an epoch; the median round.
+//! - `w3-classifier`: W3 through the embedding API, [`crate::Classifier`]:
+//!   the same net, passes and batches, each batch split between the threads
+//!   as the trainer splits it, every thread calling the one classifier.
 //! - `w5`: DeepConvNet's forward pass and argmax over the 10,000 test images
 //!   in batches of 1,000: images per second of the median of 5 passes after 1
 //!   warm-up pass.
@@ -35,12 +38,19 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use rayon::prelude::*;
+
+use crate::Classifier;
+use crate::checkpoint::ModelInfo;
 use crate::data::{DatasetName, LoadOptions, Split};
 use crate::nets::{DeepConvNet, MultiLayerNet, SimpleConvNet, WeightInit};
 use crate::optim;
-use crate::train::Trainer;
+use crate::train::{INFER_ROWS, MAX_THREADS, Trainer, flush_denormals, share};
 
 pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w2", "w3", "w4", "w5"];
+
+/// Workloads that `all` leaves out: other ways to run one of [`WORKLOADS`].
+pub const VARIANTS: &[&str] = &["w3-classifier"];
 
 /// One measured workload; serialised as one JSON line with `--json`.
 #[derive(Clone, Debug, Serialize)]
@@ -166,6 +176,72 @@ fn inference_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<B
     })
 }
 
+/// W3 through [`Classifier`]: one classifier shared by a pool of `threads`
+/// threads, each batch in slices of [`INFER_ROWS`] rows per thread (as
+/// [`Trainer::predict_classes`] runs), each thread gathering its rows and
+/// asking the classifier for their classes.
+fn classifier_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
+    const BATCH: usize = 1000;
+    let test = &data.test;
+    let info = ModelInfo::builtin(DatasetName::Mnist, test.classes(), test.shape, opts.seed, 0);
+    let classifier = Classifier::new(w1_spec(0.0).build::<f32>(opts.seed)?, info, "w3".as_ref())?;
+    let threads = opts.threads.clamp(1, MAX_THREADS);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| flush_denormals())
+        .build()?;
+    let indices: Vec<usize> = (0..test.len()).collect();
+    // Each thread's gathered rows and labels, reused from slice to slice.
+    let mut buffers = vec![(Vec::<f32>::new(), Vec::<usize>::new()); threads];
+    let mut pass = || -> Result<usize> {
+        let mut predicted = 0;
+        pool.install(|| {
+            for batch in indices.chunks(BATCH) {
+                for slice in batch.chunks(threads * INFER_ROWS) {
+                    predicted += buffers
+                        .par_iter_mut()
+                        .enumerate()
+                        .map(|(t, (x, labels))| {
+                            let rows = &slice[share(slice.len(), threads, t)];
+                            if rows.is_empty() {
+                                return Ok(0);
+                            }
+                            x.resize(rows.len() * test.dim(), 0.0);
+                            labels.resize(rows.len(), 0);
+                            test.gather(rows, x, labels);
+                            Ok(std::hint::black_box(classifier.predict_classes(x)?).len())
+                        })
+                        .sum::<Result<usize, crate::nets::InputError>>()?;
+                }
+            }
+            Ok(predicted)
+        })
+    };
+    for _ in 0..2 {
+        pass()?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let predicted = pass()?;
+        samples.push(t0.elapsed().as_secs_f64());
+        anyhow::ensure!(
+            predicted == test.len(),
+            "w3-classifier predicted {predicted} of {} images",
+            test.len()
+        );
+    }
+    Ok(BenchResult {
+        workload: "w3-classifier".into(),
+        seconds_per_epoch: None,
+        images_per_second: Some(test.len() as f64 / median(&samples)),
+        test_accuracy: None,
+        samples,
+        threads,
+        max_rss_mib: max_rss_mib(),
+    })
+}
+
 /// W4: DeepConvNet training steps, timed in rounds of [`W4_BATCHES`] after
 /// [`W4_WARM_UP`] and scaled to an epoch of 600 batches of 100.
 fn deep_cnn_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
@@ -223,10 +299,12 @@ pub fn run(
         let r = match w {
             "w1" | "w1-adam" | "w2" => train_workload(w, &data, opts)?,
             "w3" | "w5" => inference_workload(w, &data, opts)?,
+            "w3-classifier" => classifier_workload(&data, opts)?,
             "w4" => deep_cnn_workload(&data, opts)?,
             other => anyhow::bail!(
-                "unknown workload '{other}': use {} or all",
-                WORKLOADS.join(", ")
+                "unknown workload '{other}': use {}, {} or all",
+                WORKLOADS.join(", "),
+                VARIANTS.join(", ")
             ),
         };
         report(&r);

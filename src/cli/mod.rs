@@ -57,6 +57,7 @@ pub enum Command {
     /// Classify pictures (PNG, JPEG, BMP) or table rows (CSV) with a saved model.
     Predict(predict::PredictArgs),
     /// Serve a draw-a-digit web page backed by a saved model.
+    #[cfg(feature = "serve")]
     Serve(ServeArgs),
     /// Draw a saved model's first-layer filters or its misclassified test images (PNG).
     Show(show::ShowArgs),
@@ -285,6 +286,7 @@ pub struct EvalArgs {
     pub precision: Precision,
 }
 
+#[cfg(feature = "serve")]
 #[derive(Args)]
 pub struct ServeArgs {
     /// A model.safetensors of 28x28 grayscale images (mnist, fashion-mnist).
@@ -360,8 +362,10 @@ pub struct BenchArgs {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
     /// Workload: w1 (SGD + weight decay), w1-adam, w2 (SimpleConvNet, Adam), w3 (inference),
-    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; or conv (one
-    /// convolution layer at a time; benches/pytorch/conv_shapes.py runs PyTorch beside it).
+    /// w4 (DeepConvNet, Adam), w5 (DeepConvNet inference), or all; w3-classifier (W3 through
+    /// the embedding API); several, comma-separated, run in order on data loaded once
+    /// (w3,w3-classifier); or conv (one convolution layer at a time;
+    /// benches/pytorch/conv_shapes.py runs PyTorch beside it).
     #[arg(default_value = "all")]
     pub workload: String,
     /// Folder holding the MNIST IDX files (default: as for train).
@@ -528,7 +532,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => {
             let workloads: Vec<&str> = match a.workload.as_str() {
                 "all" => bench::WORKLOADS.to_vec(),
-                w => vec![w],
+                w => w.split(',').map(str::trim).collect(),
             };
             if a.epochs == 0 {
                 bail!("--epochs must be at least 1");
@@ -596,6 +600,7 @@ pub fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "onnx")]
         Command::Export(a) => export::run(a),
         Command::Predict(a) => predict::run(a),
+        #[cfg(feature = "serve")]
         Command::Serve(a) => crate::serve::serve(&a.model, &a.host, a.port),
         Command::Show(a) => show::run(a),
         Command::Learn(a) => {

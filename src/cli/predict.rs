@@ -35,9 +35,9 @@ struct Answer {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let mut classifier = Classifier::load(&a.model)?;
+    let mut classifier = Classifier::open(&a.model)?;
     let rows = matches!(
-        classifier.info.input,
+        classifier.info().input,
         InputKind::Table(_) | InputKind::Vectors
     );
     let mut answers = Vec::new();
@@ -130,7 +130,7 @@ fn classify_rows(classifier: &mut Classifier, file: &Path) -> Vec<Answer> {
                 .to_string(),
         );
     }
-    let rows = match &classifier.info.input {
+    let rows = match &classifier.info().input {
         InputKind::Table(encoding) => read_rows(file, encoding).map_err(|e| e.to_string()),
         _ => vector_rows(file, classifier.values()),
     };

@@ -466,6 +466,23 @@ pub struct Row {
     pub values: Vec<String>,
 }
 
+/// Whether `bytes` start as a picture file does (PNG, JPEG, GIF, BMP, WebP or
+/// TIFF): the usual mistake when a picture model's file meets a table model,
+/// told apart without an image decoder in the library's core.
+fn is_picture(bytes: &[u8]) -> bool {
+    const MAGIC: [&[u8]; 7] = [
+        b"\x89PNG\r\n\x1a\n",
+        b"\xFF\xD8\xFF",
+        b"GIF87a",
+        b"GIF89a",
+        b"BM",
+        b"II*\0",
+        b"MM\0*",
+    ];
+    MAGIC.iter().any(|m| bytes.starts_with(m))
+        || (bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP")
+}
+
 /// The rows of `file` (a header, then rows, as the training table), mapped
 /// onto `encoding`'s input columns by name: the label column may be there or
 /// not, every other column the model was trained on must be, and no other.
@@ -479,7 +496,7 @@ pub fn read_rows(file: &Path, encoding: &TableEncoding) -> Result<Vec<Row>, Data
         path: file.to_path_buf(),
         err,
     })?;
-    if image::guess_format(&bytes).is_ok() {
+    if is_picture(&bytes) {
         return Err(table_err(
             None,
             "it is a picture, but the model takes table rows: give it a CSV file with a header \

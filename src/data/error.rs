@@ -130,8 +130,16 @@ pub enum DataError {
     Unavailable { dataset: String, reason: String },
 
     /// An HTTP request failed (connection, timeout, or a non-success status).
+    #[cfg(feature = "download")]
     #[error("{url}: {err}")]
     Http { url: String, err: Box<ureq::Error> },
+
+    /// The data needs a part of backprop this build left out.
+    #[error(
+        "{what}, but this build of backprop reads none: build it with the cargo feature \
+         `{feature}` (on by default)"
+    )]
+    NeedsFeature { what: String, feature: &'static str },
 
     /// A downloaded file does not have the published content.
     #[error(

@@ -1,7 +1,7 @@
 //! Data sets, loaded into compact in-memory splits that the training loop
 //! copies mini-batches out of: MNIST and Fashion-MNIST (and the built-in MNIST
 //! sample), a generated spiral, and the user's own: folders of pictures
-//! ([`folder`]), CSV tables ([`csv`]) and IDX files of any shape. One file per
+//! (`folder`, feature `images`), CSV tables ([`csv`]) and IDX files of any shape. One file per
 //! format, all producing the same [`Dataset`], so the trainer never knows
 //! where the data came from.
 //!
@@ -10,8 +10,10 @@
 //! A data set without a test split gets one ([`split::stratified`]).
 
 pub mod csv;
+#[cfg(feature = "download")]
 mod download;
 mod error;
+#[cfg(feature = "images")]
 pub mod folder;
 pub mod idx;
 pub mod sample;
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::tensor::Float;
 
 pub use self::csv::TableEncoding;
+#[cfg(feature = "download")]
 pub use download::fetch_dataset;
 pub use error::DataError;
 pub use idx::IdxArray;
@@ -342,7 +345,7 @@ pub enum DataSource {
     Builtin(DatasetName),
     /// The four standard IDX files (as MNIST's), any image size and class count.
     Idx,
-    /// Pictures in one subfolder per class (see [`folder`]).
+    /// Pictures in one subfolder per class (see `folder`, feature `images`).
     Folder(PathBuf),
     /// A table with a header row (see [`csv`]).
     Csv(PathBuf),
@@ -498,8 +501,8 @@ impl Default for ReadOptions {
 /// downloaded into that cache if `opts.allow_download`. `BACKPROP_MIRROR` replaces the
 /// download mirrors with one base URL. If MNIST cannot be had that way and
 /// `opts.sample_fallback` is set, the result is the built-in [`sample`]; check
-/// [`Split::dataset`] to tell. A folder or a table is read as [`folder::load`] and
-/// [`csv::load`] say; IDX files of any shape come from `opts.data_dir`.
+/// [`Split::dataset`] to tell. A folder or a table is read as `folder::load` (feature
+/// `images`) and [`csv::load`] say; IDX files of any shape come from `opts.data_dir`.
 ///
 /// ```
 /// use backprop::data::{self, DatasetName, LoadOptions};
@@ -526,7 +529,13 @@ pub fn load(source: impl Into<DataSource>, opts: &LoadOptions) -> Result<Split, 
             let dir = opts.data_dir.as_deref().ok_or(DataError::IdxNeedsData)?;
             sources::read_any_idx(dir)
         }
+        #[cfg(feature = "images")]
         DataSource::Folder(dir) => folder::load(&dir, opts),
+        #[cfg(not(feature = "images"))]
+        DataSource::Folder(dir) => Err(DataError::NeedsFeature {
+            what: format!("{} is a folder of pictures", dir.display()),
+            feature: "images",
+        }),
         DataSource::Csv(file) => self::csv::load(&file, opts),
     }
 }

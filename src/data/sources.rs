@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{
-    DataError, Dataset, DatasetName, Features, InputKind, LoadOptions, Split, download, idx,
-};
+#[cfg(feature = "download")]
+use super::download;
+use super::{DataError, Dataset, DatasetName, Features, InputKind, LoadOptions, Split, idx};
 
 /// The four files of an MNIST-style data set, in the order train images, train labels,
 /// test images, test labels, each with the SHA-256 of its decompressed content.
@@ -56,11 +56,13 @@ const FASHION_FILES: FileSet = [
     ),
 ];
 
+#[cfg(feature = "download")]
 const MNIST_MIRRORS: &[&str] = &[
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ];
 
+#[cfg(feature = "download")]
 const FASHION_MIRRORS: &[&str] = &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
 
 /// Where Debian's `dataset-fashion-mnist` package installs its files.
@@ -78,6 +80,7 @@ pub(crate) struct Env {
     /// `$HOME/.cache/backprop`); `None` if none of those is set.
     pub cache_dir: Option<PathBuf>,
     /// `$BACKPROP_MIRROR`: a base URL that replaces the built-in mirrors.
+    #[cfg(feature = "download")]
     pub mirror: Option<String>,
     /// Root of system-wide data set packages (Debian's `/usr/share/datasets`).
     pub system_dir: Option<PathBuf>,
@@ -94,6 +97,7 @@ impl Env {
         Env {
             backprop_data: var("BACKPROP_DATA").map(PathBuf::from),
             cache_dir,
+            #[cfg(feature = "download")]
             mirror: var("BACKPROP_MIRROR").map(|m| m.to_string_lossy().into_owned()),
             system_dir: Some(PathBuf::from(DEBIAN_DATASETS)),
         }
@@ -207,6 +211,14 @@ pub(crate) fn locate(
     if !opts.allow_download {
         return Err(unavailable("downloading is disabled"));
     }
+    fetch(name, env, &cache, opts)?;
+    Ok(cache)
+}
+
+/// Downloads the four files of `name` into `cache` from its mirrors (or
+/// `BACKPROP_MIRROR`), verifying each against its checksum.
+#[cfg(feature = "download")]
+fn fetch(name: DatasetName, env: &Env, cache: &Path, opts: &LoadOptions) -> Result<(), DataError> {
     let mirrors: Vec<String> = match &env.mirror {
         Some(m) => vec![m.clone()],
         None => {
@@ -217,8 +229,17 @@ pub(crate) fn locate(
             builtin.iter().map(|m| m.to_string()).collect()
         }
     };
-    download::fetch_dataset(files(name), &mirrors, &cache, opts.progress)?;
-    Ok(cache)
+    download::fetch_dataset(files(name), &mirrors, cache, opts.progress)
+}
+
+#[cfg(not(feature = "download"))]
+fn fetch(name: DatasetName, _: &Env, _: &Path, _: &LoadOptions) -> Result<(), DataError> {
+    Err(DataError::Unavailable {
+        dataset: name.to_string(),
+        reason: "this build of backprop cannot download (it was built without the cargo \
+                 feature `download`)"
+            .to_string(),
+    })
 }
 
 /// Reads the train and test splits from a folder holding the four files.
@@ -319,8 +340,12 @@ pub(crate) fn ten_class_images(name: DatasetName, img: idx::IdxArray, labels: Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::testutil::{TempDir, serve, unreachable_base};
-    use std::collections::HashMap;
+    use crate::data::testutil::TempDir;
+    #[cfg(feature = "download")]
+    use {
+        crate::data::testutil::{serve, unreachable_base},
+        std::collections::HashMap,
+    };
 
     /// Writes a small MNIST-like data set (`n_train` and `n_test` images of 28x28) into
     /// `dir`, with pixels and labels derived from the example index.
@@ -477,6 +502,7 @@ mod tests {
         assert!(matches!(err, DataError::Unavailable { .. }), "{err:?}");
     }
 
+    #[cfg(feature = "download")]
     #[test]
     fn download_into_cache_through_mirror_override() {
         let tmp = TempDir::new("src-download");
@@ -499,6 +525,7 @@ mod tests {
         check_fake(&read_split(DatasetName::Mnist, &dir).unwrap(), 50, 20);
     }
 
+    #[cfg(feature = "download")]
     #[test]
     fn unreachable_mirror_names_the_offline_options() {
         let tmp = TempDir::new("src-unreachable");
@@ -543,9 +570,11 @@ mod tests {
             assert_eq!((d.shape, d.classes(), d.dim()), ([1, 28, 28], 10, 784));
             assert!(d.labels.iter().all(|&l| l < 10));
         }
+        #[cfg(feature = "download")]
         check_checksums(DatasetName::Mnist, &dir);
     }
 
+    #[cfg(feature = "download")]
     /// Checks the built-in checksums against the files in `dir`, so that a download could
     /// verify them.
     fn check_checksums(name: DatasetName, dir: &Path) {
@@ -555,6 +584,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "download")]
     /// Runs only where Debian's dataset-fashion-mnist package is installed.
     #[test]
     fn fashion_checksums_match_debian_package() {

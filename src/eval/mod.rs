@@ -14,9 +14,11 @@
 //! assert_eq!((e.precision(1), e.recall(1)), (2.0 / 3.0, 1.0));
 //! ```
 
+#[cfg(feature = "plots")]
 mod confusion_png;
 mod precision;
 
+#[cfg(feature = "plots")]
 pub use confusion_png::{draw_confusion, render_confusion};
 pub use precision::{F16Comparison, F16Rounding, Precision, compare_f16, round_to_f16};
 

@@ -1,13 +1,20 @@
-//! Classifying with a saved model: `backprop predict` and `serve`.
+//! Classifying with a saved model: the [`Classifier`] a program embeds, and
+//! what `backprop predict` and `serve` run.
 //!
 //! A [`Classifier`] holds a net loaded from a checkpoint and prepares what it
 //! is given as the model's training data was prepared (the checkpoint's
-//! [`InputKind`]): a picture of a digit goes through [`preprocess::mnist_like`]
+//! [`InputKind`]): a picture of a digit goes through `preprocess::mnist_like`
 //! (inverted if dark on light, cropped, centred), any other picture is
-//! resized and converted as its folder's pictures were
-//! ([`crate::data::folder::to_input`]), a table row is encoded column by
-//! column ([`crate::data::TableEncoding`]). The answer is the softmax of the
+//! resized and converted as its folder's pictures were (both with the
+//! feature `images`), a table row is encoded column by column
+//! ([`crate::data::TableEncoding`]). The answer is the softmax of the
 //! scores, by class name.
+//!
+//! One classifier serves many threads at once: the net it loaded is never run
+//! itself; each thread that calls it runs a replica of its own, made on the
+//! thread's first call and kept in a thread-local cache (layers keep their
+//! activations, so a forward pass needs a net of its own), so a call takes no
+//! lock and allocates only its answer.
 //!
 //! ```
 //! use backprop::predict::{format_top, top};
@@ -17,118 +24,26 @@
 //! assert_eq!(format_top(&p, &names, 3), "bee (0.900), dog (0.070), cat (0.020)");
 //! ```
 
+#[cfg(feature = "images")]
+mod picture;
+#[cfg(feature = "images")]
 pub mod preprocess;
 
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::{Arc, Weak};
 
-use anyhow::Result;
+#[cfg(feature = "images")]
+pub use picture::{
+    ImageError, MAX_DECODE_BYTES, MAX_SIDE, decode_picture, load_gray, load_gray_bytes,
+    preprocess_bytes,
+};
 
-use crate::checkpoint::{self, ModelInfo};
-use crate::data::{InputKind, folder};
+use crate::checkpoint::{self, CheckpointError, ModelInfo};
+use crate::data::InputKind;
 use crate::nets::{InputError, Network};
 use crate::tensor::Tensor;
-
-/// Largest width and height of a picture `predict` decodes: a digit needs 28x28,
-/// and a phone photo (4032x3024) still fits. Together with [`MAX_DECODE_BYTES`]
-/// this keeps a small file that claims huge dimensions from allocating much.
-pub const MAX_SIDE: u32 = 4096;
-
-/// Most memory the decoder may hold at once (a 4096x4096 RGBA picture in 16-bit
-/// channels is exactly this).
-pub const MAX_DECODE_BYTES: u64 = 128 << 20;
-
-// The fields holding the cause are called `err`, not `source`: thiserror would
-// make a `source` the error's source, and `error: {e:#}` in main would print
-// the cause twice.
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("cannot read image {path}: {err}")]
-    Read { path: PathBuf, err: std::io::Error },
-    #[error("cannot decode image {path}: {err} (PNG, JPEG and BMP are supported)")]
-    Decode {
-        path: PathBuf,
-        err: image::ImageError,
-    },
-    #[error(
-        "image {path} is too large: expected at most {MAX_SIDE}x{MAX_SIDE} pixels (and {} MiB to decode), found {found}; scale it down, a digit needs only 28x28",
-        MAX_DECODE_BYTES >> 20
-    )]
-    TooLarge { path: PathBuf, found: String },
-    #[error("image {path}: {err}")]
-    Preprocess {
-        path: PathBuf,
-        err: preprocess::PreprocessError,
-    },
-    #[error("{path}: the model takes {takes}, not pictures; give it {what}")]
-    NotPictures {
-        path: PathBuf,
-        takes: String,
-        what: String,
-    },
-}
-
-/// Grey levels (0 black ... 255 white) of the picture at `path`, with any
-/// transparency laid over white paper; returns `(levels, width, height)`.
-pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize), ImageError> {
-    let bytes = std::fs::read(path).map_err(|err| ImageError::Read {
-        path: path.to_owned(),
-        err,
-    })?;
-    load_gray_bytes(path, &bytes)
-}
-
-/// Decodes the picture in `bytes`, guessing the format from the content,
-/// within [`MAX_SIDE`] and [`MAX_DECODE_BYTES`]; `path` only names it in errors.
-pub fn decode_picture(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage, ImageError> {
-    let decode_err = |err| ImageError::Decode {
-        path: path.to_owned(),
-        err,
-    };
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let reader = || {
-        image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|err| ImageError::Read {
-                path: path.to_owned(),
-                err,
-            })
-    };
-    // Some decoders have limits of their own and would report a huge picture
-    // as corrupt: the header's claim is checked first, for one clear message.
-    let claimed = reader()?.into_dimensions().ok();
-    let too_large = || ImageError::TooLarge {
-        path: path.to_owned(),
-        found: claimed.map_or_else(|| "more".to_owned(), |(w, h)| format!("{w}x{h}")),
-    };
-    if claimed.is_some_and(|(w, h)| w > MAX_SIDE || h > MAX_SIDE) {
-        return Err(too_large());
-    }
-    let mut reader = reader()?;
-    reader.limits(limits);
-    match reader.decode() {
-        Ok(img) => Ok(img),
-        Err(image::ImageError::Limits(_)) => Err(too_large()),
-        Err(err) => Err(decode_err(err)),
-    }
-}
-
-/// [`load_gray`] on the content of a picture; `path` only names it in errors.
-pub fn load_gray_bytes(path: &Path, bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), ImageError> {
-    Ok(gray_levels(&decode_picture(path, bytes)?))
-}
-
-/// Grey levels of the picture in `bytes`, then [`preprocess::mnist_like`]:
-/// what `predict` does to each file before the net sees it.
-pub fn preprocess_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<f32>, ImageError> {
-    let (gray, w, h) = load_gray_bytes(path, bytes)?;
-    preprocess::mnist_like(&gray, w, h).map_err(|err| ImageError::Preprocess {
-        path: path.to_owned(),
-        err,
-    })
-}
+use crate::train::INFER_ROWS;
 
 /// The `k` most probable classes, most probable first.
 pub fn top(probabilities: &[f64], k: usize) -> Vec<(usize, f64)> {
@@ -155,15 +70,65 @@ pub fn softmax(scores: &[f32]) -> Vec<f64> {
     e.into_iter().map(|v| v / sum).collect()
 }
 
-/// A loaded model, ready to classify pictures or rows as its training data
-/// was prepared.
+/// One example's answer: the most probable class (the lower index on a tie),
+/// its name, and every class's probability in score order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction<'a> {
+    pub class: usize,
+    pub name: &'a str,
+    pub probabilities: Vec<f32>,
+}
+
+impl Prediction<'_> {
+    /// The probability of the predicted class.
+    pub fn probability(&self) -> f32 {
+        self.probabilities[self.class]
+    }
+}
+
+/// A loaded model, ready to classify pixels, pictures or table rows as its
+/// training data was prepared; `Send + Sync`, for any number of threads at
+/// once. Cloning it is cheap (the loaded net is shared).
+///
+/// ```
+/// use backprop::Classifier;
+/// # let dir = std::env::temp_dir().join(format!("backprop-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("model.safetensors");
+/// # let net = backprop::nets::MultiLayerNet::new(784, &[10], 10).build::<f32>(0).unwrap();
+/// # let info = backprop::checkpoint::ModelInfo::builtin(
+/// #     backprop::data::DatasetName::Mnist, 10, [1, 28, 28], 0, 1);
+/// # backprop::checkpoint::save(&path, &net, &info).unwrap();
+/// let classifier = Classifier::open(&path).unwrap();
+/// let p = classifier.predict(&[0.0; 784]).unwrap();
+/// assert_eq!(p.name, classifier.class_names()[p.class]);
+/// assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Classifier {
-    pub net: Network<f32>,
-    pub info: ModelInfo,
-    x: Tensor<f32>,
+    model: Arc<Model>,
+}
+
+/// What every thread's replica is a copy of.
+struct Model {
+    net: Network<f32>,
+    info: ModelInfo,
     /// One example's shape, batch axis first: `[1, C, H, W]`.
-    shape: Vec<usize>,
+    shape: [usize; 4],
+}
+
+/// One thread's copy of a model's net, with the input buffer it reuses.
+struct Replica {
+    /// Which model; dead once every clone of its classifier is dropped.
+    model: Weak<Model>,
+    net: Network<f32>,
+    x: Tensor<f32>,
+}
+
+thread_local! {
+    /// This thread's replicas, one per live classifier it has run.
+    static REPLICAS: RefCell<Vec<Replica>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A table row or a vector that does not fit the model.
@@ -178,34 +143,61 @@ pub enum RowError {
 }
 
 impl Classifier {
-    /// Loads a checkpoint.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Loads the checkpoint at `path` (a `model.safetensors` that `backprop
+    /// train` wrote); a file that is not one is the checkpoint loader's error.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
+        let path = path.as_ref();
         let (net, info) = checkpoint::load::<f32>(path)?;
         Self::new(net, info, path)
     }
 
+    /// A classifier of the checkpoint in `bytes`, for example a model built
+    /// into the program with `include_bytes!`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let path = Path::new("<model bytes>");
+        let (net, info) = checkpoint::load_bytes::<f32>(path, bytes)?;
+        Self::new(net, info, path)
+    }
+
     /// A classifier of `net`, which `info` describes; `path` names it in errors.
-    pub fn new(mut net: Network<f32>, info: ModelInfo, path: &Path) -> Result<Self> {
+    pub fn new(
+        mut net: Network<f32>,
+        info: ModelInfo,
+        path: &Path,
+    ) -> Result<Self, CheckpointError> {
         net.check_input(&info.input_shape)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut shape = vec![1];
-        shape.extend(info.input_shape);
+            .map_err(|e| CheckpointError::Mismatch {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let [c, h, w] = info.input_shape;
         Ok(Classifier {
-            x: Tensor::zeros(&shape),
-            net,
-            info,
-            shape,
+            model: Arc::new(Model {
+                net,
+                info,
+                shape: [1, c, h, w],
+            }),
         })
+    }
+
+    /// What the checkpoint says about the model: its data set, classes and input.
+    pub fn info(&self) -> &ModelInfo {
+        &self.model.info
+    }
+
+    /// The net as loaded (every call runs a copy of it).
+    pub fn net(&self) -> &Network<f32> {
+        &self.model.net
     }
 
     /// The classes' names, in score order.
     pub fn class_names(&self) -> &[String] {
-        &self.info.class_names
+        &self.model.info.class_names
     }
 
     /// What the model takes, in words.
     pub fn takes(&self) -> String {
-        match &self.info.input {
+        match &self.model.info.input {
             InputKind::Digits => "pictures of digits (any size, preprocessed as MNIST)".into(),
             InputKind::Images {
                 width,
@@ -220,88 +212,129 @@ impl Classifier {
         }
     }
 
-    /// Values per example.
+    /// Values per example: pixels are `[C, H, W]` in row-major order, each in
+    /// `[0, 1]` as the training data's were.
     pub fn values(&self) -> usize {
-        self.info.input_shape.iter().product()
+        self.model.info.input_shape.iter().product()
     }
 
-    /// Class probabilities for one example as the net takes it
+    /// Runs `f` on this thread's replica of the net, making it on the first
+    /// call, with its input buffer holding `x` as `rows` examples (or, if
+    /// that is not what `x` holds, as one example of its length, which the
+    /// net then refuses, naming what it takes). Replicas of dropped
+    /// classifiers go on the way.
+    fn with_replica<R>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        f: impl FnOnce(&mut Network<f32>, &Tensor<f32>) -> R,
+    ) -> R {
+        REPLICAS.with_borrow_mut(|replicas| {
+            replicas.retain(|r| r.model.strong_count() > 0);
+            let mine = Arc::as_ptr(&self.model);
+            let i = match replicas.iter().position(|r| r.model.as_ptr() == mine) {
+                Some(i) => i,
+                None => {
+                    replicas.push(Replica {
+                        model: Arc::downgrade(&self.model),
+                        net: self.model.net.clone(),
+                        x: Tensor::zeros(&self.model.shape),
+                    });
+                    replicas.len() - 1
+                }
+            };
+            let Replica { net, x: input, .. } = &mut replicas[i];
+            if rows * self.values() == x.len() {
+                let mut shape = self.model.shape;
+                shape[0] = rows;
+                input.resize(&shape);
+            } else {
+                input.resize(&[1, x.len()]);
+            }
+            input.data_mut().copy_from_slice(x);
+            f(net, input)
+        })
+    }
+
+    /// The scores of each example of `x`, in order, handed to `each`: one
+    /// example if `one`, else a batch of them, run [`INFER_ROWS`] rows at a
+    /// time as the trainer's inference runs (the activations of a slice stay
+    /// in the cache from layer to layer).
+    fn scores(&self, x: &[f32], one: bool, mut each: impl FnMut(&[f32])) -> Result<(), InputError> {
+        if x.is_empty() {
+            return Err(InputError::EmptyBatch);
+        }
+        let values = self.values();
+        let run = |slice: &[f32], rows, each: &mut dyn FnMut(&[f32])| {
+            self.with_replica(slice, rows, |net, input| {
+                let scores = net.predict(input, false)?;
+                scores.data().chunks_exact(scores.cols()).for_each(each);
+                Ok(())
+            })
+        };
+        if !x.len().is_multiple_of(values) || (one && x.len() != values) {
+            return run(x, 1, &mut each);
+        }
+        for slice in x.chunks(INFER_ROWS * values) {
+            run(slice, slice.len() / values, &mut each)?;
+        }
+        Ok(())
+    }
+
+    /// Class probabilities (f64) for one example as the net takes it
     /// ([`Classifier::values`] values, already prepared); another count is
     /// an error naming both.
-    pub fn probabilities(&mut self, x: &[f32]) -> Result<Vec<f64>, InputError> {
-        if x.len() == self.values() {
-            self.x.resize(&self.shape);
-        } else {
-            // The net's own check then names what it takes.
-            self.x.resize(&[1, x.len()]);
-        }
-        self.x.data_mut().copy_from_slice(x);
-        Ok(softmax(self.net.predict(&self.x, false)?.data()))
+    pub fn probabilities(&self, x: &[f32]) -> Result<Vec<f64>, InputError> {
+        let mut p = Vec::new();
+        self.scores(x, true, |s| p = softmax(s))?;
+        Ok(p)
     }
 
-    /// A decoded picture, prepared as the model's training pictures were.
-    pub fn picture_input(
-        &self,
-        path: &Path,
-        img: &image::DynamicImage,
-    ) -> Result<Vec<f32>, ImageError> {
-        match &self.info.input {
-            InputKind::Digits => {
-                let (gray, w, h) = gray_levels(img);
-                preprocess::mnist_like(&gray, w, h).map_err(|err| ImageError::Preprocess {
-                    path: path.to_owned(),
-                    err,
-                })
-            }
-            input @ InputKind::Images { .. } => Ok(folder::to_input(img, input)
-                .into_iter()
-                .map(|p| f32::from(p) / 255.0)
-                .collect()),
-            InputKind::Vectors | InputKind::Table(_) => Err(self.not_pictures(path)),
-        }
+    /// The class of one example given as the model's input: pixels `[C, H,
+    /// W]` in `[0, 1]` (or a table row already encoded, see
+    /// [`Classifier::predict_row`] for raw rows).
+    pub fn predict(&self, x: &[f32]) -> Result<Prediction<'_>, InputError> {
+        Ok(self.prediction(self.probabilities(x)?))
     }
 
-    fn not_pictures(&self, path: &Path) -> ImageError {
-        ImageError::NotPictures {
-            path: path.to_owned(),
-            takes: self.takes(),
-            what: match self.info.input {
-                InputKind::Table(_) => "CSV files of such rows".into(),
-                _ => format!(
-                    "files with {} comma-separated numbers per line",
-                    self.values()
-                ),
-            },
+    /// [`Classifier::predict`] for a batch: `x` holds the examples one after
+    /// the other.
+    pub fn predict_batch(&self, x: &[f32]) -> Result<Vec<Prediction<'_>>, InputError> {
+        let mut out = Vec::with_capacity(x.len() / self.values().max(1));
+        self.scores(x, false, |s| out.push(self.prediction(softmax(s))))?;
+        Ok(out)
+    }
+
+    /// The most probable class of every example of the batch `x`, and
+    /// nothing else: for throughput (`backprop bench w3-classifier`).
+    pub fn predict_classes(&self, x: &[f32]) -> Result<Vec<usize>, InputError> {
+        let mut out = Vec::with_capacity(x.len() / self.values().max(1));
+        self.scores(x, false, |s| out.push(argmax(s)))?;
+        Ok(out)
+    }
+
+    /// The prediction that `probabilities` (in f64, as softmax gives them) make.
+    pub fn prediction(&self, probabilities: Vec<f64>) -> Prediction<'_> {
+        let class = top(&probabilities, 1).first().map_or(0, |&(c, _)| c);
+        Prediction {
+            class,
+            name: self.class_names().get(class).map_or("?", String::as_str),
+            probabilities: probabilities.into_iter().map(|p| p as f32).collect(),
         }
     }
 
-    /// Loads, prepares and classifies the picture in `bytes` (`path` names it).
-    pub fn classify_picture(&mut self, path: &Path, bytes: &[u8]) -> Result<Vec<f64>, ImageError> {
-        if matches!(self.info.input, InputKind::Vectors | InputKind::Table(_)) {
-            return Err(self.not_pictures(path));
-        }
-        let img = decode_picture(path, bytes)?;
-        let x = self.picture_input(path, &img)?;
-        Ok(self
-            .probabilities(&x)
-            .expect("a prepared picture has the model's input size"))
+    /// The class of a raw table row: the values of the model's input columns,
+    /// in their order (the row without its label), standardised and one-hot
+    /// encoded as the training table was. A vector model takes its values as
+    /// numbers.
+    pub fn predict_row(&self, values: &[&str]) -> Result<Prediction<'_>, RowError> {
+        Ok(self.prediction(self.classify_row(values)?))
     }
 
-    /// Loads, prepares and classifies the picture at `path`.
-    pub fn classify_file(&mut self, path: &Path) -> Result<Vec<f64>, ImageError> {
-        let bytes = std::fs::read(path).map_err(|err| ImageError::Read {
-            path: path.to_owned(),
-            err,
-        })?;
-        self.classify_picture(path, &bytes)
-    }
-
-    /// Classifies a raw table row: the values of the model's input columns,
-    /// in their order (the row without its label). A vector model takes its
-    /// values as numbers.
-    pub fn classify_row(&mut self, values: &[&str]) -> Result<Vec<f64>, RowError> {
+    /// [`Classifier::predict_row`]'s probabilities, in f64.
+    pub fn classify_row(&self, values: &[&str]) -> Result<Vec<f64>, RowError> {
         let mut x = Vec::with_capacity(self.values());
-        match &self.info.input {
+        match &self.model.info.input {
             InputKind::Table(t) => t.encode(values, &mut x).map_err(RowError::Row)?,
             InputKind::Vectors => {
                 for v in values {
@@ -320,117 +353,16 @@ impl Classifier {
     }
 }
 
-/// Grey levels (0 black ... 255 white) of a picture, any transparency laid
-/// over white paper; `(levels, width, height)`.
-fn gray_levels(img: &image::DynamicImage) -> (Vec<f32>, usize, usize) {
-    let img = img.to_luma_alpha8();
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let gray = img
-        .pixels()
-        .map(|p| {
-            let a = f32::from(p[1]) / 255.0;
-            f32::from(p[0]) * a + 255.0 * (1.0 - a)
-        })
-        .collect();
-    (gray, w, h)
+/// The index of the highest score, the first on a tie (as `argmax_rows`).
+fn argmax(scores: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &s) in scores.iter().enumerate() {
+        if s > scores[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fuzzing::bmp;
-
-    #[test]
-    fn softmax_is_stable_and_sums_to_one() {
-        let p = softmax(&[1000.0, 1000.0, -1000.0]);
-        assert!((p[0] - 0.5).abs() < 1e-12 && p[2] < 1e-300);
-        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-    }
-
-    fn png(w: u32, h: u32, f: impl Fn(u32, u32) -> u8) -> Vec<u8> {
-        let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([f(x, y)]));
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    }
-
-    fn error(name: &str, bytes: &[u8]) -> ImageError {
-        let e = preprocess_bytes(Path::new(name), bytes).unwrap_err();
-        assert!(e.to_string().contains(name), "{e}");
-        e
-    }
-
-    #[test]
-    fn a_small_picture_is_preprocessed() {
-        let bar = png(10, 12, |x, y| {
-            if x == 5 && (2..10).contains(&y) {
-                0
-            } else {
-                255
-            }
-        });
-        let x = preprocess_bytes(Path::new("bar.png"), &bar).unwrap();
-        assert_eq!(x.len(), preprocess::SIDE * preprocess::SIDE);
-        // The same picture as a 3x3 BMP decodes too.
-        let (gray, w, h) = load_gray_bytes(Path::new("white.bmp"), &bmp(3, 3, 36)).unwrap();
-        assert_eq!((w, h), (3, 3));
-        assert!(gray.iter().all(|&g| g == 255.0));
-    }
-
-    #[test]
-    fn bad_pictures_are_errors_naming_the_file() {
-        let e = error("notes.txt", b"hello, not a picture");
-        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
-        assert!(
-            e.to_string().contains("PNG, JPEG and BMP are supported"),
-            "{e}"
-        );
-
-        // Huge dimensions in a 54-byte file: refused before any pixel buffer.
-        let e = error("huge.bmp", &bmp(20_000, 20_000, 0));
-        assert!(matches!(e, ImageError::TooLarge { .. }), "{e:?}");
-        assert!(e.to_string().contains("found 20000x20000"), "{e}");
-        // The BMP decoder refuses this one itself, as corrupt.
-        let e = error("huger.bmp", &bmp(100_000, 100_000, 0));
-        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
-        let e = error("wide.bmp", &bmp(MAX_SIDE as i32 + 1, 1, 0));
-        assert!(matches!(e, ImageError::TooLarge { .. }), "{e:?}");
-
-        let e = error("empty.bmp", &bmp(0, 0, 0));
-        assert!(
-            matches!(
-                e,
-                ImageError::Decode { .. }
-                    | ImageError::Preprocess {
-                        err: preprocess::PreprocessError::Empty { .. },
-                        ..
-                    }
-            ),
-            "{e:?}"
-        );
-
-        let bar = png(10, 12, |x, _| if x == 5 { 0 } else { 255 });
-        let e = error("cut.png", &bar[..bar.len() / 2]);
-        assert!(matches!(e, ImageError::Decode { .. }), "{e:?}");
-
-        let e = error("blank.png", &png(8, 8, |_, _| 200));
-        assert!(
-            matches!(
-                e,
-                ImageError::Preprocess {
-                    err: preprocess::PreprocessError::Blank { .. },
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-    }
-
-    #[test]
-    fn ties_keep_the_lower_class_first() {
-        assert_eq!(
-            top(&[0.25, 0.5, 0.25], 3),
-            vec![(1, 0.5), (0, 0.25), (2, 0.25)]
-        );
-    }
-}
+mod tests;

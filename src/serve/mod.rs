@@ -125,7 +125,7 @@ fn answer(classifier: &Classifier, probabilities: Vec<f64>) -> serde_json::Value
 
 /// What a request of the model's kind looks like, for error messages.
 fn expected(classifier: &Classifier) -> String {
-    match classifier.info.input {
+    match classifier.info().input {
         InputKind::Digits => "send {\"pixels\": [784 grey levels]}, {\"pixels\": [...], \"width\": W, \"height\": H}, or a picture (PNG, JPEG, BMP) as the body".into(),
         InputKind::Images { .. } => "send a picture (PNG, JPEG, BMP) as the body".into(),
         InputKind::Table(_) | InputKind::Vectors => format!(
@@ -146,7 +146,7 @@ fn cell(v: &serde_json::Value) -> String {
 /// The `/predict` logic on a request body, independent of HTTP.
 pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
     let picture_model = matches!(
-        classifier.info.input,
+        classifier.info().input,
         InputKind::Digits | InputKind::Images { .. }
     );
     if picture_model && image::guess_format(body).is_ok() {
@@ -161,7 +161,7 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
             return bad(format!("malformed request: {e}; {}", expected(classifier)));
         }
     };
-    match (&classifier.info.input, req) {
+    match (&classifier.info().input, req) {
         (
             InputKind::Table(_) | InputKind::Vectors,
             PredictRequest {
@@ -462,10 +462,11 @@ async fn accept(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
 /// Port 0 picks a free port; the address is printed either way.
 pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-    // The file is read once; each classifier is a copy of the first.
-    let first = Classifier::load(model)?;
+    // The file is read once; the pool's classifiers share its net (the pool
+    // bounds how many requests run at once).
+    let first = Classifier::open(model)?;
     let classifiers = vec![first; threads];
-    let model_info = &classifiers[0].info;
+    let model_info = classifiers[0].info();
     let takes = classifiers[0].takes();
     let columns: Option<Vec<&str>> = match &model_info.input {
         InputKind::Table(t) => Some(t.input_columns().map(|c| c.name.as_str()).collect()),

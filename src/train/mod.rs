@@ -1,8 +1,14 @@
-//! Training: the data-parallel [`Trainer`] and the `train` job behind the
-//! command line ([`run`]), which logs every epoch and writes the run's files.
+//! Training: the data-parallel [`Trainer`], what a run is ([`TrainConfig`]),
+//! and, with the feature `cli`, the `train` job behind the command line
+//! (`run`), which logs every epoch and writes the run's files and figures.
 
+mod config;
+#[cfg(feature = "cli")]
 mod run;
 mod trainer;
 
-pub use run::{EpochMetrics, NetKind, Summary, TrainConfig, run};
+pub use config::{EpochMetrics, NetKind, TrainConfig};
+#[cfg(feature = "cli")]
+pub use run::{Summary, run};
+pub(crate) use trainer::{INFER_ROWS, share};
 pub use trainer::{MAX_THREADS, TrainError, Trainer, flush_denormals};

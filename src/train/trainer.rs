@@ -96,7 +96,7 @@ pub enum TrainError {
 /// Rows a worker takes at a time in inference (see [`Trainer::infer`]).
 /// Measured on DeepConvNet over the 10,000 test images in batches of 1,000
 /// on two threads: see the README's "How it is fast".
-const INFER_ROWS: usize = 50;
+pub(crate) const INFER_ROWS: usize = 50;
 
 /// One thread's share of the work: a replica and its batch buffers.
 struct Worker<T: Float> {
@@ -209,7 +209,7 @@ fn input_error(data: &Dataset, source: InputError) -> TrainError {
 }
 
 /// The range of `len` elements that part `j` of `parts` takes.
-fn share(len: usize, parts: usize, j: usize) -> std::ops::Range<usize> {
+pub(crate) fn share(len: usize, parts: usize, j: usize) -> std::ops::Range<usize> {
     (len * j / parts)..(len * (j + 1) / parts)
 }
 
