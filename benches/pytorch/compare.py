@@ -1,7 +1,7 @@
 """The driver of `compare` (which makes the venv and builds backprop first):
 PyTorch and `backprop bench` on the same workloads, alternating in one run.
 
-usage: python compare.py --bin target/release/backprop [w1|w1-adam|w2|w3|w4|w5|all] [ROUNDS]
+usage: python compare.py --bin target/release/backprop [w1|w1-adam|w2|w3|w3-classifier|w4|w5|all] [ROUNDS]
                          [--threads 2] [--out benches/results/DATE.json]
 
 Each round runs both sides once per workload (backprop first in odd rounds,
@@ -33,9 +33,12 @@ WORKLOADS = {
     "w1-adam": ("W1-adam: the same MLP with Adam", "s/epoch", False, 4),
     "w2": ("W2: SimpleConvNet, Adam", "s/epoch", False, 3),
     "w3": ("W3: W1 inference", "images/s", True, 1),
+    "w3-classifier": ("W3 through backprop's Classifier (the embedding API)", "images/s", True, 1),
     "w4": ("W4: DeepConvNet, Adam", "s/epoch", False, 1),
     "w5": ("W5: DeepConvNet inference", "images/s", True, 1),
 }
+# Workloads whose PyTorch side is another's: the same work through another API of backprop.
+PYTORCH_SIDE = {"w3-classifier": "w3"}
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -133,7 +136,7 @@ def main():
     out = a.out or os.path.join(ROOT, "benches", "results", started.strftime("%Y-%m-%d") + ".json")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     ours = lambda w: [a.bin, "bench", w, "--epochs", str(WORKLOADS[w][3]), "--threads", str(a.threads), "--json"]
-    theirs = lambda w: [sys.executable, os.path.join(HERE, "bench.py"), w,
+    theirs = lambda w: [sys.executable, os.path.join(HERE, "bench.py"), PYTORCH_SIDE.get(w, w),
                         "--epochs", str(WORKLOADS[w][3]), "--threads", str(a.threads)]
     command = f"benches/pytorch/compare {a.workload} {a.rounds}"
     command += f" --threads {a.threads}" * (a.threads != 2) + (f" --out {a.out}" if a.out else "")
@@ -149,7 +152,7 @@ def main():
                 sides.reverse()
             done = {}
             for side, cmd in sides:
-                done[side] = run_side(cmd, w, env)
+                done[side] = run_side(cmd, PYTORCH_SIDE.get(w, w) if side == "pytorch" else w, env)
                 print(f"round {r + 1}/{a.rounds} {w:8} {side:8} {figure(done[side], WORKLOADS[w][2]):10.4g} "
                       f"{WORKLOADS[w][1]:8} other processes {done[side]['other_cores']:.2f} cores",
                       file=sys.stderr, flush=True)
