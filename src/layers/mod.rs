@@ -7,8 +7,9 @@
 //!
 //! Inference has a second way in, [`Layer::infer`], next to each layer's
 //! `forward`: the same output as `forward(x, false)`, bit for bit, over
-//! `&self`, written into the caller's buffers. One layer then serves many
-//! threads at once, each with its own [`Scratch`].
+//! `&self`, written into the caller's buffers. One net then serves many
+//! threads at once, each with its own [`Scratch`] and activations
+//! ([`NetScratch`](crate::nets::NetScratch)).
 
 mod affine;
 pub(crate) mod batch_norm;
