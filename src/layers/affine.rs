@@ -14,7 +14,7 @@
 //! assert_eq!(affine.forward(&x, true).data(), &[11.5]);
 //! ```
 
-use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -72,6 +72,34 @@ impl<T: Float> Affine<T> {
     }
 }
 
+/// `out = x · W + b`, with `x` seen as `(N, in)`: forward and inference.
+fn affine<T: Float>(x: &Tensor<T>, w: &Tensor<T>, b: &Tensor<T>, out: &mut Tensor<T>) {
+    let (n, din, dout) = (x.rows(), w.shape()[0], w.shape()[1]);
+    assert_eq!(
+        x.cols(),
+        din,
+        "Affine forward: input {:?} has {} features per row, W is {:?}",
+        x.shape(),
+        x.cols(),
+        w.shape()
+    );
+    out.resize(&[n, dout]);
+    for row in out.data_mut().chunks_exact_mut(dout) {
+        row.copy_from_slice(b.data());
+    }
+    matmul(
+        n,
+        dout,
+        din,
+        x.data(),
+        false,
+        w.data(),
+        false,
+        out.data_mut(),
+        true,
+    );
+}
+
 impl<T: Float> Layer<T> for Affine<T> {
     fn name(&self) -> &'static str {
         "Affine"
@@ -92,16 +120,17 @@ impl<T: Float> Layer<T> for Affine<T> {
         Ok(vec![self.output_size()])
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        affine(x, &self.w, &self.b, out);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        let (n, din, dout) = (x.rows(), self.input_size(), self.output_size());
-        assert_eq!(
-            x.cols(),
-            din,
-            "Affine forward: input {:?} has {} features per row, W is {:?}",
-            x.shape(),
-            x.cols(),
-            self.w.shape()
-        );
+        affine(x, &self.w, &self.b, &mut self.out);
+        let (n, din) = (x.rows(), self.input_size());
         self.x_shape.clear();
         self.x_shape.extend_from_slice(x.shape());
         // Inference never runs backward: skip the copy (for W3, a tenth of the time).
@@ -111,21 +140,6 @@ impl<T: Float> Layer<T> for Affine<T> {
         } else {
             self.x.resize(&[0, din]);
         }
-        self.out.resize(&[n, dout]);
-        for row in self.out.data_mut().chunks_exact_mut(dout) {
-            row.copy_from_slice(self.b.data());
-        }
-        matmul(
-            n,
-            dout,
-            din,
-            x.data(),
-            false,
-            self.w.data(),
-            false,
-            self.out.data_mut(),
-            true,
-        );
         &self.out
     }
 

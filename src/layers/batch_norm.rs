@@ -30,7 +30,7 @@
 //! assert!((bn.running_mean.data()[0] - 0.25).abs() < 1e-12); // 0.9 · 0 + 0.1 · 2.5
 //! ```
 
-use super::{Buffers, BuffersMut, Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use super::{Buffers, BuffersMut, Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -92,6 +92,26 @@ impl<T: Float> BatchNorm<T> {
     pub fn features(&self) -> usize {
         self.gamma.len()
     }
+
+    /// The features per row of `x`, which must be the layer's.
+    fn features_of(&self, x: &Tensor<T>) -> usize {
+        assert_eq!(
+            x.cols(),
+            self.features(),
+            "BatchNorm forward: input {:?} has {} features per row, gamma is {:?}",
+            x.shape(),
+            x.cols(),
+            self.gamma.shape()
+        );
+        self.features()
+    }
+}
+
+/// Inference's `√(σ² + ε)` per feature, from the running variance.
+fn running_std<T: Float>(running_var: &Tensor<T>, std: &mut [T]) {
+    for (s, &v) in std.iter_mut().zip(running_var.data()) {
+        *s = (v + T::of(EPS)).sqrt();
+    }
 }
 
 impl<T: Float> Layer<T> for BatchNorm<T> {
@@ -110,16 +130,36 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
         Ok(input.to_vec())
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, scratch: &mut Scratch<T>) {
+        let d = self.features_of(x);
+        let std = &mut scratch.values;
+        std.resize(d, T::zero());
+        running_std(&self.running_var, std);
+        out.resize(x.shape());
+        // forward's two steps, `xn = (x - μ) / std` then `γ xn + β`, in one.
+        for (o, row) in out
+            .data_mut()
+            .chunks_exact_mut(d)
+            .zip(x.data().chunks_exact(d))
+        {
+            for ((((o, &v), &mu), &s), (&g, &b)) in o
+                .iter_mut()
+                .zip(row)
+                .zip(self.running_mean.data())
+                .zip(std.iter())
+                .zip(self.gamma.data().iter().zip(self.beta.data()))
+            {
+                *o = g * ((v - mu) / s) + b;
+            }
+        }
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        let (n, d) = (x.rows(), self.features());
-        assert_eq!(
-            x.cols(),
-            d,
-            "BatchNorm forward: input {:?} has {} features per row, gamma is {:?}",
-            x.shape(),
-            x.cols(),
-            self.gamma.shape()
-        );
+        let (n, d) = (x.rows(), self.features_of(x));
         self.x_shape.clear();
         self.x_shape.extend_from_slice(x.shape());
         self.xn.resize(&[n, d]);
@@ -166,9 +206,7 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
                 }
             }
         } else {
-            for (s, &v) in self.std.iter_mut().zip(self.running_var.data()) {
-                *s = (v + eps).sqrt();
-            }
+            running_std(&self.running_var, &mut self.std);
             for (row, xn) in x
                 .data()
                 .chunks_exact(d)
@@ -290,6 +328,7 @@ impl<T: Float> Layer<T> for BatchNorm<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::infers_as_forward;
     use super::*;
     use crate::gradcheck::{TOLERANCE, check_layer, random_tensor};
 
@@ -368,6 +407,23 @@ mod tests {
             (y[0] - 1.0).abs() < 1e-5 && (y[1] - 1.0).abs() < 1e-5,
             "{y:?}"
         );
+        // Inference over `&self` normalises in one step what forward does
+        // in two, to the same bits, in f64 and in f32.
+        bn.gamma = random_tensor(&[2], 1.5, 3);
+        bn.beta = random_tensor(&[2], 1.0, 4);
+        let mut scratch = Scratch::default();
+        let x = random_tensor(&[5, 2], 3.0, 5);
+        assert!(infers_as_forward(&mut bn, &x, &mut scratch));
+        let mut bn32 = BatchNorm::<f32>::new(2);
+        bn32.running_mean = bn.running_mean.cast();
+        bn32.running_var = bn.running_var.cast();
+        bn32.gamma = bn.gamma.cast();
+        bn32.beta = bn.beta.cast();
+        assert!(infers_as_forward(
+            &mut bn32,
+            &x.cast(),
+            &mut Scratch::default()
+        ));
     }
 
     #[test]

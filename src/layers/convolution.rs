@@ -44,7 +44,7 @@
 //! ```
 
 use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
-use super::{Layer, Param, ParamMut, Params, ParamsMut, smallvec};
+use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -277,6 +277,78 @@ pub struct Convolution<T> {
 /// of filters and taps runs over it.
 const WEIGHT_CHUNK_VALUES: usize = 96 * 1024;
 
+/// The direct kernels' plan for input geometry `g` in `plan`, made anew only
+/// when the geometry changes (what forward reads of it depends on nothing
+/// else).
+fn plan_for<'a, T: Float>(plan: &'a mut Option<Plan>, g: &Geometry, fnum: usize) -> &'a Plan {
+    plan.take_if(|p| p.geometry != *g);
+    plan.get_or_insert_with(|| Plan::new::<T>(g, fnum))
+}
+
+/// The filters `W` packed for the direct kernels' `taps` (every call: the
+/// weights may have changed since the last).
+fn pack<T: Float>(w: &Tensor<T>, taps: usize, packed: &mut Vec<T>) {
+    let (fnum, w) = (w.shape()[0], w.data());
+    pack_filters(fnum, taps, |f, t| w[f * taps + t], packed);
+}
+
+/// One image's output `yn` `(FN, OH, OW)` from its phase planes.
+fn correlate_image<T: Float>(plan: &Plan, packed: &[T], b: &[T], planes: &[T], yn: &mut [T]) {
+    let g = &plan.geometry;
+    let out = Output::Dense {
+        out: yn,
+        plane: g.oh * g.ow,
+    };
+    correlate(planes, &plan.taps, packed, b, b.len(), &plan.positions, out);
+}
+
+/// Direct inference of the images `x` into `out`: each image in turn into
+/// `planes`, which then stay in the cache while the filters run over them.
+fn infer_direct<T: Float>(
+    plan: &Plan,
+    packed: &[T],
+    b: &[T],
+    x: &[T],
+    out: &mut [T],
+    planes: &mut Vec<T>,
+) {
+    let g = &plan.geometry;
+    planes.resize(plan.x_image + plan.x_tail, T::zero());
+    planes[plan.x_image..].fill(T::zero());
+    for (xn, yn) in x
+        .chunks_exact(g.c * g.h * g.w)
+        .zip(out.chunks_exact_mut(b.len() * g.oh * g.ow))
+    {
+        plan.scatter_input(xn, &mut planes[..plan.x_image]);
+        correlate_image(plan, packed, b, planes, yn);
+    }
+}
+
+/// Im2col forward of the images `x` into `out`: per image its columns (in
+/// `col`), `y_n = W · col_n + b`.
+fn im2col_forward<T: Float>(
+    w: &Tensor<T>,
+    b: &Tensor<T>,
+    g: &Geometry,
+    x: &[T],
+    out: &mut [T],
+    col: &mut Vec<T>,
+) {
+    let fnum = w.shape()[0];
+    let (rows, cols) = (g.col_rows(), g.col_cols());
+    col.resize(rows * cols, T::zero());
+    for (xn, yn) in x
+        .chunks_exact(g.c * g.h * g.w)
+        .zip(out.chunks_exact_mut(fnum * cols))
+    {
+        im2col(xn, g, col);
+        for (yf, &bf) in yn.chunks_exact_mut(cols).zip(b.data()) {
+            yf.fill(bf);
+        }
+        matmul(fnum, cols, rows, w.data(), false, col, false, yn, true);
+    }
+}
+
 impl<T: Float> Convolution<T> {
     /// A convolution with filters `w` `[FN, C, FH, FW]`, bias `b` `[FN]`,
     /// `stride` (at least 1) and zero padding `pad` on every side.
@@ -333,91 +405,71 @@ impl<T: Float> Convolution<T> {
         (s[1], s[2], s[3])
     }
 
+    /// The geometry of an input of shape `s`, which must be `(N, C, H, W)`
+    /// with the filters' `C` and room for the filters.
+    fn geometry(&self, s: &[usize]) -> Geometry {
+        let (c, fh, fw) = self.filter_shape();
+        assert!(
+            s.len() == 4 && s[1] == c,
+            "Convolution forward: input {:?} is not (N, {c}, H, W) for W {:?}",
+            s,
+            self.w.shape()
+        );
+        Geometry::new([c, s[2], s[3]], (fh, fw), self.stride, self.pad).unwrap_or_else(|| {
+            panic!(
+                "Convolution forward: filter {fh}x{fw} with padding {} does not fit input {:?}",
+                self.pad, s
+            )
+        })
+    }
+
     /// Direct: each image into phase planes, the filters over them in wide
     /// rows, the wanted positions copied out.
     fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
-        let taps = plan.taps.len();
-        let w = self.w.data();
-        pack_filters(fnum, taps, |f, t| w[f * taps + t], &mut self.packed);
-        // Training keeps every image's planes for dW; inference needs one
-        // image's at a time, which then stay in the cache.
-        let kept = if train { self.n } else { 1 };
-        self.x.resize(kept * plan.x_image + plan.x_tail, T::zero());
-        self.x[kept * plan.x_image..].fill(T::zero());
+        pack(&self.w, plan.taps.len(), &mut self.packed);
         self.kept_input = train;
-        let (image, plane) = (g.c * g.h * g.w, g.oh * g.ow);
-        if train {
-            for (xn, planes) in x
-                .data()
-                .chunks_exact(image)
-                .zip(self.x.chunks_exact_mut(plan.x_image))
-            {
-                plan.scatter_input(xn, planes);
-            }
-        }
-        for (n, (xn, yn)) in x
-            .data()
-            .chunks_exact(image)
-            .zip(self.out.data_mut().chunks_exact_mut(fnum * plane))
-            .enumerate()
-        {
-            let planes = if train {
-                &self.x[n * plan.x_image..]
-            } else {
-                plan.scatter_input(xn, &mut self.x[..plan.x_image]);
-                &self.x[..]
-            };
-            let out = Output::Dense { out: yn, plane };
-            correlate(
-                planes,
-                &plan.taps,
+        if !train {
+            let out = self.out.data_mut();
+            infer_direct(
+                plan,
                 &self.packed,
                 self.b.data(),
-                fnum,
-                &plan.positions,
+                x.data(),
                 out,
+                &mut self.x,
             );
+            return;
         }
-    }
-
-    /// Makes the direct kernels' plan for a new input geometry.
-    fn plan_for(&mut self, g: &Geometry) {
-        if self.plan.as_ref().is_none_or(|p| p.geometry != *g) {
-            self.plan = Some(Plan::new::<T>(g, self.filters()));
+        // Training keeps every image's planes for dW.
+        self.x
+            .resize(self.n * plan.x_image + plan.x_tail, T::zero());
+        self.x[self.n * plan.x_image..].fill(T::zero());
+        for (xn, planes) in x
+            .data()
+            .chunks_exact(g.c * g.h * g.w)
+            .zip(self.x.chunks_exact_mut(plan.x_image))
+        {
+            plan.scatter_input(xn, planes);
+        }
+        for (n, yn) in self
+            .out
+            .data_mut()
+            .chunks_exact_mut(fnum * g.oh * g.ow)
+            .enumerate()
+        {
+            let planes = &self.x[n * plan.x_image..];
+            correlate_image(plan, &self.packed, self.b.data(), planes, yn);
         }
     }
 
     /// Im2col: the textbook's columns of each image, times the filters.
     fn forward_im2col(&mut self, x: &Tensor<T>, g: &Geometry) {
-        let fnum = self.filters();
-        let (rows, cols) = (g.col_rows(), g.col_cols());
         self.x.clear();
         self.x.extend_from_slice(x.data());
-        self.col.resize(rows * cols, T::zero());
-        let image = g.c * g.h * g.w;
-        for (xn, yn) in x
-            .data()
-            .chunks_exact(image)
-            .zip(self.out.data_mut().chunks_exact_mut(fnum * cols))
-        {
-            im2col(xn, g, &mut self.col);
-            for (yf, &bf) in yn.chunks_exact_mut(cols).zip(self.b.data()) {
-                yf.fill(bf);
-            }
-            matmul(
-                fnum,
-                cols,
-                rows,
-                self.w.data(),
-                false,
-                &self.col,
-                false,
-                yn,
-                true,
-            );
-        }
+        let out = self.out.data_mut();
+        im2col_forward(&self.w, &self.b, g, x.data(), out, &mut self.col);
     }
 
     /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
@@ -632,28 +684,32 @@ impl<T: Float> Layer<T> for Convolution<T> {
         }
     }
 
-    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        let (c, fh, fw) = self.filter_shape();
-        let s = x.shape();
-        assert!(
-            s.len() == 4 && s[1] == c,
-            "Convolution forward: input {:?} is not (N, {c}, H, W) for W {:?}",
-            s,
-            self.w.shape()
-        );
-        let g =
-            Geometry::new([c, s[2], s[3]], (fh, fw), self.stride, self.pad).unwrap_or_else(|| {
-                panic!(
-                    "Convolution forward: filter {fh}x{fw} with padding {} does not fit input {:?}",
-                    self.pad, s
-                )
-            });
-        self.geometry = Some(g);
-        self.n = s[0];
-        self.out.resize(&[s[0], self.filters(), g.oh, g.ow]);
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, scratch: &mut Scratch<T>) {
+        let (g, fnum) = (self.geometry(x.shape()), self.filters());
+        out.resize(&[x.rows(), fnum, g.oh, g.ow]);
+        let (x, y, b) = (x.data(), out.data_mut(), self.b.data());
         match self.algorithm {
             Algorithm::Direct => {
-                self.plan_for(&g);
+                let plan = plan_for::<T>(&mut scratch.plan, &g, fnum);
+                pack(&self.w, plan.taps.len(), &mut scratch.packed);
+                infer_direct(plan, &scratch.packed, b, x, y, &mut scratch.values);
+            }
+            Algorithm::Im2col => im2col_forward(&self.w, &self.b, &g, x, y, &mut scratch.values),
+        }
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
+        let (g, fnum) = (self.geometry(x.shape()), self.filters());
+        self.geometry = Some(g);
+        self.n = x.rows();
+        self.out.resize(&[x.rows(), fnum, g.oh, g.ow]);
+        match self.algorithm {
+            Algorithm::Direct => {
+                plan_for::<T>(&mut self.plan, &g, fnum);
                 self.forward_direct(x, &g, train);
             }
             Algorithm::Im2col => {
@@ -733,6 +789,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
 #[cfg(test)]
 mod tests {
     use super::super::conv_kernels::reference;
+    use super::super::infers_as_forward;
     use super::*;
     use crate::gradcheck::{check_layer, random_tensor};
 
@@ -799,6 +856,8 @@ mod tests {
     /// Forward, dx, dW and db of `algorithm` in `T` against the f64
     /// definition, on every case.
     fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) {
+        // One scratch for every case: its plan follows the geometry.
+        let mut scratch = Scratch::default();
         for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
             let seed = 100 + 10 * k as u64;
             let x = random_tensor(&xs, 1.0, seed);
@@ -814,6 +873,10 @@ mod tests {
             assert!(relative_gap(&got, &want) < tolerance, "{case}: forward");
             // Inference keeps no input for backward, and must compute the same.
             assert_eq!(conv.forward(&x.cast(), false), &got, "{case}: inference");
+            assert!(
+                infers_as_forward(&mut conv, &x.cast(), &mut scratch),
+                "{case}: infer"
+            );
             let dout = random_tensor(want.shape(), 1.0, seed + 5);
             let (dx, dw, db) = reference::backward(&x, &w, &dout, stride, pad);
             // Twice: the second pass reuses every buffer of the first.

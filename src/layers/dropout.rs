@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Layer;
+use super::{Layer, Scratch};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -155,6 +155,17 @@ impl<T: Float> Dropout<T> {
     }
 }
 
+/// `out = scale · x`; a copy where the scale is 1 (inverted Dropout's
+/// inference).
+fn scaled<T: Float>(x: &Tensor<T>, scale: T, out: &mut Tensor<T>) {
+    out.copy_from(x);
+    if scale != T::one() {
+        for o in out.data_mut() {
+            *o *= scale;
+        }
+    }
+}
+
 impl<T: Float> Layer<T> for Dropout<T> {
     fn name(&self) -> &'static str {
         "Dropout"
@@ -167,19 +178,23 @@ impl<T: Float> Layer<T> for Dropout<T> {
         })
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        scaled(x, self.inference_scale(), out);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        self.out.copy_from(x);
         if !train || self.ratio == 0.0 {
             let scale = self.inference_scale();
             self.mask.resize(x.shape());
             self.mask.fill(scale);
-            if scale != T::one() {
-                for o in self.out.data_mut() {
-                    *o *= scale;
-                }
-            }
+            scaled(x, scale, &mut self.out);
             return &self.out;
         }
+        self.out.copy_from(x);
         if self.fixed {
             assert_eq!(
                 self.mask.shape(),
@@ -253,6 +268,7 @@ impl<T: Float> Layer<T> for Dropout<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::infers_as_forward;
     use super::*;
     use crate::gradcheck::{check_layer, random_tensor};
 
@@ -299,5 +315,9 @@ mod tests {
         // Inverted: inference is the identity.
         let mut inv = Dropout::<f64>::new(0.25, 3);
         assert_eq!(inv.forward(&x, false).data(), x.data());
+        // And over `&self`, the same.
+        let x = random_tensor(&[3, 7], 1.0, 5);
+        assert!(infers_as_forward(&mut d, &x, &mut Scratch::default()));
+        assert!(infers_as_forward(&mut inv, &x, &mut Scratch::default()));
     }
 }

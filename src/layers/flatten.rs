@@ -14,7 +14,7 @@
 //! assert_eq!(dx.shape(), &[2, 1, 2, 2]);
 //! ```
 
-use super::Layer;
+use super::{Layer, Scratch};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -36,6 +36,12 @@ impl<T: Float> Flatten<T> {
     }
 }
 
+/// `x` as `(N, rest)` into `out`.
+fn flatten<T: Float>(x: &Tensor<T>, out: &mut Tensor<T>) {
+    out.resize(&[x.rows(), x.cols()]);
+    out.data_mut().copy_from_slice(x.data());
+}
+
 impl<T: Float> Layer<T> for Flatten<T> {
     fn name(&self) -> &'static str {
         "Flatten"
@@ -49,11 +55,18 @@ impl<T: Float> Layer<T> for Flatten<T> {
         Ok(vec![input.iter().product()])
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        flatten(x, out);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
         self.x_shape.clear();
         self.x_shape.extend_from_slice(x.shape());
-        self.out.resize(&[x.rows(), x.cols()]);
-        self.out.data_mut().copy_from_slice(x.data());
+        flatten(x, &mut self.out);
         &self.out
     }
 

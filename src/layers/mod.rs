@@ -4,6 +4,12 @@
 //! A layer caches what its backward needs during forward, keeps its parameter
 //! gradients (`dW`, `db`) on itself, and owns its output buffers, which are
 //! reused from batch to batch.
+//!
+//! Inference has a second way in, [`Layer::infer`], next to each layer's
+//! `forward`: the same output as `forward(x, false)`, bit for bit, over
+//! `&self`, written into the caller's buffers. One net then serves many
+//! threads at once, each with its own [`Scratch`] and activations
+//! ([`NetScratch`](crate::nets::NetScratch)).
 
 mod affine;
 pub(crate) mod batch_norm;
@@ -33,6 +39,32 @@ use smallvec::SmallVec;
 pub use smallvec::smallvec;
 
 use crate::tensor::{Float, Tensor};
+
+use conv_kernels::Plan;
+
+/// A layer's working memory for [`Layer::infer`], kept by the caller (one per
+/// thread or call) so that the layer itself can be shared. Its buffers grow to
+/// the largest input they have seen and are then reused.
+pub struct Scratch<T> {
+    /// Working values: BatchNorm's `√(σ² + ε)` per feature, a convolution's
+    /// phase planes or im2col columns; free for a layer type of the user's own.
+    pub values: Vec<T>,
+    /// A convolution's filters, packed for the direct kernels.
+    pub(crate) packed: Vec<T>,
+    /// A convolution's plan for the last input geometry (it depends on
+    /// nothing else that forward reads), made once per input shape.
+    pub(crate) plan: Option<Plan>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            values: Vec::new(),
+            packed: Vec::new(),
+            plan: None,
+        }
+    }
+}
 
 /// A learnable tensor with its gradient, named as in the textbook (`W`, `b`).
 pub struct Param<'a, T> {
@@ -92,6 +124,26 @@ pub type BuffersMut<'a, T> = SmallVec<[(&'static str, &'a mut Tensor<T>); 2]>;
 pub trait Layer<T: Float>: Send + Sync {
     /// The textbook's class name: `"Affine"`, `"Relu"`, ...
     fn name(&self) -> &'static str;
+
+    /// Inference over a shared layer: writes into `out` (resized here) what
+    /// `forward(x, false)` returns, bit for bit, keeping nothing in the layer;
+    /// any working memory is the caller's `scratch`. Only called where
+    /// [`Layer::has_infer`] is true. The default, for a layer type of the
+    /// user's own, panics: such a layer runs through `forward` instead (a
+    /// [`Classifier`](crate::Classifier) with one in its net keeps a copy of
+    /// the net per thread).
+    fn infer(&self, _x: &Tensor<T>, _out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        panic!(
+            "{} has no Layer::infer: implement it and has_infer, or run the net with Network::predict",
+            self.name()
+        )
+    }
+
+    /// Whether the layer implements [`Layer::infer`]: true for every layer
+    /// of the library, false by default for a type of the user's own.
+    fn has_infer(&self) -> bool {
+        false
+    }
 
     /// Computes the output for input `x`. `train` is false for inference
     /// (layers such as Dropout and BatchNorm behave differently).
@@ -199,4 +251,28 @@ pub(crate) fn activation_backward<T: Float>(
     for ((d, &g), &y) in dx.data_mut().iter_mut().zip(dout.data()).zip(out.data()) {
         *d = g * df(y);
     }
+}
+
+/// Whether `a` and `b` are the same tensor bit for bit (`==` would take -0
+/// for 0).
+#[cfg(test)]
+pub(crate) fn same_bits<T: Float>(a: &Tensor<T>, b: &Tensor<T>) -> bool {
+    a.shape() == b.shape()
+        && a.data()
+            .iter()
+            .zip(b.data())
+            .all(|(x, y)| x.as_f64().to_bits() == y.as_f64().to_bits())
+}
+
+/// Whether `layer`'s [`Layer::infer`] gives its `forward(x, false)`, bit for
+/// bit, with `scratch` (reused from earlier calls, as a thread reuses it).
+#[cfg(test)]
+pub(crate) fn infers_as_forward<T: Float>(
+    layer: &mut dyn Layer<T>,
+    x: &Tensor<T>,
+    scratch: &mut Scratch<T>,
+) -> bool {
+    let mut out = Tensor::default();
+    layer.infer(x, &mut out, scratch);
+    same_bits(&out, layer.forward(x, false))
 }

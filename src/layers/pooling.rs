@@ -23,8 +23,8 @@
 //! assert_eq!(pool.backward(&dout).data(), &[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]);
 //! ```
 
-use super::Layer;
 use super::convolution::Geometry;
+use super::{Layer, Scratch};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -72,7 +72,7 @@ impl<T: Float> MaxPooling<T> {
             s.len() == 4,
             "MaxPooling forward: input {s:?} is not (N, C, H, W)"
         );
-        Geometry::new(
+        let g = Geometry::new(
             [s[1], s[2], s[3]],
             (self.pool_h, self.pool_w),
             self.stride,
@@ -83,7 +83,53 @@ impl<T: Float> MaxPooling<T> {
                 "MaxPooling forward: window {}x{} does not fit input {s:?}",
                 self.pool_h, self.pool_w
             )
-        })
+        });
+        assert!(
+            u32::try_from(g.h * g.w).is_ok(),
+            "MaxPooling forward: plane {}x{} is too large",
+            g.h,
+            g.w
+        );
+        g
+    }
+}
+
+/// Where pooling writes the position of each window's maximum within its
+/// plane: the layer's `arg_max` in forward, nowhere in inference.
+trait Winners {
+    fn set(&mut self, i: usize, at: usize);
+}
+
+impl Winners for &mut [u32] {
+    #[inline(always)]
+    fn set(&mut self, i: usize, at: usize) {
+        self[i] = at as u32;
+    }
+}
+
+/// Inference keeps no positions: backward never follows.
+#[derive(Clone, Copy)]
+struct Forget;
+
+impl Winners for Forget {
+    #[inline(always)]
+    fn set(&mut self, _i: usize, _at: usize) {}
+}
+
+/// Pools every plane of `x` into `out` (sized for it), each plane's
+/// positions of maxima going to the next of `winners`.
+fn pool_planes<T: Float, W: Winners>(
+    x: &[T],
+    g: &Geometry,
+    out: &mut [T],
+    winners: impl Iterator<Item = W>,
+) {
+    for ((xp, yp), arg) in x
+        .chunks_exact(g.h * g.w)
+        .zip(out.chunks_exact_mut(g.oh * g.ow))
+        .zip(winners)
+    {
+        pool_plane(xp, g, yp, arg);
     }
 }
 
@@ -94,9 +140,10 @@ fn window(o: usize, g_stride: usize, pad: usize, window: usize, len: usize) -> (
     (start.saturating_sub(pad), (start + window - pad).min(len))
 }
 
-/// Max pooling of one `H x W` plane into `OH x OW` outputs, recording where
-/// each maximum came from. The first of equal maxima wins, as numpy's argmax.
-fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32]) {
+/// Max pooling of one `H x W` plane into `OH x OW` outputs, telling `arg`
+/// where each maximum came from. The first of equal maxima wins, as numpy's
+/// argmax.
+fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: impl Winners) {
     if g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0 {
         pool_plane_2x2(x, g, y, arg)
     } else {
@@ -105,7 +152,7 @@ fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32]) {
 }
 
 /// Any window, stride and padding: the plain loop.
-fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32]) {
+fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: impl Winners) {
     for oy in 0..g.oh {
         let (y0, y1) = window(oy, g.stride, g.pad, g.fh, g.h);
         for ox in 0..g.ow {
@@ -119,7 +166,7 @@ fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u
                 }
             }
             y[oy * g.ow + ox] = x[best];
-            arg[oy * g.ow + ox] = best as u32;
+            arg.set(oy * g.ow + ox, best);
         }
     }
 }
@@ -127,12 +174,11 @@ fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u
 /// The 2x2, stride 2 case of [`pool_plane`] (SimpleConvNet and DeepConvNet),
 /// with the window's four reads written out; tested against
 /// [`pool_plane_general`].
-fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32]) {
+fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: impl Winners) {
     let w = g.w;
     for oy in 0..g.oh {
         let (top, bottom) = (&x[2 * oy * w..], &x[(2 * oy + 1) * w..]);
-        let (yr, ar) = (&mut y[oy * g.ow..], &mut arg[oy * g.ow..]);
-        for ox in 0..g.ow {
+        for (ox, yo) in y[oy * g.ow..(oy + 1) * g.ow].iter_mut().enumerate() {
             let c = 2 * ox;
             let (mut best, mut at) = (top[c], 2 * oy * w + c);
             if top[c + 1] > best {
@@ -144,8 +190,8 @@ fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: &mut [u32])
             if bottom[c + 1] > best {
                 (best, at) = (bottom[c + 1], (2 * oy + 1) * w + c + 1);
             }
-            yr[ox] = best;
-            ar[ox] = at as u32;
+            *yo = best;
+            arg.set(oy * g.ow + ox, at);
         }
     }
 }
@@ -179,28 +225,24 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
         Ok(vec![c, g.oh, g.ow])
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        let (s, g) = (x.shape(), self.geometry(x.shape()));
+        out.resize(&[s[0], s[1], g.oh, g.ow]);
+        pool_planes(x.data(), &g, out.data_mut(), std::iter::repeat(Forget));
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
-        let s = x.shape();
-        let g = self.geometry(s);
-        let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
-        assert!(
-            u32::try_from(plane).is_ok(),
-            "MaxPooling forward: plane {}x{} is too large",
-            g.h,
-            g.w
-        );
+        let (s, g) = (x.shape(), self.geometry(x.shape()));
         self.x_shape.clear();
         self.x_shape.extend_from_slice(s);
         self.out.resize(&[s[0], s[1], g.oh, g.ow]);
         self.arg_max.resize(self.out.len(), 0);
-        for ((xp, yp), ap) in x
-            .data()
-            .chunks_exact(plane)
-            .zip(self.out.data_mut().chunks_exact_mut(out_plane))
-            .zip(self.arg_max.chunks_exact_mut(out_plane))
-        {
-            pool_plane(xp, &g, yp, ap);
-        }
+        let winners = self.arg_max.chunks_exact_mut(g.oh * g.ow);
+        pool_planes(x.data(), &g, self.out.data_mut(), winners);
         &self.out
     }
 
@@ -248,6 +290,7 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::infers_as_forward;
     use super::*;
     use crate::gradcheck::{check_layer, distinct_inputs};
 
@@ -297,6 +340,8 @@ mod tests {
             let want = naive_max_pool(&x, ph, pw, s, p);
             let mut pool = MaxPooling::new(ph, pw, s, p);
             assert_eq!(pool.forward(&x, true), &want, "case {k}");
+            let mut scratch = Scratch::default();
+            assert!(infers_as_forward(&mut pool, &x, &mut scratch), "case {k}");
         }
     }
 
@@ -310,8 +355,8 @@ mod tests {
         let g = Geometry::new([1, 5, 6], (2, 2), 2, 0).unwrap();
         let (mut y1, mut a1) = (vec![0.0; 6], vec![0u32; 6]);
         let (mut y2, mut a2) = (vec![0.0; 6], vec![0u32; 6]);
-        pool_plane_2x2(&x, &g, &mut y1, &mut a1);
-        pool_plane_general(&x, &g, &mut y2, &mut a2);
+        pool_plane_2x2(&x, &g, &mut y1, &mut a1[..]);
+        pool_plane_general(&x, &g, &mut y2, &mut a2[..]);
         assert_eq!((y1, a1), (y2, a2));
     }
 

@@ -3,7 +3,7 @@
 //! The textbook keeps a boolean `mask = (x <= 0)`; `y > 0` is the same mask,
 //! so the output is the only cache.
 
-use super::{Layer, activation_backward, activation_forward};
+use super::{Layer, Scratch, activation_backward, activation_forward};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -23,6 +23,11 @@ impl<T: Float> Relu<T> {
     }
 }
 
+/// `max(0, v)`.
+fn relu<T: Float>(v: T) -> T {
+    if v > T::zero() { v } else { T::zero() }
+}
+
 impl<T: Float> Layer<T> for Relu<T> {
     fn name(&self) -> &'static str {
         "Relu"
@@ -32,12 +37,16 @@ impl<T: Float> Layer<T> for Relu<T> {
         Some(LayerSpec::Relu {})
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        activation_forward(x, out, relu);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
-        activation_forward(
-            x,
-            &mut self.out,
-            |v| if v > T::zero() { v } else { T::zero() },
-        );
+        activation_forward(x, &mut self.out, relu);
         &self.out
     }
 

@@ -1,6 +1,6 @@
 //! Sigmoid: `y = 1 / (1 + exp(-x))`, `dx = dout * y * (1 - y)`.
 
-use super::{Layer, activation_backward, activation_forward};
+use super::{Layer, Scratch, activation_backward, activation_forward};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -20,6 +20,11 @@ impl<T: Float> Sigmoid<T> {
     }
 }
 
+/// `1 / (1 + exp(-v))`.
+fn sigmoid<T: Float>(v: T) -> T {
+    T::one() / (T::one() + (-v).exp())
+}
+
 impl<T: Float> Layer<T> for Sigmoid<T> {
     fn name(&self) -> &'static str {
         "Sigmoid"
@@ -29,8 +34,16 @@ impl<T: Float> Layer<T> for Sigmoid<T> {
         Some(LayerSpec::Sigmoid {})
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        activation_forward(x, out, sigmoid);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
-        activation_forward(x, &mut self.out, |v| T::one() / (T::one() + (-v).exp()));
+        activation_forward(x, &mut self.out, sigmoid);
         &self.out
     }
 

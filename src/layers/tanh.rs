@@ -1,6 +1,6 @@
 //! Tanh: `y = tanh(x)`, `dx = dout * (1 - y^2)`.
 
-use super::{Layer, activation_backward, activation_forward};
+use super::{Layer, Scratch, activation_backward, activation_forward};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor};
 
@@ -29,8 +29,16 @@ impl<T: Float> Layer<T> for Tanh<T> {
         Some(LayerSpec::Tanh {})
     }
 
+    fn infer(&self, x: &Tensor<T>, out: &mut Tensor<T>, _scratch: &mut Scratch<T>) {
+        activation_forward(x, out, T::tanh);
+    }
+
+    fn has_infer(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, x: &Tensor<T>, _train: bool) -> &Tensor<T> {
-        activation_forward(x, &mut self.out, |v| v.tanh());
+        activation_forward(x, &mut self.out, T::tanh);
         &self.out
     }
 

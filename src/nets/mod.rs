@@ -10,5 +10,5 @@ mod spec;
 pub use conv_nets::{ConvParam, DeepConvNet, SimpleConvNet};
 pub use multi_layer_net::{Activation, MultiLayerNet, WeightInit};
 pub(crate) use network::check_labels;
-pub use network::{InputError, NamedParam, NamedParamMut, Network};
+pub use network::{InputError, NamedParam, NamedParamMut, NetScratch, Network};
 pub use spec::{LayerSpec, LayerSummary, MAX_CONV_VALUES, NetSpec, NetSummary, SpecError};

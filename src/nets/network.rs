@@ -13,12 +13,26 @@
 //! assert!(loss > 0.0);
 //! assert_eq!(net.params()[0].name, "W1");
 //! ```
+//!
+//! Inference has a second way in, [`Network::infer`]: the scores of
+//! `predict(x, false)`, bit for bit, over `&self`, the activations in a
+//! [`NetScratch`] of the caller's, so that one net serves many threads.
+//!
+//! ```
+//! use backprop::nets::{MultiLayerNet, NetScratch};
+//! use backprop::tensor::Tensor;
+//! let mut net = MultiLayerNet::new(4, &[5], 3).build::<f32>(0).unwrap();
+//! let x = Tensor::from_vec(&[2, 4], vec![0.1; 8]).unwrap();
+//! let mut scratch = NetScratch::new();
+//! let scores = net.infer(&x, &mut scratch).unwrap().clone();
+//! assert_eq!(&scores, net.predict(&x, false).unwrap());
+//! ```
 
 use std::collections::HashMap;
 
 use super::{NetSpec, NetSummary, SpecError};
 use crate::gradcheck::H;
-use crate::layers::{Labels, Layer, SoftmaxWithLoss};
+use crate::layers::{Labels, Layer, Scratch, SoftmaxWithLoss};
 use crate::tensor::{Float, Tensor};
 
 /// A parameter of the whole net, numbered as in the textbook: `W1, b1, W2, ...`.
@@ -50,6 +64,38 @@ pub struct Network<T: Float> {
     /// successful [`Network::check_input`]: batch after batch has the same
     /// shape, so the chain is walked once, not on every step.
     checked: Option<(Vec<usize>, usize)>,
+}
+
+/// What [`Network::infer`] works in, so that the net it runs is only read:
+/// one per thread (or per call), for one net. Its buffers grow to the largest
+/// batch they have seen and are then reused.
+pub struct NetScratch<T> {
+    /// Each layer's working memory.
+    layers: Vec<Scratch<T>>,
+    /// The activations, each layer reading one and writing the other.
+    ping: Tensor<T>,
+    pong: Tensor<T>,
+    /// The example shape last checked against the net, so that checking the
+    /// same shape again is a comparison (the net's own memory of it, in
+    /// [`Network::check_input`], would need `&mut`).
+    checked: Option<Vec<usize>>,
+}
+
+impl<T: Float> NetScratch<T> {
+    pub fn new() -> Self {
+        NetScratch {
+            layers: Vec::new(),
+            ping: Tensor::default(),
+            pong: Tensor::default(),
+            checked: None,
+        }
+    }
+}
+
+impl<T: Float> Default for NetScratch<T> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Input that does not fit the net: the wrong example shape, labels that do
@@ -87,6 +133,14 @@ pub enum InputError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error(
+        "{layer} (layer {index}) has no Layer::infer: implement it (and has_infer) to run the net with Network::infer, or use Network::predict"
+    )]
+    NoInfer {
+        /// 1-based position in the chain.
+        index: usize,
+        layer: &'static str,
+    },
 }
 
 // Layers hold tensors of thousands of numbers; show the chain instead.
@@ -117,6 +171,14 @@ pub(crate) fn check_labels(
         }
     }
     Ok(())
+}
+
+/// The rows of a batch and one example's shape; no rows is an error.
+fn examples<T: Float>(x: &Tensor<T>) -> Result<(usize, &[usize]), InputError> {
+    match x.shape().split_first() {
+        Some((&rows, example)) if rows > 0 => Ok((rows, example)),
+        _ => Err(InputError::EmptyBatch),
+    }
 }
 
 /// Textbook numbering: the k-th parameter called `W` is `Wk`.
@@ -177,6 +239,13 @@ impl<T: Float> Network<T> {
         {
             return Ok(*classes);
         }
+        let classes = self.classes_for(example)?;
+        self.checked = Some((example.to_vec(), classes));
+        Ok(classes)
+    }
+
+    /// [`Network::check_input`]'s walk through the layers, remembering nothing.
+    fn classes_for(&self, example: &[usize]) -> Result<usize, InputError> {
         if self.layers.is_empty() {
             return Err(InputError::NoLayers);
         }
@@ -191,19 +260,12 @@ impl<T: Float> Network<T> {
                     found: shape.clone(),
                 })?;
         }
-        let classes = shape.iter().product();
-        self.checked = Some((example.to_vec(), classes));
-        Ok(classes)
+        Ok(shape.iter().product())
     }
 
     /// Checks a batch `x` and its labels `t` against the net.
     fn check_batch(&mut self, x: &Tensor<T>, t: Option<Labels<'_, T>>) -> Result<(), InputError> {
-        let Some((&rows, example)) = x.shape().split_first() else {
-            return Err(InputError::EmptyBatch);
-        };
-        if rows == 0 {
-            return Err(InputError::EmptyBatch);
-        }
+        let (rows, example) = examples(x)?;
         let classes = self.check_input(example)?;
         match t {
             None => {}
@@ -232,6 +294,48 @@ impl<T: Float> Network<T> {
     pub fn predict(&mut self, x: &Tensor<T>, train: bool) -> Result<&Tensor<T>, InputError> {
         self.check_batch(x, None)?;
         Ok(self.forward(x, train))
+    }
+
+    /// The scores of [`Network::predict`]`(x, false)`, bit for bit, without
+    /// changing the net: the layers' [`Layer::infer`] in turn, their
+    /// activations and working memory in `scratch` (one per thread, for this
+    /// net), so one net serves many threads at once. The input is checked
+    /// as `predict` checks it; a net with a layer type of the user's own
+    /// that has no `infer` is [`InputError::NoInfer`].
+    pub fn infer<'s>(
+        &self,
+        x: &Tensor<T>,
+        scratch: &'s mut NetScratch<T>,
+    ) -> Result<&'s Tensor<T>, InputError> {
+        let (_, example) = examples(x)?;
+        if scratch.checked.as_deref() != Some(example) {
+            self.classes_for(example)?;
+            if let Some(i) = self.layers.iter().position(|l| !l.has_infer()) {
+                return Err(InputError::NoInfer {
+                    index: i + 1,
+                    layer: self.layers[i].name(),
+                });
+            }
+            scratch.checked = Some(example.to_vec());
+        }
+        let NetScratch {
+            layers, ping, pong, ..
+        } = scratch;
+        layers.resize_with(self.layers.len(), Scratch::default);
+        let (first, rest) = self.layers.split_first().expect("checked: not empty");
+        first.infer(x, ping, &mut layers[0]);
+        let (mut src, mut dst) = (ping, pong);
+        for (layer, s) in rest.iter().zip(&mut layers[1..]) {
+            layer.infer(src, dst, s);
+            std::mem::swap(&mut src, &mut dst);
+        }
+        Ok(src)
+    }
+
+    /// Whether every layer has a [`Layer::infer`], so that
+    /// [`Network::infer`] can run the net.
+    pub fn has_infer(&self) -> bool {
+        self.layers.iter().all(|l| l.has_infer())
     }
 
     /// [`Network::predict`] without the checks, for callers that made them
@@ -398,10 +502,123 @@ impl<T: Float> Network<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nets::{MultiLayerNet, SimpleConvNet};
+    use crate::gradcheck::random_tensor;
+    use crate::layers::{Affine, Convolution, MaxPooling, Relu, same_bits};
+    use crate::layers::{DropoutScaling, convolution::Algorithm};
+    use crate::nets::{Activation, DeepConvNet, MultiLayerNet, SimpleConvNet};
 
     fn mlp() -> Network<f64> {
         MultiLayerNet::new(4, &[5], 3).build(0).unwrap()
+    }
+
+    /// `infer` against `predict(x, false)`, bit for bit, in f32, on batches
+    /// of 13, 1, 2 and 13 examples (13: no multiple of any block of the
+    /// kernels), all with one scratch, as a thread reuses it. The net's
+    /// parameters are moved off their start first, and a few training passes
+    /// give BatchNorm running statistics of its own.
+    fn infers_as_it_predicts(name: &str, mut net: Network<f32>, example: &[usize]) {
+        let batch = |n: usize, seed: u64| {
+            let shape: Vec<usize> = std::iter::once(n).chain(example.iter().copied()).collect();
+            random_tensor(&shape, 1.0, seed).cast::<f32>()
+        };
+        for (k, p) in net.params_mut().into_iter().enumerate() {
+            let noise = random_tensor(p.value.shape(), 0.1, 100 + k as u64);
+            for (v, e) in p.value.data_mut().iter_mut().zip(noise.data()) {
+                *v += *e as f32;
+            }
+        }
+        for seed in 0..3 {
+            net.predict(&batch(8, seed), true).unwrap();
+        }
+        let mut scratch = NetScratch::new();
+        for (k, n) in [13, 1, 2, 13].into_iter().enumerate() {
+            let x = batch(n, 10 + k as u64);
+            let got = net.infer(&x, &mut scratch).unwrap().clone();
+            let want = net.predict(&x, false).unwrap();
+            assert!(same_bits(&got, want), "{name}, {n} examples");
+        }
+    }
+
+    #[test]
+    fn inference_over_a_shared_net_is_predict_bit_for_bit() {
+        for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+            let spec = MultiLayerNet::new(20, &[16, 12], 5).activation(activation);
+            infers_as_it_predicts(&format!("{activation} MLP"), spec.build(1).unwrap(), &[20]);
+        }
+        for scaling in [DropoutScaling::Inverted, DropoutScaling::Textbook] {
+            let spec = MultiLayerNet::new(20, &[16, 12], 5)
+                .batchnorm(true)
+                .dropout(0.3)
+                .dropout_scaling(scaling);
+            let name = format!("BatchNorm and {scaling} Dropout MLP");
+            infers_as_it_predicts(&name, spec.build(2).unwrap(), &[20]);
+        }
+        let mnist = [1, 28, 28];
+        let simple = SimpleConvNet::new(mnist, 10).build(3).unwrap();
+        infers_as_it_predicts("SimpleConvNet", simple, &mnist);
+        let deep = DeepConvNet::new(mnist, 10).build(4).unwrap();
+        infers_as_it_predicts("DeepConvNet", deep, &mnist);
+        let spec = NetSpec::from_toml(
+            r#"
+            layers = [
+              { type = "Convolution", filter_num = 6, filter_size = 5, stride = 2, pad = 2 },
+              { type = "BatchNorm" },
+              { type = "Relu" },
+              { type = "Convolution", filter_num = 9, filter_size = 3, stride = 2, pad = 2 },
+              { type = "Tanh" },
+              { type = "MaxPooling", pool_h = 3, pool_w = 3, stride = 1, pad = 1 },
+              { type = "Dropout", dropout_ratio = 0.3, scaling = "textbook" },
+              { type = "Flatten" },
+              { type = "Affine", units = 20 },
+              { type = "Sigmoid" },
+              { type = "Affine" },
+            ]
+            "#,
+        )
+        .unwrap()
+        .for_data(&[3, 13, 11], 4)
+        .unwrap();
+        infers_as_it_predicts("strided NetSpec", spec.build(5).unwrap(), &[3, 13, 11]);
+        // The textbook's im2col, which a convolution may be set to.
+        let mut conv = Convolution::<f32>::from_params(
+            random_tensor(&[4, 3, 3, 3], 0.5, 6).cast(),
+            random_tensor(&[4], 0.5, 7).cast(),
+            2,
+            1,
+        );
+        conv.algorithm = Algorithm::Im2col;
+        let layers: Vec<Box<dyn Layer<f32>>> = vec![
+            Box::new(conv),
+            Box::new(Relu::new()),
+            Box::new(MaxPooling::new(2, 2, 2, 0)),
+            Box::new(Affine::<f32>::from_params(
+                random_tensor(&[16, 3], 0.5, 8).cast(),
+                Tensor::zeros(&[3]),
+            )),
+        ];
+        infers_as_it_predicts("im2col", Network::new(layers, 0.0), &[3, 9, 9]);
+    }
+
+    #[test]
+    fn inference_checks_the_input_as_predict_does() {
+        let mut net = mlp();
+        let mut scratch = NetScratch::new();
+        let wrong = Tensor::from_vec(&[2, 5], vec![0.1; 10]).unwrap();
+        assert_eq!(
+            net.infer(&wrong, &mut scratch).unwrap_err(),
+            net.predict(&wrong, false).unwrap_err()
+        );
+        let empty = Tensor::zeros(&[0, 4]);
+        assert_eq!(
+            net.infer(&empty, &mut scratch).unwrap_err(),
+            InputError::EmptyBatch
+        );
+        // A shape that passed is remembered by the scratch, not the net; a
+        // wrong one after it is still refused.
+        let x = Tensor::from_vec(&[1, 2, 2], vec![0.1; 4]).unwrap();
+        assert_eq!(net.infer(&x, &mut scratch).unwrap().shape(), &[1, 3]);
+        assert!(net.infer(&wrong, &mut scratch).is_err());
+        assert!(net.checked.is_none());
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! ([`crate::data::TableEncoding`]). The answer is the softmax of the
 //! scores, by class name.
 //!
-//! One classifier serves many threads at once: the net it loaded is never run
-//! itself; each thread that calls it runs a replica of its own, made on the
-//! thread's first call and kept in a thread-local cache (layers keep their
-//! activations, so a forward pass needs a net of its own), so a call takes no
-//! lock and allocates only its answer.
+//! One classifier serves many threads at once, all reading the one net it
+//! loaded ([`Network::infer`]): each thread keeps only its activations and
+//! working memory (a [`NetScratch`]) and its input buffer, made on the
+//! thread's first call and kept in a thread-local cache, so a call takes no
+//! lock and allocates only its answer. (A net with a layer type of the
+//! user's own that has no [`Layer::infer`](crate::layers::Layer::infer) is
+//! the exception: each thread then runs a copy of the net.)
 //!
 //! ```
 //! use backprop::predict::{format_top, top};
@@ -41,7 +43,7 @@ pub use picture::{
 
 use crate::checkpoint::{self, CheckpointError, ModelInfo};
 use crate::data::InputKind;
-use crate::nets::{InputError, Network};
+use crate::nets::{InputError, NetScratch, Network};
 use crate::tensor::Tensor;
 use crate::train::INFER_ROWS;
 
@@ -110,7 +112,7 @@ pub struct Classifier {
     model: Arc<Model>,
 }
 
-/// What every thread's replica is a copy of.
+/// What every thread runs.
 struct Model {
     net: Network<f32>,
     info: ModelInfo,
@@ -118,17 +120,21 @@ struct Model {
     shape: [usize; 4],
 }
 
-/// One thread's copy of a model's net, with the input buffer it reuses.
-struct Replica {
+/// What one thread keeps for one model: the net's activations and working
+/// memory, and the input buffer it reuses.
+struct Worker {
     /// Which model; dead once every clone of its classifier is dropped.
     model: Weak<Model>,
-    net: Network<f32>,
+    scratch: NetScratch<f32>,
+    /// A copy of the net, only for a net that [`Network::infer`] cannot run
+    /// (a layer type of the user's own without `infer`).
+    replica: Option<Network<f32>>,
     x: Tensor<f32>,
 }
 
 thread_local! {
-    /// This thread's replicas, one per live classifier it has run.
-    static REPLICAS: RefCell<Vec<Replica>> = const { RefCell::new(Vec::new()) };
+    /// This thread's workers, one per live classifier it has run.
+    static WORKERS: RefCell<Vec<Worker>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A table row or a vector that does not fit the model.
@@ -185,7 +191,7 @@ impl Classifier {
         &self.model.info
     }
 
-    /// The net as loaded (every call runs a copy of it).
+    /// The net as loaded, which every call runs.
     pub fn net(&self) -> &Network<f32> {
         &self.model.net
     }
@@ -218,32 +224,34 @@ impl Classifier {
         self.model.info.input_shape.iter().product()
     }
 
-    /// Runs `f` on this thread's replica of the net, making it on the first
-    /// call, with its input buffer holding `x` as `rows` examples (or, if
-    /// that is not what `x` holds, as one example of its length, which the
-    /// net then refuses, naming what it takes). Replicas of dropped
+    /// Runs the net on `x` as `rows` examples (or, if that is not what `x`
+    /// holds, as one example of its length, which the net then refuses,
+    /// naming what it takes) with this thread's worker, made on the first
+    /// call, and hands `each` the scores of each example. Workers of dropped
     /// classifiers go on the way.
-    fn with_replica<R>(
-        &self,
-        x: &[f32],
-        rows: usize,
-        f: impl FnOnce(&mut Network<f32>, &Tensor<f32>) -> R,
-    ) -> R {
-        REPLICAS.with_borrow_mut(|replicas| {
-            replicas.retain(|r| r.model.strong_count() > 0);
+    fn run(&self, x: &[f32], rows: usize, each: &mut dyn FnMut(&[f32])) -> Result<(), InputError> {
+        WORKERS.with_borrow_mut(|workers| {
+            workers.retain(|w| w.model.strong_count() > 0);
             let mine = Arc::as_ptr(&self.model);
-            let i = match replicas.iter().position(|r| r.model.as_ptr() == mine) {
+            let i = match workers.iter().position(|w| w.model.as_ptr() == mine) {
                 Some(i) => i,
                 None => {
-                    replicas.push(Replica {
+                    let net = &self.model.net;
+                    workers.push(Worker {
                         model: Arc::downgrade(&self.model),
-                        net: self.model.net.clone(),
+                        scratch: NetScratch::new(),
+                        replica: (!net.has_infer()).then(|| net.clone()),
                         x: Tensor::zeros(&self.model.shape),
                     });
-                    replicas.len() - 1
+                    workers.len() - 1
                 }
             };
-            let Replica { net, x: input, .. } = &mut replicas[i];
+            let Worker {
+                scratch,
+                replica,
+                x: input,
+                ..
+            } = &mut workers[i];
             if rows * self.values() == x.len() {
                 let mut shape = self.model.shape;
                 shape[0] = rows;
@@ -252,7 +260,12 @@ impl Classifier {
                 input.resize(&[1, x.len()]);
             }
             input.data_mut().copy_from_slice(x);
-            f(net, input)
+            let scores = match replica {
+                Some(net) => net.predict(input, false)?,
+                None => self.model.net.infer(input, scratch)?,
+            };
+            scores.data().chunks_exact(scores.cols()).for_each(each);
+            Ok(())
         })
     }
 
@@ -265,18 +278,11 @@ impl Classifier {
             return Err(InputError::EmptyBatch);
         }
         let values = self.values();
-        let run = |slice: &[f32], rows, each: &mut dyn FnMut(&[f32])| {
-            self.with_replica(slice, rows, |net, input| {
-                let scores = net.predict(input, false)?;
-                scores.data().chunks_exact(scores.cols()).for_each(each);
-                Ok(())
-            })
-        };
         if !x.len().is_multiple_of(values) || (one && x.len() != values) {
-            return run(x, 1, &mut each);
+            return self.run(x, 1, &mut each);
         }
         for slice in x.chunks(INFER_ROWS * values) {
-            run(slice, slice.len() / values, &mut each)?;
+            self.run(slice, slice.len() / values, &mut each)?;
         }
         Ok(())
     }

@@ -72,6 +72,114 @@ fn open_and_from_bytes_give_the_answers_of_the_net() {
     }
 }
 
+/// The bits of `scores`' softmax, as the classifier answers in f32.
+fn softmax_bits(scores: &[f32]) -> Vec<u32> {
+    softmax(scores)
+        .iter()
+        .map(|&p| (p as f32).to_bits())
+        .collect()
+}
+
+/// Every example's probabilities from `classifier`, in batches of 1, 13 and
+/// [`INFER_ROWS`] (the slices it runs), against `predict(x, false)` of `net`
+/// on the same batches: bit for bit.
+fn answers_as_the_net_predicts(classifier: &Classifier, net: &mut Network<f32>, x: &[f32]) {
+    let values = classifier.values();
+    let mut shape = vec![0];
+    shape.extend(classifier.info().input_shape);
+    for n in [1, 13, INFER_ROWS] {
+        let batch = &x[..n * values];
+        shape[0] = n;
+        let scores = net
+            .predict(&Tensor::from_vec(&shape, batch.to_vec()).unwrap(), false)
+            .unwrap();
+        let want: Vec<Vec<u32>> = scores
+            .data()
+            .chunks(scores.cols())
+            .map(softmax_bits)
+            .collect();
+        let got: Vec<Vec<u32>> = classifier
+            .predict_batch(batch)
+            .unwrap()
+            .iter()
+            .map(|p| p.probabilities.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        assert_eq!(got, want, "{n} examples");
+    }
+}
+
+#[test]
+fn the_classifier_answers_as_network_predict_bit_for_bit() {
+    let x = sample_pixels(INFER_ROWS);
+    let info = ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], 3, 1);
+    let nets = [
+        MultiLayerNet::new(784, &[16], 10).build::<f32>(3).unwrap(),
+        MultiLayerNet::new(784, &[16, 16], 10)
+            .batchnorm(true)
+            .dropout(0.2)
+            .build::<f32>(4)
+            .unwrap(),
+        crate::nets::SimpleConvNet::new([1, 28, 28], 10)
+            .build::<f32>(5)
+            .unwrap(),
+    ];
+    for mut net in nets {
+        let classifier = Classifier::new(net.clone(), info.clone(), "net".as_ref()).unwrap();
+        answers_as_the_net_predicts(&classifier, &mut net, &x);
+    }
+}
+
+/// A layer type of the user's own, without `infer`: `y = 2x`.
+#[derive(Clone, Default)]
+struct Doubling(Tensor<f32>);
+
+impl crate::layers::Layer<f32> for Doubling {
+    fn name(&self) -> &'static str {
+        "Doubling"
+    }
+    fn forward(&mut self, x: &Tensor<f32>, _train: bool) -> &Tensor<f32> {
+        self.0.copy_from(x);
+        self.0.data_mut().iter_mut().for_each(|v| *v *= 2.0);
+        &self.0
+    }
+    fn backward(&mut self, _dout: &Tensor<f32>) -> &Tensor<f32> {
+        unimplemented!("a classifier never runs backward")
+    }
+    fn output(&self) -> &Tensor<f32> {
+        &self.0
+    }
+    fn grad_input(&self) -> &Tensor<f32> {
+        &self.0
+    }
+    fn box_clone(&self) -> Box<dyn crate::layers::Layer<f32>> {
+        Box::new(self.clone())
+    }
+}
+
+#[test]
+fn a_net_with_a_layer_of_the_users_own_is_run_as_a_copy_per_thread() {
+    let mut layers = MultiLayerNet::new(784, &[16], 10)
+        .build::<f32>(6)
+        .unwrap()
+        .layers;
+    layers.insert(1, Box::new(Doubling::default()));
+    let mut net = Network::new(layers, 0.0);
+    let x = Tensor::from_vec(&[1, 784], sample_pixels(1)).unwrap();
+    assert!(!net.has_infer());
+    let e = net.infer(&x, &mut NetScratch::new()).unwrap_err();
+    assert_eq!(
+        e,
+        InputError::NoInfer {
+            index: 2,
+            layer: "Doubling"
+        }
+    );
+    assert!(e.to_string().contains("implement it"), "{e}");
+    let info = ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], 6, 1);
+    let classifier = Classifier::new(net.clone(), info, "own".as_ref()).unwrap();
+    answers_as_the_net_predicts(&classifier, &mut net, &sample_pixels(INFER_ROWS));
+}
+
 #[test]
 fn eight_threads_at_once_get_the_sequential_answers_bit_for_bit() {
     let dir = TempDir::new("classifier-threads");
