@@ -75,10 +75,11 @@ pub struct NetScratch<T> {
     /// The activations, each layer reading one and writing the other.
     ping: Tensor<T>,
     pong: Tensor<T>,
-    /// The example shape last checked against the net, so that checking the
-    /// same shape again is a comparison (the net's own memory of it, in
-    /// [`Network::check_input`], would need `&mut`).
-    checked: Option<Vec<usize>>,
+    /// The net (where its layers live, and how many) and the example shape
+    /// last checked, so that checking the same again is a comparison (the
+    /// net's own memory of it, in [`Network::check_input`], would need
+    /// `&mut`), and a scratch handed to another net checks again.
+    checked: Option<(usize, usize, Vec<usize>)>,
 }
 
 impl<T: Float> NetScratch<T> {
@@ -308,7 +309,11 @@ impl<T: Float> Network<T> {
         scratch: &'s mut NetScratch<T>,
     ) -> Result<&'s Tensor<T>, InputError> {
         let (_, example) = examples(x)?;
-        if scratch.checked.as_deref() != Some(example) {
+        let net = (self.layers.as_ptr() as usize, self.layers.len());
+        let same = |(at, len, shape): &(usize, usize, Vec<usize>)| {
+            (*at, *len) == net && shape.as_slice() == example
+        };
+        if !scratch.checked.as_ref().is_some_and(same) {
             self.classes_for(example)?;
             if let Some(i) = self.layers.iter().position(|l| !l.has_infer()) {
                 return Err(InputError::NoInfer {
@@ -316,7 +321,7 @@ impl<T: Float> Network<T> {
                     layer: self.layers[i].name(),
                 });
             }
-            scratch.checked = Some(example.to_vec());
+            scratch.checked = Some((net.0, net.1, example.to_vec()));
         }
         let NetScratch {
             layers, ping, pong, ..
@@ -619,6 +624,15 @@ mod tests {
         assert_eq!(net.infer(&x, &mut scratch).unwrap().shape(), &[1, 3]);
         assert!(net.infer(&wrong, &mut scratch).is_err());
         assert!(net.checked.is_none());
+        // The same scratch handed to a net that takes 5 values checks again:
+        // the shape that passed the first net is an error here, not a panic.
+        let other = MultiLayerNet::new(5, &[3], 3).build::<f64>(1).unwrap();
+        assert!(net.infer(&x, &mut scratch).is_ok());
+        assert!(matches!(
+            other.infer(&x, &mut scratch),
+            Err(InputError::Shape { .. })
+        ));
+        assert_eq!(other.infer(&wrong, &mut scratch).unwrap().shape(), &[2, 3]);
     }
 
     #[test]
