@@ -19,7 +19,10 @@ fn main() {
     };
     if let Err(e) = backprop::cli::run(cli) {
         if world.size() > 1 {
-            backprop::dist::fail(&*world, &format!("{e:#}"));
+            // The loss is the allreduced one: every rank sees it diverge at
+            // the same step.
+            let shared = e.chain().any(|c| c.is::<backprop::train::Diverged>());
+            backprop::dist::fail(&*world, &format!("{e:#}"), shared);
         }
         eprintln!("error: {e:#}");
         std::process::exit(1);

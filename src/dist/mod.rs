@@ -330,14 +330,22 @@ pub fn launch() -> Result<Launch, String> {
 
 /// How long a rank other than 0 waits before it reports its error: when all
 /// ranks fail alike (a wrong flag, missing data), rank 0's line ends the job
-/// first, and the job says it once.
-const FAIL_GRACE: Duration = Duration::from_secs(1);
+/// first, and the job says it once. (Open MPI took more than a second to
+/// end the other ranks of a job on a busy machine.)
+const FAIL_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a rank other than 0 waits, silent, for rank 0 to end the job
+/// after an error every rank meets at the same point (`shared`), before it
+/// says it itself: long, because rank 0 is sure to meet it too.
+const SHARED_FAIL_WAIT: Duration = Duration::from_secs(30);
 
 /// Ends the job after an error on this rank: `message` as one line on
 /// standard error (naming the rank, but for rank 0), then every rank stops.
-pub fn fail(comm: &dyn Collective, message: &str) -> ! {
+/// `shared`: every rank meets this error at the same point, e.g. a diverged
+/// loss, which is the allreduced one; rank 0's line is then the job's.
+pub fn fail(comm: &dyn Collective, message: &str, shared: bool) -> ! {
     if comm.rank() != 0 {
-        std::thread::sleep(FAIL_GRACE);
+        std::thread::sleep(if shared { SHARED_FAIL_WAIT } else { FAIL_GRACE });
         eprintln!("error: rank {} of {}: {message}", comm.rank(), comm.size());
     } else {
         eprintln!("error: {message}");

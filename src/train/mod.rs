@@ -9,6 +9,6 @@ mod trainer;
 
 pub use config::{EpochMetrics, NetKind, TrainConfig};
 #[cfg(feature = "cli")]
-pub use run::{Summary, run};
+pub use run::{Diverged, Summary, run};
 pub(crate) use trainer::{INFER_ROWS, share};
 pub use trainer::{MAX_THREADS, TrainError, Trainer, flush_denormals};

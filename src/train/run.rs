@@ -30,6 +30,12 @@ use crate::optim::{self, LrSchedule};
 use crate::plot::{Corner, Figure, Panel, Series};
 
 /// `summary.json`.
+/// A run whose loss stopped being finite, with what to do about it. Under
+/// `mpirun` every rank meets it at the same step: the loss is the allreduced one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Diverged(pub String);
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub config: TrainConfig,
@@ -281,7 +287,7 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                 iteration,
                 iterations,
                 loss,
-            }) => bail!(
+            }) => return Err(Diverged(format!(
                 "training diverged in epoch {epoch}, iteration {iteration} of {iterations}: the loss became {loss}. \
                  The learning rate is likely too high (--lr {}): try a tenth of it or less \
                  (SGD trains MNIST well at 0.1, Adam at 0.001). \
@@ -293,7 +299,8 @@ pub fn run(config: &TrainConfig) -> Result<Summary> {
                     format!("after epoch {}", epoch - 1)
                 },
                 config.out.display()
-            ),
+            ))
+            .into()),
             Err(e) => return Err(e.into()),
         };
         trainer.check_ranks_agree()?;
