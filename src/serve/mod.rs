@@ -29,12 +29,12 @@
 //! [`MAX_BODY`] gets 413 before any of it is read, a chunked one as soon as it
 //! passes the limit; the body must arrive and the answer be ready within
 //! [`REQUEST_TIMEOUT`] (else 408); a client that stops reading its answers is
-//! dropped after [`WRITE_TIMEOUT`]. The forward passes share a pool of as many
-//! classifiers as there are cores (at least 2); a large picture is decoded and
+//! dropped after [`WRITE_TIMEOUT`]. Every request runs the one classifier
+//! (it is `Sync`), at most as many at once as there are cores (at least 2); a large picture is decoded and
 //! preprocessed off the runtime's threads, so it does not hold up the others.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -144,7 +144,7 @@ fn cell(v: &serde_json::Value) -> String {
 }
 
 /// The `/predict` logic on a request body, independent of HTTP.
-pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
+pub fn predict_body(classifier: &Classifier, body: &[u8]) -> Reply {
     let picture_model = matches!(
         classifier.info().input,
         InputKind::Digits | InputKind::Images { .. }
@@ -211,7 +211,7 @@ pub fn predict_body(classifier: &mut Classifier, body: &[u8]) -> Reply {
 
 /// `{"pixels": [...]}` for a digit model.
 fn digit_pixels(
-    classifier: &mut Classifier,
+    classifier: &Classifier,
     pixels: &[f64],
     width: Option<usize>,
     height: Option<usize>,
@@ -248,63 +248,14 @@ fn digit_pixels(
     }
 }
 
-/// Classifiers lent out one forward pass at a time.
-struct Pool {
-    free: Mutex<Vec<Classifier>>,
-    /// One permit per classifier in `free`.
-    available: Semaphore,
-}
-
-/// A classifier out of the pool, put back when dropped (also on a panic).
-struct Lent {
-    pool: Arc<Pool>,
-    classifier: Option<Classifier>,
-}
-
-impl Pool {
-    /// A free classifier, waiting (without holding a thread) if all are busy.
-    async fn lend(pool: &Arc<Pool>) -> Lent {
-        pool.available
-            .acquire()
-            .await
-            .expect("the pool's semaphore is never closed")
-            .forget();
-        let classifier = pool
-            .free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .expect("a permit stands for a free classifier");
-        Lent {
-            pool: Arc::clone(pool),
-            classifier: Some(classifier),
-        }
-    }
-}
-
-impl Lent {
-    fn predict(&mut self, body: &[u8]) -> Reply {
-        let classifier = self.classifier.as_mut().expect("lent until dropped");
-        predict_body(classifier, body)
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if let Some(c) = self.classifier.take() {
-            self.pool
-                .free
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(c);
-            self.pool.available.add_permits(1);
-        }
-    }
-}
-
 /// What the handlers share.
 struct App {
-    pool: Arc<Pool>,
+    /// The one classifier every request runs (each thread with its own
+    /// activations, the net shared).
+    classifier: Classifier,
+    /// A permit per forward pass running: as many as there are cores, so
+    /// that a burst of requests waits without holding the runtime's threads.
+    forward_passes: Arc<Semaphore>,
     info: serde_json::Value,
     /// The draw-a-digit page, or for other models a page saying what they take.
     page: String,
@@ -336,13 +287,21 @@ async fn info(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn predict(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    let mut lent = Pool::lend(&app.pool).await;
+    let permit = Arc::clone(&app.forward_passes)
+        .acquire_owned()
+        .await
+        .expect("the forward passes' semaphore is never closed");
     let (status, value) = if body.len() <= INLINE_BODY {
-        lent.predict(&body)
+        predict_body(&app.classifier, &body)
     } else {
         // Parsing megabytes of JSON and resizing a large picture take
         // milliseconds: too long to hold one of the runtime's threads.
-        match tokio::task::spawn_blocking(move || lent.predict(&body)).await {
+        let app = Arc::clone(&app);
+        let pass = move || {
+            let _permit = permit;
+            predict_body(&app.classifier, &body)
+        };
+        match tokio::task::spawn_blocking(pass).await {
             Ok(reply) => reply,
             Err(e) => (
                 500,
@@ -462,12 +421,9 @@ async fn accept(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
 /// Port 0 picks a free port; the address is printed either way.
 pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-    // The file is read once; the pool's classifiers share its net (the pool
-    // bounds how many requests run at once).
-    let first = Classifier::open(model)?;
-    let classifiers = vec![first; threads];
-    let model_info = classifiers[0].info();
-    let takes = classifiers[0].takes();
+    let classifier = Classifier::open(model)?;
+    let model_info = classifier.info();
+    let takes = classifier.takes();
     let columns: Option<Vec<&str>> = match &model_info.input {
         InputKind::Table(t) => Some(t.input_columns().map(|c| c.name.as_str()).collect()),
         _ => None,
@@ -502,10 +458,8 @@ pub fn serve(model: &Path, host: &str, port: u16) -> Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     let app = App {
-        pool: Arc::new(Pool {
-            available: Semaphore::new(classifiers.len()),
-            free: Mutex::new(classifiers),
-        }),
+        classifier,
+        forward_passes: Arc::new(Semaphore::new(threads)),
         info,
         page,
     };
