@@ -35,7 +35,7 @@ struct Answer {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let mut classifier = Classifier::open(&a.model)?;
+    let classifier = Classifier::open(&a.model)?;
     let rows = matches!(
         classifier.info().input,
         InputKind::Table(_) | InputKind::Vectors
@@ -43,7 +43,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let mut answers = Vec::new();
     for file in &a.files {
         if rows {
-            answers.extend(classify_rows(&mut classifier, file));
+            answers.extend(classify_rows(&classifier, file));
         } else {
             answers.push(Answer {
                 file: file.clone(),
@@ -113,7 +113,7 @@ fn to_json(answer: &Answer, result: &Result<Vec<f64>, String>, names: &[String])
 }
 
 /// The answers for every row of `file` (or one error for the file).
-fn classify_rows(classifier: &mut Classifier, file: &Path) -> Vec<Answer> {
+fn classify_rows(classifier: &Classifier, file: &Path) -> Vec<Answer> {
     let failed = |e: String| {
         vec![Answer {
             file: file.to_owned(),
