@@ -98,12 +98,21 @@ impl<T: Float> MaxPooling<T> {
 /// plane: the layer's `arg_max` in forward, nowhere in inference.
 trait Winners {
     fn set(&mut self, i: usize, at: usize);
+
+    /// The positions of output row `oy` (`ow` wide), for the 2x2 path to
+    /// write a row at a time; `None` where nothing is kept.
+    fn row(&mut self, oy: usize, ow: usize) -> Option<&mut [u32]>;
 }
 
 impl Winners for &mut [u32] {
     #[inline(always)]
     fn set(&mut self, i: usize, at: usize) {
         self[i] = at as u32;
+    }
+
+    #[inline(always)]
+    fn row(&mut self, oy: usize, ow: usize) -> Option<&mut [u32]> {
+        Some(&mut self[oy * ow..(oy + 1) * ow])
     }
 }
 
@@ -114,6 +123,11 @@ struct Forget;
 impl Winners for Forget {
     #[inline(always)]
     fn set(&mut self, _i: usize, _at: usize) {}
+
+    #[inline(always)]
+    fn row(&mut self, _oy: usize, _ow: usize) -> Option<&mut [u32]> {
+        None
+    }
 }
 
 /// Pools every plane of `x` into `out` (sized for it), each plane's
@@ -140,11 +154,17 @@ fn window(o: usize, g_stride: usize, pad: usize, window: usize, len: usize) -> (
     (start.saturating_sub(pad), (start + window - pad).min(len))
 }
 
+/// Whether the windows are SimpleConvNet's and DeepConvNet's 2x2, stride 2,
+/// no padding: they tile the input, which the fast paths rely on.
+fn is_2x2(g: &Geometry) -> bool {
+    g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0
+}
+
 /// Max pooling of one `H x W` plane into `OH x OW` outputs, telling `arg`
 /// where each maximum came from. The first of equal maxima wins, as numpy's
 /// argmax.
 fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: impl Winners) {
-    if g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0 {
+    if is_2x2(g) {
         pool_plane_2x2(x, g, y, arg)
     } else {
         pool_plane_general(x, g, y, arg)
@@ -171,27 +191,41 @@ fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: imp
     }
 }
 
+/// The larger of `a` and `b` with its position, `a` on a tie.
+#[inline(always)]
+fn first_max<T: Float>((a, at_a): (T, u32), (b, at_b): (T, u32)) -> (T, u32) {
+    if b > a { (b, at_b) } else { (a, at_a) }
+}
+
 /// The 2x2, stride 2 case of [`pool_plane`] (SimpleConvNet and DeepConvNet),
-/// with the window's four reads written out; tested against
-/// [`pool_plane_general`].
+/// branch-free so that it runs a vector of windows at a time; tested against
+/// [`pool_plane_general`]. Each row's pair first, then the rows: the first
+/// maximum in reading order still wins.
 fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: impl Winners) {
-    let w = g.w;
-    for oy in 0..g.oh {
-        let (top, bottom) = (&x[2 * oy * w..], &x[(2 * oy + 1) * w..]);
-        for (ox, yo) in y[oy * g.ow..(oy + 1) * g.ow].iter_mut().enumerate() {
-            let c = 2 * ox;
-            let (mut best, mut at) = (top[c], 2 * oy * w + c);
-            if top[c + 1] > best {
-                (best, at) = (top[c + 1], at + 1);
+    let (w, ow) = (g.w, g.ow);
+    for (oy, out) in y.chunks_exact_mut(ow).enumerate() {
+        let base = 2 * oy * w;
+        let top = &x[base..base + 2 * ow];
+        let bottom = &x[base + w..base + w + 2 * ow];
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        let best = |(t, b): (&[T], &[T])| {
+            let upper = first_max((t[0], 0), (t[1], 1));
+            let lower = first_max((b[0], w as u32), (b[1], w as u32 + 1));
+            first_max(upper, lower)
+        };
+        match arg.row(oy, ow) {
+            Some(at) => {
+                for (((o, a), win), ox) in out.iter_mut().zip(at).zip(windows).zip(0u32..) {
+                    let (v, k) = best(win);
+                    *o = v;
+                    *a = base as u32 + 2 * ox + k;
+                }
             }
-            if bottom[c] > best {
-                (best, at) = (bottom[c], (2 * oy + 1) * w + c);
+            None => {
+                for (o, win) in out.iter_mut().zip(windows) {
+                    *o = best(win).0;
+                }
             }
-            if bottom[c + 1] > best {
-                (best, at) = (bottom[c + 1], (2 * oy + 1) * w + c + 1);
-            }
-            *yo = best;
-            arg.set(oy * g.ow + ox, at);
         }
     }
 }
@@ -255,12 +289,13 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
             self.out.shape()
         );
         self.dx.resize(&self.x_shape);
-        self.dx.fill(T::zero());
         let plane: usize = self.x_shape.iter().skip(2).product();
         let out_plane: usize = self.out.shape().iter().skip(2).product();
         if plane == 0 || out_plane == 0 {
+            self.dx.fill(T::zero());
             return &self.dx;
         }
+        // Plane by plane, so that each is cleared and filled while in cache.
         for ((dxp, dp), ap) in self
             .dx
             .data_mut()
@@ -268,6 +303,7 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
             .zip(dout.data().chunks_exact(out_plane))
             .zip(self.arg_max.chunks_exact(out_plane))
         {
+            dxp.fill(T::zero());
             for (&d, &a) in dp.iter().zip(ap) {
                 dxp[a as usize] += d;
             }
@@ -358,6 +394,21 @@ mod tests {
         pool_plane_2x2(&x, &g, &mut y1, &mut a1[..]);
         pool_plane_general(&x, &g, &mut y2, &mut a2[..]);
         assert_eq!((y1, a1), (y2, a2));
+    }
+
+    #[test]
+    fn backward_sends_each_gradient_to_its_window_maximum() {
+        // Odd height and width: the last row and column belong to no window.
+        let x = distinct_inputs(&[2, 3, 7, 9], 0.01, 5);
+        let mut pool = MaxPooling::new(2, 2, 2, 0);
+        pool.forward(&x, true);
+        let dout = distinct_inputs(&[2, 3, 3, 4], 0.1, 6);
+        let fast = pool.backward(&dout).clone();
+        let mut want = vec![0.0; x.len()];
+        for (k, (&d, &a)) in dout.data().iter().zip(&pool.arg_max).enumerate() {
+            want[k / 12 * 63 + a as usize] += d;
+        }
+        assert_eq!(fast.data(), &want[..]);
     }
 
     #[test]
