@@ -64,6 +64,49 @@ pub struct Network<T: Float> {
     /// successful [`Network::check_input`]: batch after batch has the same
     /// shape, so the chain is walked once, not on every step.
     checked: Option<(Vec<usize>, usize)>,
+    /// Whether [`Network::set_pooling_first`] is on: a Relu directly followed
+    /// by a MaxPooling runs after it.
+    pooling_first: bool,
+    /// The order the layers ran in on the last forward (their indices).
+    order: Vec<usize>,
+}
+
+/// The order to run `layers` in: the chain's, except that a Relu directly
+/// followed by a MaxPooling runs after it. Max pooling commutes with ReLU,
+/// `max_i relu(a_i) = relu(max_i a_i)` bit for bit, and the gradient reaches
+/// the same input (the window's first maximum, when it is positive), so the
+/// pair computes the same, with the ReLU on a quarter of the values (2x2
+/// windows).
+fn run_order<T: Float>(layers: &[Box<dyn Layer<T>>], order: &mut Vec<usize>) {
+    use super::LayerSpec::{MaxPooling, Relu};
+    order.clear();
+    order.extend(0..layers.len());
+    let mut i = 0;
+    while i + 1 < layers.len() {
+        if matches!(layers[i].spec(), Some(Relu {}))
+            && matches!(layers[i + 1].spec(), Some(MaxPooling { .. }))
+        {
+            order.swap(i, i + 1);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Layer `from`, to read, and layer `to`, to write (`from != to`).
+fn two_layers<T: Float>(
+    layers: &mut [Box<dyn Layer<T>>],
+    from: usize,
+    to: usize,
+) -> (&dyn Layer<T>, &mut dyn Layer<T>) {
+    if from < to {
+        let (a, b) = layers.split_at_mut(to);
+        (&*a[from], &mut *b[0])
+    } else {
+        let (a, b) = layers.split_at_mut(from);
+        (&*b[0], &mut *a[to])
+    }
 }
 
 /// What [`Network::infer`] works in, so that the net it runs is only read:
@@ -72,6 +115,8 @@ pub struct Network<T: Float> {
 pub struct NetScratch<T> {
     /// Each layer's working memory.
     layers: Vec<Scratch<T>>,
+    /// The order the layers run in.
+    order: Vec<usize>,
     /// The activations, each layer reading one and writing the other.
     ping: Tensor<T>,
     pong: Tensor<T>,
@@ -86,6 +131,7 @@ impl<T: Float> NetScratch<T> {
     pub fn new() -> Self {
         NetScratch {
             layers: Vec::new(),
+            order: Vec::new(),
             ping: Tensor::default(),
             pong: Tensor::default(),
             checked: None,
@@ -227,6 +273,8 @@ impl<T: Float> Network<T> {
             weight_decay_lambda,
             spec: None,
             checked: None,
+            pooling_first: false,
+            order: Vec::new(),
         }
     }
 
@@ -324,14 +372,19 @@ impl<T: Float> Network<T> {
             scratch.checked = Some((net.0, net.1, example.to_vec()));
         }
         let NetScratch {
-            layers, ping, pong, ..
+            layers,
+            ping,
+            pong,
+            order,
+            ..
         } = scratch;
         layers.resize_with(self.layers.len(), Scratch::default);
-        let (first, rest) = self.layers.split_first().expect("checked: not empty");
-        first.infer(x, ping, &mut layers[0]);
+        // Pooling before ReLU gives the same scores, bit for bit, sooner.
+        run_order(&self.layers, order);
+        self.layers[order[0]].infer(x, ping, &mut layers[order[0]]);
         let (mut src, mut dst) = (ping, pong);
-        for (layer, s) in rest.iter().zip(&mut layers[1..]) {
-            layer.infer(src, dst, s);
+        for &i in &order[1..] {
+            self.layers[i].infer(src, dst, &mut layers[i]);
             std::mem::swap(&mut src, &mut dst);
         }
         Ok(src)
@@ -347,12 +400,40 @@ impl<T: Float> Network<T> {
     /// (the trainer checks a data set once, not every batch).
     pub(crate) fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         let n = self.layers.len();
-        self.layers[0].forward(x, train);
-        for i in 1..n {
-            let (done, rest) = self.layers.split_at_mut(i);
-            rest[0].forward(done[i - 1].output(), train);
+        if self.pooling_first {
+            run_order(&self.layers, &mut self.order);
+        } else {
+            self.order.clear();
+            self.order.extend(0..n);
         }
-        self.layers[n - 1].output()
+        self.layers[self.order[0]].forward(x, train);
+        for k in 1..n {
+            let (from, to) = two_layers(&mut self.layers, self.order[k - 1], self.order[k]);
+            to.forward(from.output(), train);
+        }
+        self.scores()
+    }
+
+    /// The output of the last forward: the class scores.
+    pub(crate) fn scores(&self) -> &Tensor<T> {
+        let last = self.order.last().copied().unwrap_or(self.layers.len() - 1);
+        self.layers[last].output()
+    }
+
+    /// The scores of the last forward and the loss layer that takes them.
+    pub(crate) fn scores_and_loss_layer(&mut self) -> (&Tensor<T>, &mut SoftmaxWithLoss<T>) {
+        let last = self.order.last().copied().unwrap_or(self.layers.len() - 1);
+        (self.layers[last].output(), &mut self.last_layer)
+    }
+
+    /// Whether forward and backward run a Relu that is directly followed by a
+    /// MaxPooling after it instead, which gives the same loss and gradients
+    /// with a quarter of the ReLU's work (see `run_order`); off by default, so
+    /// that every layer's output is what the chain says. The trainer turns it
+    /// on; [`Network::infer`] always runs that way, as only its scores are
+    /// seen.
+    pub fn set_pooling_first(&mut self, on: bool) {
+        self.pooling_first = on;
     }
 
     /// Mean cross-entropy over the batch plus `0.5 * lambda * Σ W²`.
@@ -363,8 +444,8 @@ impl<T: Float> Network<T> {
 
     fn loss_unchecked(&mut self, x: &Tensor<T>, t: Labels<'_, T>, train: bool) -> T {
         self.forward(x, train);
-        let scores = self.layers.last().expect("non-empty").output();
-        let data_loss = self.last_layer.forward(scores, t);
+        let (scores, loss_layer) = self.scores_and_loss_layer();
+        let data_loss = loss_layer.forward(scores, t);
         data_loss + T::of(self.weight_decay_loss())
     }
 
@@ -385,13 +466,13 @@ impl<T: Float> Network<T> {
     /// Backpropagation from the last forward: `dout` into SoftmaxWithLoss, then
     /// every layer in reverse. Leaves `dW`, `db` on the layers, without decay.
     pub fn backward(&mut self, dout: T) {
-        let mut i = self.layers.len();
+        let n = self.layers.len();
+        assert_eq!(self.order.len(), n, "backward: run forward first");
         let dx = self.last_layer.backward(dout);
-        self.layers[i - 1].backward(dx);
-        while i > 1 {
-            i -= 1;
-            let (before, after) = self.layers.split_at_mut(i);
-            before[i - 1].backward(after[0].grad_input());
+        self.layers[self.order[n - 1]].backward(dx);
+        for k in (1..n).rev() {
+            let (from, to) = two_layers(&mut self.layers, self.order[k], self.order[k - 1]);
+            to.backward(from.grad_input());
         }
     }
 
@@ -602,6 +683,49 @@ mod tests {
             )),
         ];
         infers_as_it_predicts("im2col", Network::new(layers, 0.0), &[3, 9, 9]);
+    }
+
+    /// Pooling before ReLU (the trainer's order) against the chain's: the
+    /// same loss and gradients (equal values; a zero may change sign), and
+    /// backpropagation against central differences in that order too.
+    #[test]
+    fn pooling_before_relu_gives_the_chains_loss_and_gradients() {
+        let spec = NetSpec::from_toml(
+            r#"
+            layers = [
+              { type = "Convolution", filter_num = 4, filter_size = 3, stride = 1, pad = 1 },
+              { type = "Relu" },
+              { type = "MaxPooling", pool_h = 2, pool_w = 2, stride = 2 },
+              { type = "Convolution", filter_num = 5, filter_size = 3, stride = 1, pad = 1 },
+              { type = "Relu" },
+              { type = "MaxPooling", pool_h = 3, pool_w = 3, stride = 1, pad = 1 },
+              { type = "Relu" },
+              { type = "Flatten" },
+              { type = "Affine", units = 6 },
+              { type = "Relu" },
+              { type = "Affine" },
+            ]
+            "#,
+        )
+        .unwrap()
+        .for_data(&[2, 9, 9], 3)
+        .unwrap();
+        let mut chain: Network<f64> = spec.build(7).unwrap();
+        crate::gradcheck::randomize_biases(&mut chain, 8);
+        let mut pooled = chain.clone();
+        pooled.set_pooling_first(true);
+        let x = random_tensor(&[3, 2, 9, 9], 1.0, 9);
+        let t = [0, 2, 1];
+        let want = chain.gradient(&x, Labels::Index(&t)).unwrap();
+        let got = pooled.gradient(&x, Labels::Index(&t)).unwrap();
+        assert_eq!(pooled.order, [0, 2, 1, 3, 5, 4, 6, 7, 8, 9, 10]);
+        assert_eq!(got, want);
+        for (a, b) in pooled.params().iter().zip(&chain.params()) {
+            assert_eq!(a.grad.data(), b.grad.data(), "d{}", a.name);
+        }
+        let report =
+            crate::gradcheck::check_network(&mut pooled, &x, Labels::Index(&t), "pooled").unwrap();
+        assert!(report.passed(1e-6), "{report}");
     }
 
     #[test]

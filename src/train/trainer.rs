@@ -339,6 +339,7 @@ impl<T: Float> Trainer<T> {
             .map(|t| Worker {
                 net: {
                     let mut replica = net.clone();
+                    replica.set_pooling_first(true);
                     let r = first + t;
                     for (i, layer) in replica.layers.iter_mut().enumerate() {
                         layer.reseed(seed ^ ((r as u64) << 32 | i as u64));
@@ -656,12 +657,8 @@ impl<T: Float> Trainer<T> {
             gather(data, rows, &mut w.x, &mut w.t);
             // The data loss only: the decay term is summed once, in `update`.
             w.net.forward(&w.x, true);
-            let scores = w.net.layers.last().expect("non-empty").output();
-            let loss = w
-                .net
-                .last_layer
-                .forward(scores, Labels::Index(&w.t))
-                .as_f64();
+            let (scores, loss_layer) = w.net.scores_and_loss_layer();
+            let loss = loss_layer.forward(scores, Labels::Index(&w.t)).as_f64();
             w.loss = loss * rows.len() as f64 / total as f64;
             w.net.backward(T::of(rows.len() as f64 / total as f64));
         });
@@ -879,13 +876,8 @@ impl<T: Float> Trainer<T> {
                 }
                 let rows = w.t.len() as f64;
                 w.correct = w.predicted.iter().zip(&w.t).filter(|(p, t)| p == t).count();
-                let scores = w.net.layers.last().expect("non-empty").output();
-                let loss = w
-                    .net
-                    .last_layer
-                    .forward(scores, Labels::Index(&w.t))
-                    .as_f64()
-                    * rows;
+                let (scores, loss_layer) = w.net.scores_and_loss_layer();
+                let loss = loss_layer.forward(scores, Labels::Index(&w.t)).as_f64() * rows;
                 if spread {
                     shares.extend([loss, w.correct as f64]);
                 } else {
