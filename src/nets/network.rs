@@ -64,32 +64,39 @@ pub struct Network<T: Float> {
     /// successful [`Network::check_input`]: batch after batch has the same
     /// shape, so the chain is walked once, not on every step.
     checked: Option<(Vec<usize>, usize)>,
-    /// Whether [`Network::set_pooling_first`] is on: a Relu directly followed
-    /// by a MaxPooling runs after it.
-    pooling_first: bool,
+    /// Whether [`Network::set_fast_order`] is on.
+    fast_order: bool,
     /// The order the layers ran in on the last forward (their indices).
     order: Vec<usize>,
 }
 
-/// The order to run `layers` in: the chain's, except that a Relu directly
-/// followed by a MaxPooling runs after it. Max pooling commutes with ReLU,
-/// `max_i relu(a_i) = relu(max_i a_i)` bit for bit, and the gradient reaches
-/// the same input (the window's first maximum, when it is positive), so the
-/// pair computes the same, with the ReLU on a quarter of the values (2x2
-/// windows).
+/// The order to run `layers` in for [`Network::set_fast_order`]: the
+/// chain's, with two rewrites that change no value.
+///
+/// - A Relu directly followed by a MaxPooling runs after it. Max pooling
+///   commutes with ReLU, `max_i relu(a_i) = relu(max_i a_i)` bit for bit, and
+///   the gradient reaches the same input (the window's first maximum, when
+///   it is positive), so the pair computes the same with the ReLU on a
+///   quarter of the values (2x2 windows).
+/// - A Flatten directly followed by an Affine is left out: Affine flattens
+///   its input itself and gives `dx` the input's shape back, so the copies
+///   Flatten makes, both ways, buy nothing.
 fn run_order<T: Float>(layers: &[Box<dyn Layer<T>>], order: &mut Vec<usize>) {
-    use super::LayerSpec::{MaxPooling, Relu};
+    use super::LayerSpec::{Affine, Flatten, MaxPooling, Relu};
     order.clear();
-    order.extend(0..layers.len());
+    let spec = |i: usize| layers.get(i).and_then(|l| l.spec());
     let mut i = 0;
-    while i + 1 < layers.len() {
-        if matches!(layers[i].spec(), Some(Relu {}))
-            && matches!(layers[i + 1].spec(), Some(MaxPooling { .. }))
-        {
-            order.swap(i, i + 1);
-            i += 2;
-        } else {
-            i += 1;
+    while i < layers.len() {
+        match (spec(i), spec(i + 1)) {
+            (Some(Relu {}), Some(MaxPooling { .. })) => {
+                order.extend([i + 1, i]);
+                i += 2;
+            }
+            (Some(Flatten {}), Some(Affine { .. })) => i += 1,
+            _ => {
+                order.push(i);
+                i += 1;
+            }
         }
     }
 }
@@ -273,7 +280,7 @@ impl<T: Float> Network<T> {
             weight_decay_lambda,
             spec: None,
             checked: None,
-            pooling_first: false,
+            fast_order: false,
             order: Vec::new(),
         }
     }
@@ -379,7 +386,7 @@ impl<T: Float> Network<T> {
             ..
         } = scratch;
         layers.resize_with(self.layers.len(), Scratch::default);
-        // Pooling before ReLU gives the same scores, bit for bit, sooner.
+        // The fast order gives the same scores, bit for bit, sooner.
         run_order(&self.layers, order);
         self.layers[order[0]].infer(x, ping, &mut layers[order[0]]);
         let (mut src, mut dst) = (ping, pong);
@@ -399,15 +406,14 @@ impl<T: Float> Network<T> {
     /// [`Network::predict`] without the checks, for callers that made them
     /// (the trainer checks a data set once, not every batch).
     pub(crate) fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
-        let n = self.layers.len();
-        if self.pooling_first {
+        if self.fast_order {
             run_order(&self.layers, &mut self.order);
         } else {
             self.order.clear();
-            self.order.extend(0..n);
+            self.order.extend(0..self.layers.len());
         }
         self.layers[self.order[0]].forward(x, train);
-        for k in 1..n {
+        for k in 1..self.order.len() {
             let (from, to) = two_layers(&mut self.layers, self.order[k - 1], self.order[k]);
             to.forward(from.output(), train);
         }
@@ -426,14 +432,15 @@ impl<T: Float> Network<T> {
         (self.layers[last].output(), &mut self.last_layer)
     }
 
-    /// Whether forward and backward run a Relu that is directly followed by a
-    /// MaxPooling after it instead, which gives the same loss and gradients
-    /// with a quarter of the ReLU's work (see `run_order`); off by default, so
-    /// that every layer's output is what the chain says. The trainer turns it
-    /// on; [`Network::infer`] always runs that way, as only its scores are
-    /// seen.
-    pub fn set_pooling_first(&mut self, on: bool) {
-        self.pooling_first = on;
+    /// Whether forward and backward take two shortcuts that change no value
+    /// of the loss or the gradients: a Relu directly followed by a MaxPooling
+    /// runs after it, on a quarter of the values, and a Flatten directly
+    /// followed by an Affine is skipped (see `run_order`). Off by default, so
+    /// that every layer's output is what the chain says (the Relu's would be
+    /// pooled, the Flatten's stale). The trainer turns it on;
+    /// [`Network::infer`] always runs that way, as only its scores are seen.
+    pub fn set_fast_order(&mut self, on: bool) {
+        self.fast_order = on;
     }
 
     /// Mean cross-entropy over the batch plus `0.5 * lambda * Σ W²`.
@@ -466,8 +473,8 @@ impl<T: Float> Network<T> {
     /// Backpropagation from the last forward: `dout` into SoftmaxWithLoss, then
     /// every layer in reverse. Leaves `dW`, `db` on the layers, without decay.
     pub fn backward(&mut self, dout: T) {
-        let n = self.layers.len();
-        assert_eq!(self.order.len(), n, "backward: run forward first");
+        let n = self.order.len();
+        assert!(n > 0, "backward: run forward first");
         let dx = self.last_layer.backward(dout);
         self.layers[self.order[n - 1]].backward(dx);
         for k in (1..n).rev() {
@@ -685,11 +692,12 @@ mod tests {
         infers_as_it_predicts("im2col", Network::new(layers, 0.0), &[3, 9, 9]);
     }
 
-    /// Pooling before ReLU (the trainer's order) against the chain's: the
-    /// same loss and gradients (equal values; a zero may change sign), and
-    /// backpropagation against central differences in that order too.
+    /// The trainer's order (pooling before ReLU, no Flatten before Affine)
+    /// against the chain's: the same loss and gradients (equal values; a zero
+    /// may change sign), and backpropagation against central differences in
+    /// that order too.
     #[test]
-    fn pooling_before_relu_gives_the_chains_loss_and_gradients() {
+    fn the_fast_order_gives_the_chains_loss_and_gradients() {
         let spec = NetSpec::from_toml(
             r#"
             layers = [
@@ -713,12 +721,12 @@ mod tests {
         let mut chain: Network<f64> = spec.build(7).unwrap();
         crate::gradcheck::randomize_biases(&mut chain, 8);
         let mut pooled = chain.clone();
-        pooled.set_pooling_first(true);
+        pooled.set_fast_order(true);
         let x = random_tensor(&[3, 2, 9, 9], 1.0, 9);
         let t = [0, 2, 1];
         let want = chain.gradient(&x, Labels::Index(&t)).unwrap();
         let got = pooled.gradient(&x, Labels::Index(&t)).unwrap();
-        assert_eq!(pooled.order, [0, 2, 1, 3, 5, 4, 6, 7, 8, 9, 10]);
+        assert_eq!(pooled.order, [0, 2, 1, 3, 5, 4, 6, 8, 9, 10]);
         assert_eq!(got, want);
         for (a, b) in pooled.params().iter().zip(&chain.params()) {
             assert_eq!(a.grad.data(), b.grad.data(), "d{}", a.name);

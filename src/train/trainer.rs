@@ -339,7 +339,7 @@ impl<T: Float> Trainer<T> {
             .map(|t| Worker {
                 net: {
                     let mut replica = net.clone();
-                    replica.set_pooling_first(true);
+                    replica.set_fast_order(true);
                     let r = first + t;
                     for (i, layer) in replica.layers.iter_mut().enumerate() {
                         layer.reseed(seed ^ ((r as u64) << 32 | i as u64));
