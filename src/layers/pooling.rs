@@ -154,17 +154,11 @@ fn window(o: usize, g_stride: usize, pad: usize, window: usize, len: usize) -> (
     (start.saturating_sub(pad), (start + window - pad).min(len))
 }
 
-/// Whether the windows are SimpleConvNet's and DeepConvNet's 2x2, stride 2,
-/// no padding: they tile the input, which the fast paths rely on.
-fn is_2x2(g: &Geometry) -> bool {
-    g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0
-}
-
 /// Max pooling of one `H x W` plane into `OH x OW` outputs, telling `arg`
 /// where each maximum came from. The first of equal maxima wins, as numpy's
 /// argmax.
 fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: impl Winners) {
-    if is_2x2(g) {
+    if g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0 {
         pool_plane_2x2(x, g, y, arg)
     } else {
         pool_plane_general(x, g, y, arg)
@@ -404,9 +398,10 @@ mod tests {
         pool.forward(&x, true);
         let dout = distinct_inputs(&[2, 3, 3, 4], 0.1, 6);
         let fast = pool.backward(&dout).clone();
+        let (plane, out_plane) = (7 * 9, 3 * 4);
         let mut want = vec![0.0; x.len()];
         for (k, (&d, &a)) in dout.data().iter().zip(&pool.arg_max).enumerate() {
-            want[k / 12 * 63 + a as usize] += d;
+            want[k / out_plane * plane + a as usize] += d;
         }
         assert_eq!(fast.data(), &want[..]);
     }

@@ -417,18 +417,17 @@ impl<T: Float> Network<T> {
             let (from, to) = two_layers(&mut self.layers, self.order[k - 1], self.order[k]);
             to.forward(from.output(), train);
         }
-        self.scores()
+        self.layers[self.last_run()].output()
     }
 
-    /// The output of the last forward: the class scores.
-    pub(crate) fn scores(&self) -> &Tensor<T> {
-        let last = self.order.last().copied().unwrap_or(self.layers.len() - 1);
-        self.layers[last].output()
+    /// The layer that ran last in the last forward, whose output is the scores.
+    fn last_run(&self) -> usize {
+        self.order.last().copied().unwrap_or(self.layers.len() - 1)
     }
 
     /// The scores of the last forward and the loss layer that takes them.
     pub(crate) fn scores_and_loss_layer(&mut self) -> (&Tensor<T>, &mut SoftmaxWithLoss<T>) {
-        let last = self.order.last().copied().unwrap_or(self.layers.len() - 1);
+        let last = self.last_run();
         (self.layers[last].output(), &mut self.last_layer)
     }
 
