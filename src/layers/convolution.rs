@@ -44,6 +44,7 @@
 //! ```
 
 use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
+use super::winograd::{self, Winograd};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
@@ -227,6 +228,11 @@ fn sum_in_lanes<T: Float>(v: &[T]) -> T {
 pub enum Algorithm {
     /// The direct kernels of [`conv_kernels`](super::conv_kernels): the default.
     Direct,
+    /// Winograd's F(2x2, 3x3) ([`winograd`]) for forward
+    /// and the input gradient where it applies (3x3 filters, stride 1,
+    /// padding up to 2), the direct kernels elsewhere. Opt-in: tested, but
+    /// at DeepConvNet's shapes still slower than the direct kernels.
+    Winograd,
     /// The textbook's im2col and matrix product, image by image: the
     /// readable reference (the tests check the others against it, and
     /// `backprop bench conv` times it beside them).
@@ -270,6 +276,9 @@ pub struct Convolution<T> {
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
+    /// Winograd's transformed filters and buffers, forward and for `dx`.
+    winograd: Winograd<T>,
+    winograd_dx: Winograd<T>,
 }
 
 /// Values of input and `dout` the weight-gradient kernel takes at once: a
@@ -290,6 +299,21 @@ fn plan_for<'a, T: Float>(plan: &'a mut Option<Plan>, g: &Geometry, fnum: usize)
 fn pack<T: Float>(w: &Tensor<T>, taps: usize, packed: &mut Vec<T>) {
     let (fnum, w) = (w.shape()[0], w.data());
     pack_filters(fnum, taps, |f, t| w[f * taps + t], packed);
+}
+
+/// The filters `W` `[FN, C, 3, 3]` transformed for Winograd's forward.
+fn set_winograd_filters<T: Float>(w: &Tensor<T>, wino: &mut Winograd<T>) {
+    let (fnum, c, w) = (w.shape()[0], w.shape()[1], w.data());
+    wino.set_filters(fnum, c, |f, ch, i, j| w[((f * c + ch) * 3 + i) * 3 + j]);
+}
+
+/// The same for the input gradient, a correlation of `dout` with the
+/// filters flipped and their channels swapped: `C` filters over `FN`.
+fn set_winograd_dx_filters<T: Float>(w: &Tensor<T>, wino: &mut Winograd<T>) {
+    let (fnum, c, w) = (w.shape()[0], w.shape()[1], w.data());
+    wino.set_filters(c, fnum, |ch, f, i, j| {
+        w[((f * c + ch) * 3 + 2 - i) * 3 + 2 - j]
+    });
 }
 
 /// One image's output `yn` `(FN, OH, OW)` from its phase planes.
@@ -391,6 +415,8 @@ impl<T: Float> Convolution<T> {
             out: Tensor::default(),
             dx: Tensor::default(),
             input_grad_needed: true,
+            winograd: Winograd::default(),
+            winograd_dx: Winograd::default(),
         }
     }
 
@@ -423,13 +449,31 @@ impl<T: Float> Convolution<T> {
         })
     }
 
+    /// Whether forward and the input gradient take Winograd.
+    fn winograd(&self) -> bool {
+        let (_, fh, fw) = self.filter_shape();
+        self.algorithm == Algorithm::Winograd && winograd::applies(fh, fw, self.stride, self.pad)
+    }
+
     /// Direct: each image into phase planes, the filters over them in wide
     /// rows, the wanted positions copied out.
     fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
-        pack(&self.w, plan.taps.len(), &mut self.packed);
         self.kept_input = train;
+        let wino = self.winograd();
+        if wino {
+            set_winograd_filters(&self.w, &mut self.winograd);
+            let out = self.out.data_mut();
+            let (n, b) = (self.n, self.b.data());
+            self.winograd
+                .correlate(x.data(), n, (g.h, g.w), g.pad, b, out);
+        } else {
+            pack(&self.w, plan.taps.len(), &mut self.packed);
+        }
+        if !train && wino {
+            return;
+        }
         if !train {
             let out = self.out.data_mut();
             infer_direct(
@@ -452,6 +496,9 @@ impl<T: Float> Convolution<T> {
             .zip(self.x.chunks_exact_mut(plan.x_image))
         {
             plan.scatter_input(xn, planes);
+        }
+        if wino {
+            return;
         }
         for (n, yn) in self
             .out
@@ -689,7 +736,12 @@ impl<T: Float> Layer<T> for Convolution<T> {
         out.resize(&[x.rows(), fnum, g.oh, g.ow]);
         let (x, y, b) = (x.data(), out.data_mut(), self.b.data());
         match self.algorithm {
-            Algorithm::Direct => {
+            _ if self.winograd() => {
+                set_winograd_filters(&self.w, &mut scratch.winograd);
+                let n = x.len() / (g.c * g.h * g.w).max(1);
+                scratch.winograd.correlate(x, n, (g.h, g.w), g.pad, b, y);
+            }
+            Algorithm::Winograd | Algorithm::Direct => {
                 let plan = plan_for::<T>(&mut scratch.plan, &g, fnum);
                 pack(&self.w, plan.taps.len(), &mut scratch.packed);
                 infer_direct(plan, &scratch.packed, b, x, y, &mut scratch.values);
@@ -708,7 +760,7 @@ impl<T: Float> Layer<T> for Convolution<T> {
         self.n = x.rows();
         self.out.resize(&[x.rows(), fnum, g.oh, g.ow]);
         match self.algorithm {
-            Algorithm::Direct => {
+            Algorithm::Winograd | Algorithm::Direct => {
                 plan_for::<T>(&mut self.plan, &g, fnum);
                 self.forward_direct(x, &g, train);
             }
@@ -749,7 +801,17 @@ impl<T: Float> Layer<T> for Convolution<T> {
             self.dx.resize(&[0]);
         }
         match self.algorithm {
-            Algorithm::Direct => self.backward_direct(dout, &g, self.input_grad_needed),
+            Algorithm::Winograd | Algorithm::Direct => {
+                let wino_dx = self.input_grad_needed && self.winograd();
+                self.backward_direct(dout, &g, self.input_grad_needed && !wino_dx);
+                if wino_dx {
+                    set_winograd_dx_filters(&self.w, &mut self.winograd_dx);
+                    let (n, dx) = (self.n, self.dx.data_mut());
+                    let pad = 2 - g.pad;
+                    self.winograd_dx
+                        .correlate(dout.data(), n, (g.oh, g.ow), pad, &[], dx);
+                }
+            }
             Algorithm::Im2col => self.backward_im2col(dout, &g),
         }
         &self.dx
@@ -900,6 +962,14 @@ mod tests {
     }
 
     #[test]
+    fn winograd_matches_the_definition_in_f64_and_f32() {
+        // F(2x2, 3x3) on every 3x3 stride-1 case with padding up to 2 (odd
+        // sizes, 1 to 40 channels), the direct kernels on the rest.
+        matches_reference::<f64>(Algorithm::Winograd, 1e-12);
+        matches_reference::<f32>(Algorithm::Winograd, 1e-5);
+    }
+
+    #[test]
     fn im2col_matches_the_definition_in_f64_and_f32() {
         matches_reference::<f64>(Algorithm::Im2col, 1e-12);
         matches_reference::<f32>(Algorithm::Im2col, 1e-5);
@@ -925,21 +995,23 @@ mod tests {
             let dout: Tensor<f32> =
                 random_tensor(textbook.forward(&x, true).shape(), 1.0, 20 + k as u64).cast();
             textbook.backward(&dout);
-            let mut fast = textbook.clone();
-            fast.algorithm = Algorithm::Direct;
-            fast.forward(&x, true);
-            fast.backward(&dout);
-            let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
-            let case = format!("{xs:?} {fs:?}");
-            assert!(close(fast.output(), textbook.output()), "{case} forward");
-            assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
-            assert!(close(&fast.dw, &textbook.dw), "{case} dW");
+            for algorithm in [Algorithm::Direct, Algorithm::Winograd] {
+                let mut fast = textbook.clone();
+                fast.algorithm = algorithm;
+                fast.forward(&x, true);
+                fast.backward(&dout);
+                let close = |a: &Tensor<f32>, b: &Tensor<f32>| relative_gap(a, &b.cast()) < 1e-5;
+                let case = format!("{algorithm:?} {xs:?} {fs:?}");
+                assert!(close(fast.output(), textbook.output()), "{case} forward");
+                assert!(close(fast.grad_input(), textbook.grad_input()), "{case} dx");
+                assert!(close(&fast.dw, &textbook.dw), "{case} dW");
+            }
         }
     }
 
     #[test]
     fn gradient_check_over_strides_and_paddings() {
-        for algorithm in [Algorithm::Direct, Algorithm::Im2col] {
+        for algorithm in [Algorithm::Direct, Algorithm::Winograd, Algorithm::Im2col] {
             for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
                 let seed = 400 + 10 * k as u64;
                 let x = random_tensor(&xs, 1.0, seed);

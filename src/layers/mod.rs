@@ -22,6 +22,7 @@ mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 mod tanh;
+pub mod winograd;
 
 pub use affine::Affine;
 pub use batch_norm::BatchNorm;
@@ -41,6 +42,7 @@ pub use smallvec::smallvec;
 use crate::tensor::{Float, Tensor};
 
 use conv_kernels::Plan;
+use winograd::Winograd;
 
 /// A layer's working memory for [`Layer::infer`], kept by the caller (one per
 /// thread or call) so that the layer itself can be shared. Its buffers grow to
@@ -54,6 +56,9 @@ pub struct Scratch<T> {
     /// A convolution's plan for the last input geometry (it depends on
     /// nothing else that forward reads), made once per input shape.
     pub(crate) plan: Option<Plan>,
+    /// A convolution's filters transformed for Winograd's F(2x2, 3x3), and
+    /// its working buffers.
+    pub(crate) winograd: Winograd<T>,
 }
 
 impl<T> Default for Scratch<T> {
@@ -62,6 +67,7 @@ impl<T> Default for Scratch<T> {
             values: Vec::new(),
             packed: Vec::new(),
             plan: None,
+            winograd: Winograd::default(),
         }
     }
 }
