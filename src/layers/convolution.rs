@@ -471,19 +471,18 @@ impl<T: Float> Convolution<T> {
         } else {
             pack(&self.w, plan.taps.len(), &mut self.packed);
         }
-        if !train && wino {
-            return;
-        }
         if !train {
-            let out = self.out.data_mut();
-            infer_direct(
-                plan,
-                &self.packed,
-                self.b.data(),
-                x.data(),
-                out,
-                &mut self.x,
-            );
+            if !wino {
+                let out = self.out.data_mut();
+                infer_direct(
+                    plan,
+                    &self.packed,
+                    self.b.data(),
+                    x.data(),
+                    out,
+                    &mut self.x,
+                );
+            }
             return;
         }
         // Training keeps every image's planes for dW.

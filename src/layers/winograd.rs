@@ -22,7 +22,7 @@
 
 use crate::tensor::Float;
 
-use super::conv_kernels::{Output, Positions, correlate, pack_filters};
+use super::conv_kernels::{FB, Output, Positions, correlate, rounded};
 
 /// Elements of a 4x4 tile: the number of products.
 const XI: usize = 16;
@@ -89,20 +89,19 @@ impl<T: Float> Winograd<T> {
         channels: usize,
         w: impl Fn(usize, usize, usize, usize) -> T,
     ) {
-        let mut u = vec![T::zero(); XI * fnum * channels];
+        // Straight into `correlate`'s packing, `[ceil(fnum / FB)][channels][FB]`
+        // per ξ, zero for the filters past `fnum`.
+        let per_xi = fnum.div_ceil(FB) * FB * channels;
+        self.packed.clear();
+        self.packed.resize(XI * per_xi, T::zero());
         for f in 0..fnum {
             for c in 0..channels {
                 let g = std::array::from_fn(|i| std::array::from_fn(|j| w(f, c, i, j)));
-                for (k, v) in filter_transform(g).iter().flatten().enumerate() {
-                    u[(k * fnum + f) * channels + c] = *v;
+                let at = ((f / FB) * channels + c) * FB + f % FB;
+                for (xi, v) in filter_transform(g).iter().flatten().enumerate() {
+                    self.packed[xi * per_xi + at] = *v;
                 }
             }
-        }
-        self.packed.clear();
-        let mut one = Vec::new();
-        for uk in u.chunks_exact(fnum * channels) {
-            pack_filters(fnum, channels, |f, c| uk[f * channels + c], &mut one);
-            self.packed.extend_from_slice(&one);
         }
         self.fnum = fnum;
         self.channels = channels;
@@ -128,7 +127,6 @@ impl<T: Float> Winograd<T> {
         assert_eq!(out.len(), images * fnum * oh * ow, "winograd: output");
         assert!(bias.is_empty() || bias.len() == fnum, "winograd: bias");
         let tiles = Tiles::new(oh, ow);
-        let lanes = super::conv_kernels::rounded::<T>(1);
         let per_image = XI * (c + fnum) * tiles.count();
         let chunk = (CHUNK_VALUES / per_image.max(1)).clamp(1, images.max(1));
         self.plane.resize(4 * tiles.part(), T::zero());
@@ -136,7 +134,7 @@ impl<T: Float> Winograd<T> {
         for (k0, xs) in (0..images).step_by(chunk).zip(x.chunks(chunk * c * h * w)) {
             let n = xs.len() / (c * h * w).max(1);
             let t_len = n * tiles.count();
-            let stride = t_len.div_ceil(lanes) * lanes;
+            let stride = rounded::<T>(t_len);
             self.v.resize(XI * c * stride, T::zero());
             self.m.resize(XI * fnum * stride, T::zero());
             if self.positions.as_ref().map(|p| p.0) != Some(t_len) {
