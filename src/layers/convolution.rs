@@ -43,7 +43,9 @@
 //! assert_eq!(y.data(), &[12.5, 16.5]);
 //! ```
 
-use super::conv_kernels::{DoutLayout, Output, Plan, correlate, correlate_weights, pack_filters};
+use super::conv_kernels::{
+    DoutLayout, Output, Plan, Positions, correlate, correlate_weights, pack_filters,
+};
 use super::winograd::{self, Winograd};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
 use crate::nets::LayerSpec;
@@ -267,12 +269,15 @@ pub struct Convolution<T> {
     /// Scratch, reused chunk after chunk: the padded `dout` of a chunk of
     /// images, the same in wide rows for `dW` where the layouts differ, one
     /// phase's input gradient (strides above 1); for `Im2col` one image's
-    /// columns and their gradient.
+    /// columns and their gradient (for the direct kernels' gathered weight
+    /// gradient, each tap's input and `dout` as rows: `Plan::gather_taps`).
     wide: Vec<T>,
     dout_wide: Vec<T>,
     dout_pad: Vec<T>,
     col: Vec<T>,
     dcol: Vec<T>,
+    /// The gathered weight gradient's positions, for rows of the length kept.
+    gathered: Option<(usize, Positions)>,
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
@@ -285,6 +290,11 @@ pub struct Convolution<T> {
 /// chunk of images that stays in the core's 1 MiB L2 cache while every block
 /// of filters and taps runs over it.
 const WEIGHT_CHUNK_VALUES: usize = 96 * 1024;
+
+/// Output pixels (images end to end) per chunk of the gathered weight
+/// gradient: long rows, so that each block of accumulators runs long before
+/// it is summed, its 10 rows still within L1 and L2.
+const GATHER_POSITIONS: usize = 2048;
 
 /// The direct kernels' plan for input geometry `g` in `plan`, made anew only
 /// when the geometry changes (what forward reads of it depends on nothing
@@ -412,6 +422,7 @@ impl<T: Float> Convolution<T> {
             dout_pad: Vec::new(),
             col: Vec::new(),
             dcol: Vec::new(),
+            gathered: None,
             out: Tensor::default(),
             dx: Tensor::default(),
             input_grad_needed: true,
@@ -527,10 +538,53 @@ impl<T: Float> Convolution<T> {
         let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
         // dW reads dout as it is when the positions are packed; in wide rows
         // from the padded copy dx makes, if the layouts agree, or from its own.
+        self.dw.fill(T::zero());
+        let gather = plan.weight_gather;
+        if gather {
+            let pixels = g.oh * g.ow;
+            let chunks = self.n.div_ceil((GATHER_POSITIONS / pixels).max(1));
+            let per_chunk = self.n.div_ceil(chunks.max(1));
+            let lanes = <T::Vector as crate::tensor::simd::Simd<T>>::LANES;
+            let row = (per_chunk * pixels).div_ceil(lanes) * lanes;
+            self.col
+                .resize(Plan::gather_len::<T>(plan.taps.len(), row), T::zero());
+            self.dcol
+                .resize(Plan::gather_len::<T>(fnum, row), T::zero());
+            self.gathered.take_if(|(r, _)| *r != row);
+            let (_, positions) = self
+                .gathered
+                .get_or_insert_with(|| (row, Positions::flat::<T>(row)));
+            let taps: Vec<usize> = (0..plan.taps.len()).map(|t| t * row).collect();
+            for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
+                let images = dchunk.len() / out_image;
+                let planes = &self.x[k * per_chunk * plan.x_image..];
+                plan.gather_taps(planes, images, row, &mut self.col);
+                plan.gather_dout(dchunk, images, row, &mut self.dcol);
+                let layout = DoutLayout {
+                    image: 0,
+                    stride: row,
+                    dense: false,
+                };
+                correlate_weights(
+                    &self.col,
+                    0,
+                    &taps,
+                    &self.dcol,
+                    layout,
+                    fnum,
+                    1,
+                    positions,
+                    self.dw.data_mut(),
+                );
+            }
+            if !input {
+                return;
+            }
+        }
         let dense = plan.weight_positions.is_packed();
-        let shared = plan.shared_dout.filter(|_| !dense);
+        let shared = plan.shared_dout.filter(|_| !dense && !gather);
         let wide_image = fnum * plan.q_round;
-        let own_wide = if dense || shared.is_some() {
+        let own_wide = if dense || shared.is_some() || gather {
             0
         } else {
             wide_image
@@ -557,7 +611,6 @@ impl<T: Float> Convolution<T> {
                 self.dx.fill(T::zero());
             }
         }
-        self.dw.fill(T::zero());
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
             if padding {
@@ -568,7 +621,7 @@ impl<T: Float> Convolution<T> {
                     plan.pad_dout(dn, padded);
                 }
             }
-            {
+            if !gather {
                 let (douts, layout) = if dense {
                     let layout = DoutLayout {
                         image: out_image,
@@ -915,8 +968,10 @@ mod tests {
     }
 
     /// Forward, dx, dW and db of `algorithm` in `T` against the f64
-    /// definition, on every case.
-    fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) {
+    /// definition, on every case; returns how many cases the direct weight
+    /// gradient gathered (`Plan::weight_gather`).
+    fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) -> usize {
+        let mut gathered = 0;
         // One scratch for every case: its plan follows the geometry.
         let mut scratch = Scratch::default();
         for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
@@ -951,13 +1006,44 @@ mod tests {
                 assert!(relative_gap(&conv.dw, &dw) < tolerance, "{case}: dW");
                 assert!(relative_gap(&conv.db, &db) < tolerance, "{case}: db");
             }
+            gathered += usize::from(conv.plan.as_ref().is_some_and(|p| p.weight_gather));
         }
+        gathered
     }
 
     #[test]
     fn direct_kernels_match_the_definition_in_f64_and_f32() {
-        matches_reference::<f64>(Algorithm::Direct, 1e-12);
-        matches_reference::<f32>(Algorithm::Direct, 1e-5);
+        // Both weight-gradient layouts, wide rows and gathered taps, each on
+        // several cases.
+        for gathered in [
+            matches_reference::<f64>(Algorithm::Direct, 1e-12),
+            matches_reference::<f32>(Algorithm::Direct, 1e-5),
+        ] {
+            assert!(
+                (3..=CASES.len() - 3).contains(&gathered),
+                "{gathered} gathered"
+            );
+        }
+    }
+
+    #[test]
+    fn gathered_weight_gradient_over_chunks_matches_the_definition() {
+        // 6x6 outputs in rows of 8: the taps are gathered, 61 images in two
+        // chunks of 31 and 30; with and without the input gradient.
+        let x = random_tensor(&[61, 4, 6, 6], 1.0, 70);
+        let mut conv = layer::<f64>([5, 4, 3, 3], 1, 1, 71);
+        let dout = random_tensor(&[61, 5, 6, 6], 1.0, 72);
+        let (dx, dw, _) = reference::backward(&x, &conv.w, &dout, 1, 1);
+        for input in [true, false] {
+            conv.set_input_grad_needed(input);
+            conv.forward(&x, true);
+            conv.backward(&dout);
+            assert!(conv.plan.as_ref().is_some_and(|p| p.weight_gather));
+            assert!(relative_gap(&conv.dw, &dw) < 1e-12, "input {input}: dW");
+            if input {
+                assert!(relative_gap(conv.grad_input(), &dx) < 1e-12, "dx");
+            }
+        }
     }
 
     #[test]
