@@ -962,12 +962,38 @@ impl Plan {
     pub fn gather_taps<T: Float>(&self, planes: &[T], images: usize, row: usize, col: &mut [T]) {
         let g = self.g();
         let pixels = g.oh * g.ow;
+        let p = &self.positions;
+        // The forward's packed vectors, where it has them: 16 pixels from up
+        // to three input rows by one load and merged ones, one store.
+        let packed = p.is_packed() && images > 0 && {
+            let reach = (images - 1) * self.x_image + p.reach::<T>();
+            self.taps.iter().all(|&off| off + reach <= planes.len())
+        };
+        assert!(col.len() >= Self::gather_len::<T>(self.taps.len(), row));
         for (t, &off) in self.taps.iter().enumerate() {
             for n in 0..images {
                 let plane = &planes[n * self.x_image + off..];
-                for oy in 0..g.oh {
-                    let at = t * row + n * pixels + oy * g.ow;
-                    copy_row(&plane[oy * self.plane_w..], &mut col[at..], g.ow);
+                let dst = &mut col[t * row + n * pixels..];
+                if !packed {
+                    for oy in 0..g.oh {
+                        copy_row(&plane[oy * self.plane_w..], &mut dst[oy * g.ow..], g.ow);
+                    }
+                    continue;
+                }
+                for v in &p.vectors {
+                    // SAFETY: the reads within `reach`, checked above; the
+                    // store at a pixel of this image's row, with a vector of
+                    // room after it (gather_len). Lanes past an image's last
+                    // pixel land where the next store, or the zeros below,
+                    // overwrite them.
+                    unsafe {
+                        let src = plane.as_ptr().add(v.start);
+                        let mut a = T::Vector::load(src);
+                        for (m, &merge) in v.merge.iter().enumerate().take(p.merges) {
+                            a = a.load_merge(merge, src.add((m + 1) * p.skip));
+                        }
+                        a.store(dst.as_mut_ptr().add(v.at));
+                    }
                 }
             }
             col[t * row + images * pixels..(t + 1) * row].fill(T::zero());
