@@ -931,19 +931,19 @@ impl Plan {
                     // Columns X of the plane whose pixel s·X + b - P is in the image.
                     let xs = p.saturating_sub(b).div_ceil(s)
                         ..(g.w + p).saturating_sub(b).div_ceil(s).min(self.plane_w);
+                    // One fill of the plane, then rows by vectors: per row
+                    // fills and copies were library calls of a few values.
+                    d.fill(T::zero());
                     for (yy, row) in d.chunks_exact_mut(self.plane_w).enumerate() {
                         let y = (s * yy + a).checked_sub(p).filter(|&y| y < g.h);
                         let (Some(y), false) = (y, xs.is_empty()) else {
-                            row.fill(T::zero());
                             continue;
                         };
-                        let src = &xc[y * g.w..(y + 1) * g.w];
-                        row[..xs.start].fill(T::zero());
-                        row[xs.end..].fill(T::zero());
                         let first = s * xs.start + b - p;
                         if s == 1 {
-                            row[xs.clone()].copy_from_slice(&src[first..first + xs.len()]);
+                            copy_row(&xc[y * g.w + first..], &mut row[xs.clone()], xs.len());
                         } else {
+                            let src = &xc[y * g.w..(y + 1) * g.w];
                             for (k, v) in row[xs.clone()].iter_mut().enumerate() {
                                 *v = src[first + k * s];
                             }
@@ -1049,9 +1049,9 @@ impl Plan {
             .chunks_exact(g.oh * g.ow)
             .zip(padded.chunks_exact_mut(self.dout_plane))
         {
-            for (oy, row) in df.chunks_exact(g.ow).enumerate() {
+            for oy in 0..g.oh {
                 let start = (self.dout_top + oy) * self.dout_w + self.dout_left;
-                pf[start..start + g.ow].copy_from_slice(row);
+                copy_row(&df[oy * g.ow..], &mut pf[start..start + g.ow], g.ow);
             }
         }
     }
