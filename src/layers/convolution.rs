@@ -276,8 +276,9 @@ pub struct Convolution<T> {
     dout_pad: Vec<T>,
     col: Vec<T>,
     dcol: Vec<T>,
-    /// The gathered weight gradient's positions, for rows of the length kept.
-    gathered: Option<(usize, Positions)>,
+    /// The gathered weight gradient's rows: their length, positions and the
+    /// taps' offsets (made again only when the length changes).
+    gathered: Option<(usize, Positions, Vec<usize>)>,
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
@@ -550,11 +551,13 @@ impl<T: Float> Convolution<T> {
                 .resize(Plan::gather_len::<T>(plan.taps.len(), row), T::zero());
             self.dcol
                 .resize(Plan::gather_len::<T>(fnum, row), T::zero());
-            self.gathered.take_if(|(r, _)| *r != row);
-            let (_, positions) = self
-                .gathered
-                .get_or_insert_with(|| (row, Positions::flat::<T>(row)));
-            let taps: Vec<usize> = (0..plan.taps.len()).map(|t| t * row).collect();
+            let ntaps = plan.taps.len();
+            self.gathered
+                .take_if(|(r, _, taps)| *r != row || taps.len() != ntaps);
+            let (_, positions, taps) = self.gathered.get_or_insert_with(|| {
+                let taps = (0..ntaps).map(|t| t * row).collect();
+                (row, Positions::flat::<T>(row), taps)
+            });
             for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
                 let images = dchunk.len() / out_image;
                 let planes = &self.x[k * per_chunk * plan.x_image..];
@@ -568,7 +571,7 @@ impl<T: Float> Convolution<T> {
                 correlate_weights(
                     &self.col,
                     0,
-                    &taps,
+                    taps,
                     &self.dcol,
                     layout,
                     fnum,
