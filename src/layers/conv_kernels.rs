@@ -1004,10 +1004,17 @@ impl Plan {
     /// the images end to end (`dt[f·row + n·OH·OW + p]`), zeros after: the
     /// other operand of the gathered weight gradient; `dt` holds
     /// [`Plan::gather_len`] values for `fnum` rows.
-    pub fn gather_dout<T: Float>(&self, dout: &[T], images: usize, row: usize, dt: &mut [T]) {
+    pub fn gather_dout<T: Float>(
+        &self,
+        dout: &[T],
+        fnum: usize,
+        images: usize,
+        row: usize,
+        dt: &mut [T],
+    ) {
         let g = self.g();
         let pixels = g.oh * g.ow;
-        let fnum = (dt.len() - <T::Vector as Simd<T>>::LANES) / row;
+        assert!(dt.len() >= Self::gather_len::<T>(fnum, row));
         for f in 0..fnum {
             for n in 0..images {
                 let at = f * row + n * pixels;

@@ -44,7 +44,7 @@
 //! ```
 
 use super::conv_kernels::{
-    DoutLayout, Output, Plan, Positions, correlate, correlate_weights, pack_filters,
+    DoutLayout, Output, Plan, Positions, correlate, correlate_weights, pack_filters, rounded,
 };
 use super::winograd::{self, Winograd};
 use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
@@ -530,60 +530,70 @@ impl<T: Float> Convolution<T> {
         im2col_forward(&self.w, &self.b, g, x.data(), out, &mut self.col);
     }
 
+    /// Direct, where [`Plan::weight_gather`]: `dW` over chunks of about
+    /// [`GATHER_POSITIONS`] output pixels, each tap's input and each filter's
+    /// `dout` gathered into rows (images end to end), the weight kernel over
+    /// those rows.
+    fn gathered_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry) {
+        let fnum = self.filters();
+        let plan = self.plan.as_ref().expect("forward made the plan");
+        let (pixels, ntaps) = (g.oh * g.ow, plan.taps.len());
+        let chunks = self.n.div_ceil((GATHER_POSITIONS / pixels).max(1));
+        let per_chunk = self.n.div_ceil(chunks.max(1));
+        let row = rounded::<T>(per_chunk * pixels);
+        self.col
+            .resize(Plan::gather_len::<T>(ntaps, row), T::zero());
+        self.dcol
+            .resize(Plan::gather_len::<T>(fnum, row), T::zero());
+        self.gathered
+            .take_if(|(r, _, taps)| *r != row || taps.len() != ntaps);
+        let (_, positions, taps) = self.gathered.get_or_insert_with(|| {
+            let taps = (0..ntaps).map(|t| t * row).collect();
+            (row, Positions::flat::<T>(row), taps)
+        });
+        let layout = DoutLayout {
+            image: 0,
+            stride: row,
+            dense: false,
+        };
+        let out_image = fnum * pixels;
+        for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
+            let images = dchunk.len() / out_image;
+            let planes = &self.x[k * per_chunk * plan.x_image..];
+            plan.gather_taps(planes, images, row, &mut self.col);
+            plan.gather_dout(dchunk, fnum, images, row, &mut self.dcol);
+            correlate_weights(
+                &self.col,
+                0,
+                taps,
+                &self.dcol,
+                layout,
+                fnum,
+                1,
+                positions,
+                self.dw.data_mut(),
+            );
+        }
+    }
+
     /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
     /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
     /// then `dx` image by image, one correlation per input phase.
     fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, input: bool) {
-        let fnum = self.filters();
-        let plan = self.plan.as_ref().expect("forward made the plan");
-        let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
-        // dW reads dout as it is when the positions are packed; in wide rows
-        // from the padded copy dx makes, if the layouts agree, or from its own.
         self.dw.fill(T::zero());
-        let gather = plan.weight_gather;
+        let gather = self.plan.as_ref().is_some_and(|p| p.weight_gather);
         if gather {
-            let pixels = g.oh * g.ow;
-            let chunks = self.n.div_ceil((GATHER_POSITIONS / pixels).max(1));
-            let per_chunk = self.n.div_ceil(chunks.max(1));
-            let lanes = <T::Vector as crate::tensor::simd::Simd<T>>::LANES;
-            let row = (per_chunk * pixels).div_ceil(lanes) * lanes;
-            self.col
-                .resize(Plan::gather_len::<T>(plan.taps.len(), row), T::zero());
-            self.dcol
-                .resize(Plan::gather_len::<T>(fnum, row), T::zero());
-            let ntaps = plan.taps.len();
-            self.gathered
-                .take_if(|(r, _, taps)| *r != row || taps.len() != ntaps);
-            let (_, positions, taps) = self.gathered.get_or_insert_with(|| {
-                let taps = (0..ntaps).map(|t| t * row).collect();
-                (row, Positions::flat::<T>(row), taps)
-            });
-            for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
-                let images = dchunk.len() / out_image;
-                let planes = &self.x[k * per_chunk * plan.x_image..];
-                plan.gather_taps(planes, images, row, &mut self.col);
-                plan.gather_dout(dchunk, images, row, &mut self.dcol);
-                let layout = DoutLayout {
-                    image: 0,
-                    stride: row,
-                    dense: false,
-                };
-                correlate_weights(
-                    &self.col,
-                    0,
-                    taps,
-                    &self.dcol,
-                    layout,
-                    fnum,
-                    1,
-                    positions,
-                    self.dw.data_mut(),
-                );
-            }
+            self.gathered_weight_gradient(dout, g);
             if !input {
                 return;
             }
         }
+        let fnum = self.filters();
+        let plan = self.plan.as_ref().expect("forward made the plan");
+        let (out_image, image) = (fnum * g.oh * g.ow, g.c * g.h * g.w);
+        // dW (unless gathered above) reads dout as it is when the positions
+        // are packed; in wide rows from the padded copy dx makes, if the
+        // layouts agree, or from its own.
         let dense = plan.weight_positions.is_packed();
         let shared = plan.shared_dout.filter(|_| !dense && !gather);
         let wide_image = fnum * plan.q_round;
