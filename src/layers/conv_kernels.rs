@@ -241,8 +241,14 @@ impl Positions {
 pub enum Output<'a, T> {
     /// All computed positions, at `out[f·stride + q]`.
     Wide { out: &'a mut [T], stride: usize },
-    /// Only the output pixels, at `out[f·plane + p]`.
-    Dense { out: &'a mut [T], plane: usize },
+    /// Only the output pixels, at `out[f·plane + p]`; through ReLU if
+    /// `relu` (a convolution that applies the ReLU after it, saving that
+    /// layer's pass over the output).
+    Dense {
+        out: &'a mut [T],
+        plane: usize,
+        relu: bool,
+    },
 }
 
 /// `out[f][q] = bias[f] + Σ_t W[f][t] · x[at(q) + taps[t]]` for every filter
@@ -275,7 +281,7 @@ pub fn correlate<T: Float>(
             "correlate: output of {} values for {fnum} rows of {computed} (stride {stride})",
             out.len()
         ),
-        Output::Dense { out, plane } => {
+        Output::Dense { out, plane, .. } => {
             let kept = positions
                 .vectors
                 .iter()
@@ -424,10 +430,11 @@ impl<T: Float> Block<'_, T> {
                     }
                 }
             }
-            Output::Dense { out, plane } => {
+            Output::Dense { out, plane, relu } => {
                 let o = out.as_mut_ptr();
                 for (f, row) in acc.iter().enumerate() {
-                    for (r, a) in row.iter().zip(&at) {
+                    for (&r, a) in row.iter().zip(&at) {
+                        let r = if *relu { r.relu() } else { r };
                         let dst = unsafe { o.add((self.f0 + f) * *plane + a.at) };
                         if a.keep == full {
                             unsafe { r.store(dst) };
@@ -662,29 +669,59 @@ unsafe fn weights_wide<T: Float, const F: usize, const N: usize>(
     add_sums(&acc, s.ntaps, dw);
 }
 
-/// The first `n` values of `src` to the front of `dst`, by whole vectors
-/// where both have room (the values written past `n` are left for the next
-/// row's copy to overwrite), by a masked one at the end otherwise. Rows are
-/// short (8 or 14 values): a `memcpy` call or a masked store each cost more
-/// than the copy.
+/// The first `n` values of `src` to the front of `dst`, by whole vectors:
+/// where `dst` has room, the last vector's lanes past `n` are stored as
+/// zeros (padding, or the next row's place, which its copy overwrites),
+/// else by a masked store. Rows are short (8 to 28 values): a `memcpy`
+/// call, or AMD's masked store, each cost more than the copy.
 #[inline]
 fn copy_row<T: Float>(src: &[T], dst: &mut [T], n: usize) {
+    copy_row_where(src, None, dst, n);
+}
+
+/// [`copy_row`], and with `relu_out` (as long as `src`) the values through
+/// ReLU's backward on the way, `src · (relu_out > 0)`: `dout` of a
+/// convolution that applies the ReLU after it ([`Output::Dense`]'s `relu`).
+/// Returns the copied values summed in lanes (for `db`, while they pass).
+#[inline]
+fn copy_row_where<T: Float>(
+    src: &[T],
+    relu_out: Option<&[T]>,
+    dst: &mut [T],
+    n: usize,
+) -> T::Vector {
     let lanes = <T::Vector as Simd<T>>::LANES;
     assert!(src.len() >= n && dst.len() >= n, "copy_row: {n} values");
+    assert!(
+        relu_out.is_none_or(|y| y.len() == src.len()),
+        "copy_row: ReLU"
+    );
     let zero = T::Vector::splat(T::zero());
+    let mut sum = zero;
     for i in (0..n).step_by(lanes) {
-        // SAFETY: whole vectors only where both slices hold them; otherwise
-        // the lanes below n - i, within both.
+        // SAFETY: whole loads where the row holds a whole vector, else the
+        // lanes below n - i (zeros above); whole stores where `dst` has
+        // room, else those lanes only.
         unsafe {
             let (s, d) = (src.as_ptr().add(i), dst.as_mut_ptr().add(i));
-            if src.len() - i >= lanes && dst.len() - i >= lanes {
-                T::Vector::load(s).store(d);
+            let mask = ((1u64 << (n - i).min(lanes)) - 1) as u32;
+            let read = |p: *const T| match n - i >= lanes {
+                true => T::Vector::load(p),
+                false => zero.load_merge(mask, p),
+            };
+            let v = match relu_out {
+                Some(y) => read(s).relu_grad(read(y.as_ptr().add(i))),
+                None => read(s),
+            };
+            if dst.len() - i >= lanes {
+                v.store(d);
             } else {
-                let mask = ((1u64 << (n - i).min(lanes)) - 1) as u32;
-                zero.load_merge(mask, s).store_selected(mask, d);
+                v.store_selected(mask, d);
             }
+            sum = sum.add(v);
         }
     }
+    sum
 }
 
 /// `dw[f·ntaps + t] += Σ lanes of acc[f][t]`: a weight-gradient block's
@@ -918,8 +955,11 @@ impl Plan {
     }
 
     /// Writes one image `(C, H, W)` into its phase planes, zeros where the
-    /// planes reach into the padding or past the image.
-    pub fn scatter_input<T: Float>(&self, x: &[T], planes: &mut [T]) {
+    /// planes reach into the padding or past the image. `zeroed`: `planes`
+    /// already holds those zeros (an earlier image's planes of this plan:
+    /// the copies write the same positions every time), so only the image
+    /// is copied.
+    pub fn scatter_input<T: Float>(&self, x: &[T], planes: &mut [T], zeroed: bool) {
         let g = self.g();
         let (s, p) = (g.stride, g.pad);
         let plane = self.plane_h * self.plane_w;
@@ -933,18 +973,23 @@ impl Plan {
                         ..(g.w + p).saturating_sub(b).div_ceil(s).min(self.plane_w);
                     // One fill of the plane, then rows by vectors: per row
                     // fills and copies were library calls of a few values.
-                    d.fill(T::zero());
-                    for (yy, row) in d.chunks_exact_mut(self.plane_w).enumerate() {
+                    if !zeroed {
+                        d.fill(T::zero());
+                    }
+                    for yy in 0..self.plane_h {
                         let y = (s * yy + a).checked_sub(p).filter(|&y| y < g.h);
                         let (Some(y), false) = (y, xs.is_empty()) else {
                             continue;
                         };
                         let first = s * xs.start + b - p;
+                        // The rest of the plane after the row's first
+                        // value: padding, or rows copied later.
+                        let row = &mut d[yy * self.plane_w + xs.start..];
                         if s == 1 {
-                            copy_row(&xc[y * g.w + first..], &mut row[xs.clone()], xs.len());
+                            copy_row(&xc[y * g.w + first..], row, xs.len());
                         } else {
                             let src = &xc[y * g.w..(y + 1) * g.w];
-                            for (k, v) in row[xs.clone()].iter_mut().enumerate() {
+                            for (k, v) in row[..xs.len()].iter_mut().enumerate() {
                                 *v = src[first + k * s];
                             }
                         }
@@ -1003,22 +1048,28 @@ impl Plan {
     /// `dout` of `images` images `(N, FN, OH, OW)` as `fnum` rows of `row`,
     /// the images end to end (`dt[f·row + n·OH·OW + p]`), zeros after: the
     /// other operand of the gathered weight gradient; `dt` holds
-    /// [`Plan::gather_len`] values for `fnum` rows.
+    /// [`Plan::gather_len`] values for `fnum` rows. With `relu_out`, the
+    /// output of a ReLU the convolution applied (as `dout`), through its
+    /// backward on the way. Adds each filter's copied values to `db`.
+    #[allow(clippy::too_many_arguments)]
     pub fn gather_dout<T: Float>(
         &self,
         dout: &[T],
+        relu_out: Option<&[T]>,
         fnum: usize,
         images: usize,
         row: usize,
         dt: &mut [T],
+        db: &mut [T],
     ) {
         let g = self.g();
         let pixels = g.oh * g.ow;
-        assert!(dt.len() >= Self::gather_len::<T>(fnum, row));
-        for f in 0..fnum {
+        assert!(dt.len() >= Self::gather_len::<T>(fnum, row) && db.len() == fnum);
+        for (f, db) in db.iter_mut().enumerate() {
             for n in 0..images {
-                let at = f * row + n * pixels;
-                copy_row(&dout[(n * fnum + f) * pixels..], &mut dt[at..], pixels);
+                let (at, from) = (f * row + n * pixels, (n * fnum + f) * pixels);
+                let y = relu_out.map(|y| &y[from..]);
+                *db += copy_row_where(&dout[from..], y, &mut dt[at..], pixels).sum();
             }
             dt[f * row + images * pixels..(f + 1) * row].fill(T::zero());
         }
@@ -1031,34 +1082,72 @@ impl Plan {
     }
 
     /// `dout (FN, OH, OW)` in wide rows for the weight gradient: `fnum` rows
-    /// of `q_round`, zero at the thrown-away positions.
-    pub fn widen_dout<T: Float>(&self, dout: &[T], wide: &mut [T]) {
+    /// of `q_round`, zero at the thrown-away positions (already, if
+    /// `zeroed`: as in [`Plan::scatter_input`]); `relu_out` and `db` as in
+    /// [`Plan::pad_dout`].
+    pub fn widen_dout<T: Float>(
+        &self,
+        dout: &[T],
+        relu_out: Option<&[T]>,
+        wide: &mut [T],
+        zeroed: bool,
+        mut db: Option<&mut [T]>,
+    ) {
         let g = self.g();
-        for (df, wf) in dout
-            .chunks_exact(g.oh * g.ow)
-            .zip(wide.chunks_exact_mut(self.q_round))
-        {
-            wf.fill(T::zero());
+        let plane = g.oh * g.ow;
+        let fnum = dout.len() / plane.max(1);
+        for (f, wf) in wide.chunks_exact_mut(self.q_round).take(fnum).enumerate() {
+            let df = &dout[f * plane..(f + 1) * plane];
+            if !zeroed {
+                wf.fill(T::zero());
+            }
+            let yf = relu_out.map(|y| &y[f * plane..(f + 1) * plane]);
+            let mut sum = T::Vector::splat(T::zero());
             for oy in 0..g.oh {
-                let at = oy * self.plane_w;
-                copy_row(&df[oy * g.ow..], &mut wf[at..at + g.ow], g.ow);
+                let (at, from) = (oy * self.plane_w, oy * g.ow);
+                let y = yf.map(|y| &y[from..]);
+                let row = copy_row_where(&df[from..], y, &mut wf[at..], g.ow);
+                sum = sum.add(row);
+            }
+            if let Some(db) = db.as_deref_mut() {
+                db[f] += sum.sum();
             }
         }
     }
 
     /// One image's `dout (FN, OH, OW)` padded for the input gradient (and
     /// the weight gradient if [`Plan::shared_dout`]): [`Plan::dout_image`]
-    /// values, zero outside `dout`.
-    pub fn pad_dout<T: Float>(&self, dout: &[T], padded: &mut [T]) {
+    /// values, zero outside `dout` (already, if `zeroed`: as in
+    /// [`Plan::scatter_input`]); `relu_out` as in [`Plan::gather_dout`],
+    /// and each filter's copied values added to `db` if it is given.
+    pub fn pad_dout<T: Float>(
+        &self,
+        dout: &[T],
+        relu_out: Option<&[T]>,
+        padded: &mut [T],
+        zeroed: bool,
+        mut db: Option<&mut [T]>,
+    ) {
         let g = self.g();
-        padded[..self.dout_image].fill(T::zero());
-        for (df, pf) in dout
-            .chunks_exact(g.oh * g.ow)
-            .zip(padded.chunks_exact_mut(self.dout_plane))
-        {
+        if !zeroed {
+            padded[..self.dout_image].fill(T::zero());
+        }
+        let plane = g.oh * g.ow;
+        let fnum = dout.len() / plane.max(1);
+        let planes = padded.chunks_exact_mut(self.dout_plane).take(fnum);
+        for (f, pf) in planes.enumerate() {
+            let df = &dout[f * plane..(f + 1) * plane];
+            let yf = relu_out.map(|y| &y[f * plane..(f + 1) * plane]);
+            let mut sum = T::Vector::splat(T::zero());
             for oy in 0..g.oh {
                 let start = (self.dout_top + oy) * self.dout_w + self.dout_left;
-                copy_row(&df[oy * g.ow..], &mut pf[start..start + g.ow], g.ow);
+                let y = yf.map(|y| &y[oy * g.ow..]);
+                // To the plane's end: padding, or rows copied later.
+                let dst = &mut pf[start..];
+                sum = sum.add(copy_row_where(&df[oy * g.ow..], y, dst, g.ow));
+            }
+            if let Some(db) = db.as_deref_mut() {
+                db[f] += sum.sum();
             }
         }
     }

@@ -46,8 +46,9 @@
 use super::conv_kernels::{
     DoutLayout, Output, Plan, Positions, correlate, correlate_weights, pack_filters, rounded,
 };
+use super::relu::{relu, relu_derivative};
 use super::winograd::{self, Winograd};
-use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, smallvec};
+use super::{Layer, Param, ParamMut, Params, ParamsMut, Scratch, activation_backward, smallvec};
 use crate::nets::LayerSpec;
 use crate::tensor::{Float, Tensor, matmul};
 
@@ -225,6 +226,16 @@ fn sum_in_lanes<T: Float>(v: &[T]) -> T {
     acc.iter().copied().sum::<T>() + chunks.remainder().iter().copied().sum::<T>()
 }
 
+/// `db`: each filter's `dout` summed over the images and pixels.
+fn bias_gradient<T: Float>(dout: &[T], plane: usize, db: &mut [T]) {
+    db.fill(T::zero());
+    for dn in dout.chunks_exact(db.len() * plane) {
+        for (d, df) in db.iter_mut().zip(dn.chunks_exact(plane)) {
+            *d += sum_in_lanes(df);
+        }
+    }
+}
+
 /// How [`Convolution`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
@@ -263,6 +274,12 @@ pub struct Convolution<T> {
     /// The input as the plan's phase planes (direct kernels) or as it came
     /// (im2col): backward correlates it with `dout` for `dW`.
     x: Vec<T>,
+    /// The geometry whose phase planes `x` holds, zeros in their padding,
+    /// and the same for `dout_pad` and `dout_wide`: the copies into them
+    /// write the same positions every time, so the zeros are written once
+    /// (an eighth of the values at 28x28, padding 1), not on every step.
+    x_zeroed: Option<Geometry>,
+    dout_zeroed: Option<Geometry>,
     /// The filters packed for the kernels, forward and per input-gradient phase.
     packed: Vec<T>,
     packed_dx: Vec<Vec<T>>,
@@ -282,6 +299,13 @@ pub struct Convolution<T> {
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
+    /// Whether the layer applies the Relu after it in the chain (the net's
+    /// fast order, [`Layer::fuse_relu`]): its output is `max(0, ·)` and
+    /// backward takes `dout` through ReLU's backward first, by that output;
+    /// inside the copies of `dout` the direct kernels make, where they make
+    /// them all, else into `relu_dout`.
+    relu: bool,
+    relu_dout: Tensor<T>,
     /// Winograd's transformed filters and buffers, forward and for `dx`.
     winograd: Winograd<T>,
     winograd_dx: Winograd<T>,
@@ -327,18 +351,31 @@ fn set_winograd_dx_filters<T: Float>(w: &Tensor<T>, wino: &mut Winograd<T>) {
     });
 }
 
-/// One image's output `yn` `(FN, OH, OW)` from its phase planes.
-fn correlate_image<T: Float>(plan: &Plan, packed: &[T], b: &[T], planes: &[T], yn: &mut [T]) {
+/// One image's output `yn` `(FN, OH, OW)` from its phase planes, through
+/// ReLU if `relu`.
+fn correlate_image<T: Float>(
+    plan: &Plan,
+    packed: &[T],
+    b: &[T],
+    planes: &[T],
+    yn: &mut [T],
+    relu: bool,
+) {
     let g = &plan.geometry;
     let out = Output::Dense {
         out: yn,
         plane: g.oh * g.ow,
+        relu,
     };
     correlate(planes, &plan.taps, packed, b, b.len(), &plan.positions, out);
 }
 
 /// Direct inference of the images `x` into `out`: each image in turn into
 /// `planes`, which then stay in the cache while the filters run over them.
+/// `zeroed`: `planes` holds this plan's planes already, zeros in their
+/// padding (see [`Plan::scatter_input`]); after the first image it does.
+/// The output through ReLU if `relu`.
+#[allow(clippy::too_many_arguments)]
 fn infer_direct<T: Float>(
     plan: &Plan,
     packed: &[T],
@@ -346,6 +383,8 @@ fn infer_direct<T: Float>(
     x: &[T],
     out: &mut [T],
     planes: &mut Vec<T>,
+    mut zeroed: bool,
+    relu: bool,
 ) {
     let g = &plan.geometry;
     planes.resize(plan.x_image + plan.x_tail, T::zero());
@@ -354,8 +393,9 @@ fn infer_direct<T: Float>(
         .chunks_exact(g.c * g.h * g.w)
         .zip(out.chunks_exact_mut(b.len() * g.oh * g.ow))
     {
-        plan.scatter_input(xn, &mut planes[..plan.x_image]);
-        correlate_image(plan, packed, b, planes, yn);
+        plan.scatter_input(xn, &mut planes[..plan.x_image], zeroed);
+        zeroed = true;
+        correlate_image(plan, packed, b, planes, yn, relu);
     }
 }
 
@@ -416,6 +456,8 @@ impl<T: Float> Convolution<T> {
             kept_input: false,
             plan: None,
             x: Vec::new(),
+            x_zeroed: None,
+            dout_zeroed: None,
             packed: Vec::new(),
             packed_dx: Vec::new(),
             wide: Vec::new(),
@@ -427,6 +469,8 @@ impl<T: Float> Convolution<T> {
             out: Tensor::default(),
             dx: Tensor::default(),
             input_grad_needed: true,
+            relu: false,
+            relu_dout: Tensor::default(),
             winograd: Winograd::default(),
             winograd_dx: Winograd::default(),
         }
@@ -473,6 +517,8 @@ impl<T: Float> Convolution<T> {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         self.kept_input = train;
+        let zeroed = self.x_zeroed == Some(*g);
+        self.x_zeroed = Some(*g);
         let wino = self.winograd();
         if wino {
             set_winograd_filters(&self.w, &mut self.winograd);
@@ -493,6 +539,8 @@ impl<T: Float> Convolution<T> {
                     x.data(),
                     out,
                     &mut self.x,
+                    zeroed,
+                    self.relu,
                 );
             }
             return;
@@ -506,7 +554,7 @@ impl<T: Float> Convolution<T> {
             .chunks_exact(g.c * g.h * g.w)
             .zip(self.x.chunks_exact_mut(plan.x_image))
         {
-            plan.scatter_input(xn, planes);
+            plan.scatter_input(xn, planes, zeroed);
         }
         if wino {
             return;
@@ -518,7 +566,7 @@ impl<T: Float> Convolution<T> {
             .enumerate()
         {
             let planes = &self.x[n * plan.x_image..];
-            correlate_image(plan, &self.packed, self.b.data(), planes, yn);
+            correlate_image(plan, &self.packed, self.b.data(), planes, yn, self.relu);
         }
     }
 
@@ -526,6 +574,7 @@ impl<T: Float> Convolution<T> {
     fn forward_im2col(&mut self, x: &Tensor<T>, g: &Geometry) {
         self.x.clear();
         self.x.extend_from_slice(x.data());
+        self.x_zeroed = None;
         let out = self.out.data_mut();
         im2col_forward(&self.w, &self.b, g, x.data(), out, &mut self.col);
     }
@@ -534,7 +583,8 @@ impl<T: Float> Convolution<T> {
     /// [`GATHER_POSITIONS`] output pixels, each tap's input and each filter's
     /// `dout` gathered into rows (images end to end), the weight kernel over
     /// those rows.
-    fn gathered_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry) {
+    /// `relu`: `dout` through ReLU's backward on the way (by the output).
+    fn gathered_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry, relu: bool) {
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (pixels, ntaps) = (g.oh * g.ow, plan.taps.len());
@@ -557,11 +607,14 @@ impl<T: Float> Convolution<T> {
             dense: false,
         };
         let out_image = fnum * pixels;
+        let relu_out = relu.then(|| self.out.data());
         for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
             let planes = &self.x[k * per_chunk * plan.x_image..];
+            let y = relu_out.map(|y| &y[k * per_chunk * out_image..][..dchunk.len()]);
             plan.gather_taps(planes, images, row, &mut self.col);
-            plan.gather_dout(dchunk, fnum, images, row, &mut self.dcol);
+            let db = self.db.data_mut();
+            plan.gather_dout(dchunk, y, fnum, images, row, &mut self.dcol, db);
             correlate_weights(
                 &self.col,
                 0,
@@ -578,12 +631,15 @@ impl<T: Float> Convolution<T> {
 
     /// Direct: over chunks of images, `dout` padded (for `dx`, and in wide
     /// rows for `dW`), `dW` from a pass of the weight kernel over the chunk,
-    /// then `dx` image by image, one correlation per input phase.
-    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, input: bool) {
+    /// then `dx` image by image, one correlation per input phase. `relu`:
+    /// `dout` through ReLU's backward in those copies (where
+    /// [`Convolution::relu_in_copies`]).
+    fn backward_direct(&mut self, dout: &Tensor<T>, g: &Geometry, input: bool, relu: bool) {
         self.dw.fill(T::zero());
+        self.db.fill(T::zero());
         let gather = self.plan.as_ref().is_some_and(|p| p.weight_gather);
         if gather {
-            self.gathered_weight_gradient(dout, g);
+            self.gathered_weight_gradient(dout, g, relu);
             if !input {
                 return;
             }
@@ -603,8 +659,19 @@ impl<T: Float> Convolution<T> {
             wide_image
         };
         let padding = input || shared.is_some();
+        // db from the first copy of dout, as it passes: gathered above,
+        // else padded, else widened; on its own only where dW reads dout
+        // as it is and dx does not pad it (never through ReLU).
+        let db_padded = !gather && padding;
+        if dense && !padding && !gather {
+            debug_assert!(!relu, "relu_in_copies: dout is copied");
+            bias_gradient(dout.data(), g.oh * g.ow, self.db.data_mut());
+        }
         let per_image = plan.x_image + if padding { plan.dout_image } else { out_image } + own_wide;
         let chunk = (WEIGHT_CHUNK_VALUES / per_image).clamp(1, self.n.max(1));
+        let zeroed = self.dout_zeroed == Some(*g);
+        self.dout_zeroed = Some(*g);
+        let relu_out = relu.then(|| self.out.data());
         if padding {
             self.dout_pad
                 .resize(chunk * plan.dout_image + plan.dout_tail, T::zero());
@@ -626,12 +693,17 @@ impl<T: Float> Convolution<T> {
         }
         for (k, dchunk) in dout.data().chunks(chunk * out_image).enumerate() {
             let images = dchunk.len() / out_image;
+            let at = k * chunk * out_image;
+            // The output of image i of the chunk, if dout goes through ReLU.
+            let y = |i: usize| relu_out.map(|y| &y[at + i * out_image..at + (i + 1) * out_image]);
             if padding {
-                for (dn, padded) in dchunk
+                for (i, (dn, padded)) in dchunk
                     .chunks_exact(out_image)
                     .zip(self.dout_pad.chunks_exact_mut(plan.dout_image))
+                    .enumerate()
                 {
-                    plan.pad_dout(dn, padded);
+                    let db = db_padded.then(|| self.db.data_mut());
+                    plan.pad_dout(dn, y(i), padded, zeroed, db);
                 }
             }
             if !gather {
@@ -650,11 +722,13 @@ impl<T: Float> Convolution<T> {
                     };
                     (&self.dout_pad[offset..], layout)
                 } else {
-                    for (dn, wn) in dchunk
+                    for (i, (dn, wn)) in dchunk
                         .chunks_exact(out_image)
                         .zip(self.dout_wide.chunks_exact_mut(wide_image))
+                        .enumerate()
                     {
-                        plan.widen_dout(dn, wn);
+                        let db = (!db_padded).then(|| self.db.data_mut());
+                        plan.widen_dout(dn, y(i), wn, zeroed, db);
                     }
                     let layout = DoutLayout {
                         image: wide_image,
@@ -687,6 +761,7 @@ impl<T: Float> Convolution<T> {
                         true => Output::Dense {
                             out: &mut *dxn,
                             plane: g.h * g.w,
+                            relu: false,
                         },
                         false => Output::Wide {
                             out: &mut self.wide,
@@ -706,6 +781,45 @@ impl<T: Float> Convolution<T> {
                         plan.scatter_dx(phase, &self.wide, stride, dxn);
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether ReLU's backward (where [`Convolution::relu`]) goes inside the
+    /// copies of `dout` the direct kernels make: where they copy it for
+    /// every use (the weight gradient of packed positions and Winograd's
+    /// input gradient read it as it is, as im2col does).
+    fn relu_in_copies(&self) -> bool {
+        let wino_dx = self.input_grad_needed && self.winograd();
+        let copied = |p: &Plan| p.weight_gather || !p.weight_positions.is_packed();
+        self.algorithm != Algorithm::Im2col && !wino_dx && self.plan.as_ref().is_some_and(copied)
+    }
+
+    /// Backward of `dout` (checked by `backward`): `db`, `dW` and `dx` as
+    /// the algorithm computes them; `relu`: `dout` through ReLU's
+    /// backward on the way (only where [`Convolution::relu_in_copies`]).
+    fn backward_of(&mut self, dout: &Tensor<T>, g: &Geometry, relu: bool) {
+        if self.input_grad_needed {
+            self.dx.resize(&[self.n, g.c, g.h, g.w]);
+        } else {
+            self.dx.resize(&[0]);
+        }
+        match self.algorithm {
+            Algorithm::Winograd | Algorithm::Direct => {
+                let wino_dx = self.input_grad_needed && self.winograd();
+                let input = self.input_grad_needed && !wino_dx;
+                self.backward_direct(dout, g, input, relu);
+                if wino_dx {
+                    set_winograd_dx_filters(&self.w, &mut self.winograd_dx);
+                    let (n, dx) = (self.n, self.dx.data_mut());
+                    let pad = 2 - g.pad;
+                    self.winograd_dx
+                        .correlate(dout.data(), n, (g.oh, g.ow), pad, &[], dx);
+                }
+            }
+            Algorithm::Im2col => {
+                bias_gradient(dout.data(), g.oh * g.ow, self.db.data_mut());
+                self.backward_im2col(dout, g);
             }
         }
     }
@@ -809,7 +923,8 @@ impl<T: Float> Layer<T> for Convolution<T> {
             Algorithm::Winograd | Algorithm::Direct => {
                 let plan = plan_for::<T>(&mut scratch.plan, &g, fnum);
                 pack(&self.w, plan.taps.len(), &mut scratch.packed);
-                infer_direct(plan, &scratch.packed, b, x, y, &mut scratch.values);
+                let values = &mut scratch.values;
+                infer_direct(plan, &scratch.packed, b, x, y, values, false, false);
             }
             Algorithm::Im2col => im2col_forward(&self.w, &self.b, &g, x, y, &mut scratch.values),
         }
@@ -834,6 +949,12 @@ impl<T: Float> Layer<T> for Convolution<T> {
                 self.forward_im2col(x, &g);
             }
         }
+        // The direct kernels apply a fused ReLU as they store; the others not.
+        if self.relu && (self.algorithm == Algorithm::Im2col || self.winograd()) {
+            for v in self.out.data_mut() {
+                *v = relu(*v);
+            }
+        }
         &self.out
     }
 
@@ -853,31 +974,13 @@ impl<T: Float> Layer<T> for Convolution<T> {
             dout.shape(),
             self.out.shape()
         );
-        let db = self.db.data_mut();
-        db.fill(T::zero());
-        for dn in dout.data().chunks_exact(fnum * g.col_cols()) {
-            for (d, df) in db.iter_mut().zip(dn.chunks_exact(g.col_cols())) {
-                *d += sum_in_lanes(df);
-            }
-        }
-        if self.input_grad_needed {
-            self.dx.resize(&[self.n, g.c, g.h, g.w]);
+        if self.relu && !self.relu_in_copies() {
+            let mut through = std::mem::take(&mut self.relu_dout);
+            activation_backward(dout, &self.out, &mut through, relu_derivative);
+            self.backward_of(&through, &g, false);
+            self.relu_dout = through;
         } else {
-            self.dx.resize(&[0]);
-        }
-        match self.algorithm {
-            Algorithm::Winograd | Algorithm::Direct => {
-                let wino_dx = self.input_grad_needed && self.winograd();
-                self.backward_direct(dout, &g, self.input_grad_needed && !wino_dx);
-                if wino_dx {
-                    set_winograd_dx_filters(&self.w, &mut self.winograd_dx);
-                    let (n, dx) = (self.n, self.dx.data_mut());
-                    let pad = 2 - g.pad;
-                    self.winograd_dx
-                        .correlate(dout.data(), n, (g.oh, g.ow), pad, &[], dx);
-                }
-            }
-            Algorithm::Im2col => self.backward_im2col(dout, &g),
+            self.backward_of(dout, &g, self.relu);
         }
         &self.dx
     }
@@ -906,6 +1009,14 @@ impl<T: Float> Layer<T> for Convolution<T> {
 
     fn set_input_grad_needed(&mut self, needed: bool) {
         self.input_grad_needed = needed;
+    }
+
+    fn can_fuse_relu(&self) -> bool {
+        true
+    }
+
+    fn fuse_relu(&mut self, on: bool) {
+        self.relu = on;
     }
 
     fn box_clone(&self) -> Box<dyn Layer<T>> {
@@ -1036,6 +1147,87 @@ mod tests {
                 (3..=CASES.len() - 3).contains(&gathered),
                 "{gathered} gathered"
             );
+        }
+    }
+
+    #[test]
+    fn a_fused_relu_gives_the_relu_layers_values_bit_for_bit() {
+        // Convolution then Relu, against the convolution applying the ReLU
+        // itself: in the kernels' stores and copies of dout (gathered,
+        // padded, wide rows), or on its own where a path reads dout as it
+        // is (packed positions, Winograd, im2col); with and without dx.
+        use super::super::{Relu, same_bits};
+        let mut inline = 0;
+        for algorithm in [Algorithm::Direct, Algorithm::Winograd, Algorithm::Im2col] {
+            for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
+                for input in [true, false] {
+                    let case = format!("{algorithm:?} case {k} dx {input}");
+                    let seed = 300 + 10 * k as u64;
+                    let x = random_tensor(&xs, 1.0, seed).cast::<f32>();
+                    let mut conv = layer::<f32>(fs, stride, pad, seed + 2);
+                    conv.algorithm = algorithm;
+                    conv.set_input_grad_needed(input);
+                    let mut fused = conv.clone();
+                    fused.fuse_relu(true);
+                    let mut relu = Relu::new();
+                    let y = relu.forward(conv.forward(&x, true), true).clone();
+                    assert!(same_bits(fused.forward(&x, true), &y), "{case}: forward");
+                    let dout = random_tensor(y.shape(), 1.0, seed + 5).cast::<f32>();
+                    conv.backward(relu.backward(&dout));
+                    fused.backward(&dout);
+                    inline += usize::from(fused.relu_in_copies());
+                    assert!(
+                        same_bits(fused.grad_input(), conv.grad_input()),
+                        "{case}: dx"
+                    );
+                    assert!(same_bits(&fused.dw, &conv.dw), "{case}: dW");
+                    assert!(same_bits(&fused.db, &conv.db), "{case}: db");
+                    // Inference too (the fast order may run it with train off).
+                    let y = relu.forward(conv.forward(&x, false), false).clone();
+                    assert!(same_bits(fused.forward(&x, false), &y), "{case}: inference");
+                }
+            }
+        }
+        assert!(inline > CASES.len(), "{inline} cases in the copies");
+    }
+
+    #[test]
+    fn buffers_kept_across_shapes_and_algorithms_give_a_fresh_layers_results() {
+        // The zeros of the planes and padded `dout` are written once per
+        // geometry: shapes and algorithms that change in between must not
+        // leave values where a fresh layer has zeros.
+        use super::super::same_bits;
+        let mut kept = layer::<f64>([4, 3, 3, 3], 1, 1, 80);
+        let steps: &[([usize; 4], Algorithm, bool)] = &[
+            ([2, 3, 7, 5], Algorithm::Direct, true),
+            ([3, 3, 9, 9], Algorithm::Im2col, true),
+            ([3, 3, 9, 9], Algorithm::Direct, true),
+            ([2, 3, 7, 5], Algorithm::Direct, false),
+            ([1, 3, 7, 5], Algorithm::Direct, true),
+            ([3, 3, 9, 9], Algorithm::Direct, true),
+            ([2, 3, 7, 5], Algorithm::Direct, true),
+        ];
+        for (k, &(shape, algorithm, train)) in steps.iter().enumerate() {
+            let x = random_tensor(&shape, 100.0, 81 + k as u64);
+            let mut fresh = layer::<f64>([4, 3, 3, 3], 1, 1, 80);
+            kept.algorithm = algorithm;
+            fresh.algorithm = algorithm;
+            let want = fresh.forward(&x, train).clone();
+            assert!(
+                same_bits(kept.forward(&x, train), &want),
+                "step {k}: forward"
+            );
+            if !train {
+                continue;
+            }
+            let dout = random_tensor(want.shape(), 1.0, 90 + k as u64);
+            fresh.backward(&dout);
+            assert!(
+                same_bits(kept.backward(&dout), fresh.grad_input()),
+                "step {k}: dx"
+            );
+            assert!(same_bits(&kept.dw, &fresh.dw), "step {k}: dW");
+            assert!(same_bits(&kept.db, &fresh.db), "step {k}: db");
         }
     }
 

@@ -18,7 +18,7 @@ pub mod convolution;
 mod dropout;
 mod flatten;
 mod pooling;
-mod relu;
+pub(crate) mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 mod tanh;
@@ -212,6 +212,19 @@ pub trait Layer<T: Float>: Send + Sync {
 
     /// The first layer's input gradient is never used; skipping it is free speed.
     fn set_input_grad_needed(&mut self, _needed: bool) {}
+
+    /// Whether the layer can apply a Relu that follows it itself
+    /// ([`Layer::fuse_relu`]), so that the net's fast order may leave the
+    /// Relu out: Convolution, whose kernels do it as they store and copy.
+    fn can_fuse_relu(&self) -> bool {
+        false
+    }
+
+    /// Applies that Relu (`on`) or stops: the output through ReLU, and
+    /// `dout` through ReLU's backward before the layer's own, the same
+    /// values as the Relu layer's. Only called where
+    /// [`Layer::can_fuse_relu`].
+    fn fuse_relu(&mut self, _on: bool) {}
 
     /// The layer as one entry of a [`NetSpec`](crate::nets::NetSpec), so that a
     /// net built in code can be saved; `None` for a layer the spec cannot

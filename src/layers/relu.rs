@@ -24,8 +24,13 @@ impl<T: Float> Relu<T> {
 }
 
 /// `max(0, v)`.
-fn relu<T: Float>(v: T) -> T {
+pub(crate) fn relu<T: Float>(v: T) -> T {
     if v > T::zero() { v } else { T::zero() }
+}
+
+/// The derivative by the output `y`: 1 where `y > 0`, else 0.
+pub(crate) fn relu_derivative<T: Float>(y: T) -> T {
+    if y > T::zero() { T::one() } else { T::zero() }
 }
 
 impl<T: Float> Layer<T> for Relu<T> {
@@ -51,9 +56,7 @@ impl<T: Float> Layer<T> for Relu<T> {
     }
 
     fn backward(&mut self, dout: &Tensor<T>) -> &Tensor<T> {
-        activation_backward(dout, &self.out, &mut self.dx, |y| {
-            if y > T::zero() { T::one() } else { T::zero() }
-        });
+        activation_backward(dout, &self.out, &mut self.dx, relu_derivative);
         &self.dx
     }
 

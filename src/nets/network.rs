@@ -71,8 +71,13 @@ pub struct Network<T: Float> {
 }
 
 /// The order to run `layers` in for [`Network::set_fast_order`]: the
-/// chain's, with two rewrites that change no value.
+/// chain's, with rewrites that change no value.
 ///
+/// - With `fuse`, a Relu directly after a layer that can apply it itself
+///   ([`Layer::can_fuse_relu`]: Convolution) is left out, unless a
+///   MaxPooling follows it (the next rewrite does less there); the layer
+///   applies it ([`fused_relu`]), saving a pass over the values both ways.
+///   Only a net that may set its layers (not [`Network::infer`]'s shared one).
 /// - A Relu directly followed by a MaxPooling runs after it. Max pooling
 ///   commutes with ReLU, `max_i relu(a_i) = relu(max_i a_i)` bit for bit, and
 ///   the gradient reaches the same input (the window's first maximum, when
@@ -81,12 +86,18 @@ pub struct Network<T: Float> {
 /// - A Flatten directly followed by an Affine is left out: Affine flattens
 ///   its input itself and gives `dx` the input's shape back, so the copies
 ///   Flatten makes, both ways, buy nothing.
-fn run_order<T: Float>(layers: &[Box<dyn Layer<T>>], order: &mut Vec<usize>) {
+fn run_order<T: Float>(layers: &[Box<dyn Layer<T>>], order: &mut Vec<usize>, fuse: bool) {
     use super::LayerSpec::{Affine, Flatten, MaxPooling, Relu};
     order.clear();
     let spec = |i: usize| layers.get(i).and_then(|l| l.spec());
     let mut i = 0;
     while i < layers.len() {
+        let pooled = matches!(spec(i + 2), Some(MaxPooling { .. }));
+        if fuse && layers[i].can_fuse_relu() && matches!(spec(i + 1), Some(Relu {})) && !pooled {
+            order.push(i);
+            i += 2;
+            continue;
+        }
         match (spec(i), spec(i + 1)) {
             (Some(Relu {}), Some(MaxPooling { .. })) => {
                 order.extend([i + 1, i]);
@@ -99,6 +110,13 @@ fn run_order<T: Float>(layers: &[Box<dyn Layer<T>>], order: &mut Vec<usize>) {
             }
         }
     }
+}
+
+/// Whether layer `i` applies the Relu after it in `order` (of
+/// [`run_order`]): a Relu follows it that the order leaves out.
+fn fused_relu<T: Float>(layers: &[Box<dyn Layer<T>>], order: &[usize], i: usize) -> bool {
+    let relu = layers.get(i + 1).and_then(|l| l.spec()) == Some(super::LayerSpec::Relu {});
+    relu && !order.contains(&(i + 1))
 }
 
 /// Layer `from`, to read, and layer `to`, to write (`from != to`).
@@ -387,7 +405,7 @@ impl<T: Float> Network<T> {
         } = scratch;
         layers.resize_with(self.layers.len(), Scratch::default);
         // The fast order gives the same scores, bit for bit, sooner.
-        run_order(&self.layers, order);
+        run_order(&self.layers, order, false);
         self.layers[order[0]].infer(x, ping, &mut layers[order[0]]);
         let (mut src, mut dst) = (ping, pong);
         for &i in &order[1..] {
@@ -407,10 +425,16 @@ impl<T: Float> Network<T> {
     /// (the trainer checks a data set once, not every batch).
     pub(crate) fn forward(&mut self, x: &Tensor<T>, train: bool) -> &Tensor<T> {
         if self.fast_order {
-            run_order(&self.layers, &mut self.order);
+            run_order(&self.layers, &mut self.order, true);
         } else {
             self.order.clear();
             self.order.extend(0..self.layers.len());
+        }
+        for i in 0..self.layers.len() {
+            if self.layers[i].can_fuse_relu() {
+                let fused = fused_relu(&self.layers, &self.order, i);
+                self.layers[i].fuse_relu(fused);
+            }
         }
         self.layers[self.order[0]].forward(x, train);
         for k in 1..self.order.len() {
@@ -691,10 +715,10 @@ mod tests {
         infers_as_it_predicts("im2col", Network::new(layers, 0.0), &[3, 9, 9]);
     }
 
-    /// The trainer's order (pooling before ReLU, no Flatten before Affine)
-    /// against the chain's: the same loss and gradients (equal values; a zero
-    /// may change sign), and backpropagation against central differences in
-    /// that order too.
+    /// The trainer's order (pooling before ReLU, a convolution's ReLU in the
+    /// convolution, no Flatten before Affine) against the chain's: the same
+    /// loss and gradients (equal values; a zero may change sign), and
+    /// backpropagation against central differences in that order too.
     #[test]
     fn the_fast_order_gives_the_chains_loss_and_gradients() {
         let spec = NetSpec::from_toml(
@@ -703,6 +727,8 @@ mod tests {
               { type = "Convolution", filter_num = 4, filter_size = 3, stride = 1, pad = 1 },
               { type = "Relu" },
               { type = "MaxPooling", pool_h = 2, pool_w = 2, stride = 2 },
+              { type = "Convolution", filter_num = 5, filter_size = 3, stride = 1, pad = 1 },
+              { type = "Relu" },
               { type = "Convolution", filter_num = 5, filter_size = 3, stride = 1, pad = 1 },
               { type = "Relu" },
               { type = "MaxPooling", pool_h = 3, pool_w = 3, stride = 1, pad = 1 },
@@ -725,7 +751,7 @@ mod tests {
         let t = [0, 2, 1];
         let want = chain.gradient(&x, Labels::Index(&t)).unwrap();
         let got = pooled.gradient(&x, Labels::Index(&t)).unwrap();
-        assert_eq!(pooled.order, [0, 2, 1, 3, 5, 4, 6, 8, 9, 10]);
+        assert_eq!(pooled.order, [0, 2, 1, 3, 5, 7, 6, 8, 10, 11, 12]);
         assert_eq!(got, want);
         for (a, b) in pooled.params().iter().zip(&chain.params()) {
             assert_eq!(a.grad.data(), b.grad.data(), "d{}", a.name);

@@ -42,8 +42,19 @@ pub trait Simd<T>: Copy {
     /// `self + a · b`, fused where the CPU can.
     fn mul_add(self, a: Self, b: Self) -> Self;
 
+    /// `self + a`, lane by lane.
+    fn add(self, a: Self) -> Self;
+
     /// The sum of the lanes.
     fn sum(self) -> T;
+
+    /// ReLU of each lane as the `Relu` layer computes it: the lane if it is
+    /// above zero, else zero (for -0 and NaN too).
+    fn relu(self) -> Self;
+
+    /// `self · (y > 0 ? 1 : 0)` per lane: ReLU's backward, `y` its output,
+    /// the same values (and signs of zero) as the `Relu` layer's.
+    fn relu_grad(self, y: Self) -> Self;
 }
 
 /// The portable vector: `N` values the compiler may vectorise.
@@ -103,8 +114,32 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
     }
 
     #[inline(always)]
+    fn add(mut self, a: Self) -> Self {
+        for (s, &x) in self.0.iter_mut().zip(&a.0) {
+            *s += x;
+        }
+        self
+    }
+
+    #[inline(always)]
     fn sum(self) -> T {
         self.0.iter().copied().sum()
+    }
+
+    #[inline(always)]
+    fn relu(mut self) -> Self {
+        for v in &mut self.0 {
+            *v = if *v > T::zero() { *v } else { T::zero() };
+        }
+        self
+    }
+
+    #[inline(always)]
+    fn relu_grad(mut self, y: Self) -> Self {
+        for (g, &y) in self.0.iter_mut().zip(&y.0) {
+            *g *= if y > T::zero() { T::one() } else { T::zero() };
+        }
+        self
     }
 }
 
@@ -161,8 +196,28 @@ mod avx512 {
         }
 
         #[inline(always)]
+        fn add(self, a: Self) -> Self {
+            F32x16(unsafe { _mm512_add_ps(self.0, a.0) })
+        }
+
+        #[inline(always)]
         fn sum(self) -> f32 {
             unsafe { _mm512_reduce_add_ps(self.0) }
+        }
+
+        #[inline(always)]
+        fn relu(self) -> Self {
+            // `max` returns its second operand for NaN and for two zeros.
+            F32x16(unsafe { _mm512_max_ps(self.0, _mm512_setzero_ps()) })
+        }
+
+        #[inline(always)]
+        fn relu_grad(self, y: Self) -> Self {
+            unsafe {
+                let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(y.0, _mm512_setzero_ps());
+                let ones = _mm512_maskz_mov_ps(above, _mm512_set1_ps(1.0));
+                F32x16(_mm512_mul_ps(self.0, ones))
+            }
         }
     }
 }
@@ -183,6 +238,8 @@ mod tests {
         assert_eq!(out, want);
         let s: f32 = a.iter().sum();
         assert_eq!(unsafe { V::load(a.as_ptr()) }.sum(), s);
+        let twice = unsafe { V::load(a.as_ptr()).add(V::load(a.as_ptr())) };
+        assert_eq!(twice.sum(), 2.0 * s);
         // Lanes 1 and 2 (the first is lane 0 only for one-lane vectors).
         let mask = 0b110 & ((1u32 << V::LANES) - 1);
         let mut picked = vec![-1.0f32; V::LANES + 1];
@@ -197,6 +254,35 @@ mod tests {
             .map(|i| if i == 1 { 2.0 } else { -1.0 })
             .collect();
         assert_eq!(out, want);
+        // ReLU and its gradient lane by lane as the Relu layer has them:
+        // zero for -0, NaN and negatives, `g · 0` (a signed zero, NaN for
+        // an infinite g) where the output is not above zero.
+        let x: Vec<f32> = [-1.5, -0.0, 0.0, f32::NAN, 2.5, f32::INFINITY, -3.0, 1e-40]
+            .into_iter()
+            .cycle()
+            .take(V::LANES)
+            .collect();
+        let g: Vec<f32> = [-2.0, f32::INFINITY, 3.0, -1.0, -4.0, 5.0, f32::NAN, 6.0]
+            .into_iter()
+            .cycle()
+            .take(V::LANES)
+            .collect();
+        let relu = |v: f32| if v > 0.0 { v } else { 0.0 };
+        let mut got = vec![0.0f32; V::LANES];
+        unsafe { V::load(x.as_ptr()).relu().store(got.as_mut_ptr()) };
+        let want: Vec<u32> = x.iter().map(|&v| relu(v).to_bits()).collect();
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+        let y: Vec<f32> = x.iter().map(|&v| relu(v)).collect();
+        unsafe {
+            let (gv, yv) = (V::load(g.as_ptr()), V::load(y.as_ptr()));
+            gv.relu_grad(yv).store(got.as_mut_ptr());
+        }
+        let want: Vec<u32> = g
+            .iter()
+            .zip(&y)
+            .map(|(&g, &y)| (g * if y > 0.0 { 1.0 } else { 0.0 }).to_bits())
+            .collect();
+        assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
     }
 
     #[test]
