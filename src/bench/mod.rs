@@ -15,8 +15,9 @@
 //!   after 2 warm-up passes (a fresh He-initialised net, as PyTorch's side uses).
 //! - `w4`: the textbook's DeepConvNet (`--net deep-cnn`), Adam lr 0.001, batch
 //!   100: 10 warm-up steps, then `epochs` rounds of 200 timed steps on
-//!   consecutive batches of a shuffled training set, each scaled to the 600
-//!   batches of an epoch; the median round.
+//!   consecutive batches of a shuffled training set (each round handed to
+//!   the worker threads at once, as an epoch of `train` is), each scaled to
+//!   the 600 batches of an epoch; the median round.
 //! - `w3-classifier`: W3 through the embedding API, [`crate::Classifier`]:
 //!   the same net, passes and batches, each batch split between the threads
 //!   as the trainer splits it, every thread calling the one classifier.
@@ -258,16 +259,15 @@ fn deep_cnn_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
         data.train.len()
     );
     let per_epoch = batches.len() as f64;
-    let mut next = batches.iter().cycle();
-    for batch in next.by_ref().take(W4_WARM_UP) {
-        trainer.step(&data.train, batch)?;
-    }
+    // Rounds handed to the trainer whole, as an epoch of `train` runs.
+    let mut next = batches.iter().copied().cycle();
+    let warm_up: Vec<&[usize]> = next.by_ref().take(W4_WARM_UP).collect();
+    trainer.steps(&data.train, &warm_up, |_, _| {})?;
     let mut samples = Vec::new();
     for _ in 0..opts.epochs {
+        let round: Vec<&[usize]> = next.by_ref().take(W4_BATCHES).collect();
         let t0 = Instant::now();
-        for batch in next.by_ref().take(W4_BATCHES) {
-            trainer.step(&data.train, batch)?;
-        }
+        trainer.steps(&data.train, &round, |_, _| {})?;
         samples.push(t0.elapsed().as_secs_f64() / W4_BATCHES as f64 * per_epoch);
     }
     Ok(BenchResult {

@@ -610,6 +610,36 @@ impl<T: Float> Trainer<T> {
     /// Only the batch's own labels are checked, so a step costs no pass over
     /// the data.
     pub fn step(&mut self, data: &Dataset, batch: &[usize]) -> Result<f64, TrainError> {
+        let mut loss = 0.0;
+        self.steps(data, &[batch], |_, l| loss = l)?;
+        Ok(loss)
+    }
+
+    /// [`Trainer::step`] on each of `batches` in turn, handed to the worker
+    /// threads once, as [`Trainer::train_epoch`] does (a hand-over per step is two
+    /// sleeps and wake-ups); `on_step(i, loss)` after the `i`-th. Every batch
+    /// is checked before the first step.
+    pub fn steps(
+        &mut self,
+        data: &Dataset,
+        batches: &[&[usize]],
+        mut on_step: impl FnMut(usize, f64) + Send,
+    ) -> Result<(), TrainError> {
+        for batch in batches {
+            self.check_batch(data, batch)?;
+        }
+        let pool = Arc::clone(&self.pool);
+        pool.install(|| {
+            for (i, batch) in batches.iter().enumerate() {
+                on_step(i, self.step_in_pool(data, batch));
+            }
+        });
+        Ok(())
+    }
+
+    /// What [`Trainer::step`] checks of a batch: the data's shape, the
+    /// batch not empty, its indices and their labels in range.
+    fn check_batch(&mut self, data: &Dataset, batch: &[usize]) -> Result<(), TrainError> {
         let classes = self.check_shapes(data)?;
         if batch.is_empty() {
             return Err(TrainError::BatchSize {
@@ -636,8 +666,7 @@ impl<T: Float> Trainer<T> {
             };
             return Err(input_error(data, source));
         }
-        let pool = Arc::clone(&self.pool);
-        Ok(pool.install(|| self.step_in_pool(data, batch)))
+        Ok(())
     }
 
     /// [`Trainer::step`], called from inside the pool.
@@ -1225,6 +1254,29 @@ mod input_tests {
             .build(1)
             .unwrap();
         (Trainer::new(net, Box::new(Sgd::new(lr)), 2, 1), data)
+    }
+
+    #[test]
+    fn steps_are_the_steps_one_by_one_and_check_every_batch_first() {
+        let (mut one_by_one, data) = trainer(0.1);
+        let (mut together, _) = trainer(0.1);
+        let batches: Vec<&[usize]> = vec![&[0, 3, 5], &[1, 2], &[4, 6, 7, 8]];
+        let want: Vec<f64> = batches
+            .iter()
+            .map(|b| one_by_one.step(&data, b).unwrap())
+            .collect();
+        let mut got = Vec::new();
+        together
+            .steps(&data, &batches, |i, loss| got.push((i, loss)))
+            .unwrap();
+        let want: Vec<(usize, f64)> = want.into_iter().enumerate().collect();
+        assert_eq!(got, want);
+        // A bad batch anywhere stops them all before the first.
+        let before = together.net().params()[0].value.clone();
+        let past_the_end = [data.len()];
+        let bad: Vec<&[usize]> = vec![&[0, 1], &past_the_end];
+        assert!(together.steps(&data, &bad, |_, _| {}).is_err());
+        assert_eq!(together.net().params()[0].value, &before);
     }
 
     #[test]
