@@ -1091,28 +1091,14 @@ impl Plan {
         relu_out: Option<&[T]>,
         wide: &mut [T],
         zeroed: bool,
-        mut db: Option<&mut [T]>,
+        db: Option<&mut [T]>,
     ) {
-        let g = self.g();
-        let plane = g.oh * g.ow;
-        let fnum = dout.len() / plane.max(1);
-        for (f, wf) in wide.chunks_exact_mut(self.q_round).take(fnum).enumerate() {
-            let df = &dout[f * plane..(f + 1) * plane];
-            if !zeroed {
-                wf.fill(T::zero());
-            }
-            let yf = relu_out.map(|y| &y[f * plane..(f + 1) * plane]);
-            let mut sum = T::Vector::splat(T::zero());
-            for oy in 0..g.oh {
-                let (at, from) = (oy * self.plane_w, oy * g.ow);
-                let y = yf.map(|y| &y[from..]);
-                let row = copy_row_where(&df[from..], y, &mut wf[at..], g.ow);
-                sum = sum.add(row);
-            }
-            if let Some(db) = db.as_deref_mut() {
-                db[f] += sum.sum();
-            }
+        let fnum = dout.len() / (self.g().oh * self.g().ow).max(1);
+        if !zeroed {
+            wide[..fnum * self.q_round].fill(T::zero());
         }
+        let rows = (0, self.plane_w);
+        self.copy_planes(dout, relu_out, wide, self.q_round, rows, db);
     }
 
     /// One image's `dout (FN, OH, OW)` padded for the input gradient (and
@@ -1126,25 +1112,42 @@ impl Plan {
         relu_out: Option<&[T]>,
         padded: &mut [T],
         zeroed: bool,
-        mut db: Option<&mut [T]>,
+        db: Option<&mut [T]>,
     ) {
-        let g = self.g();
         if !zeroed {
             padded[..self.dout_image].fill(T::zero());
         }
+        let rows = (self.dout_top * self.dout_w + self.dout_left, self.dout_w);
+        self.copy_planes(dout, relu_out, padded, self.dout_plane, rows, db);
+    }
+
+    /// Each plane of `dout (FN, OH, OW)` into planes of `dst` of
+    /// `dst_plane` values, output row `oy` at `first + oy·width` of `(first,
+    /// width)`: through ReLU's backward by `relu_out` if given, each
+    /// filter's values added to `db` if given. What lies around the rows
+    /// must already be zero: each row's last vector stores zeros past it.
+    fn copy_planes<T: Float>(
+        &self,
+        dout: &[T],
+        relu_out: Option<&[T]>,
+        dst: &mut [T],
+        dst_plane: usize,
+        (first, width): (usize, usize),
+        mut db: Option<&mut [T]>,
+    ) {
+        let g = self.g();
         let plane = g.oh * g.ow;
         let fnum = dout.len() / plane.max(1);
-        let planes = padded.chunks_exact_mut(self.dout_plane).take(fnum);
-        for (f, pf) in planes.enumerate() {
+        for (f, pf) in dst.chunks_exact_mut(dst_plane).take(fnum).enumerate() {
             let df = &dout[f * plane..(f + 1) * plane];
             let yf = relu_out.map(|y| &y[f * plane..(f + 1) * plane]);
             let mut sum = T::Vector::splat(T::zero());
             for oy in 0..g.oh {
-                let start = (self.dout_top + oy) * self.dout_w + self.dout_left;
-                let y = yf.map(|y| &y[oy * g.ow..]);
+                let from = oy * g.ow;
+                let y = yf.map(|y| &y[from..]);
                 // To the plane's end: padding, or rows copied later.
-                let dst = &mut pf[start..];
-                sum = sum.add(copy_row_where(&df[oy * g.ow..], y, dst, g.ow));
+                let row = &mut pf[first + oy * width..];
+                sum = sum.add(copy_row_where(&df[from..], y, row, g.ow));
             }
             if let Some(db) = db.as_deref_mut() {
                 db[f] += sum.sum();

@@ -511,6 +511,11 @@ impl<T: Float> Convolution<T> {
         self.algorithm == Algorithm::Winograd && winograd::applies(fh, fw, self.stride, self.pad)
     }
 
+    /// Whether Winograd computes the input gradient (needed, and it applies).
+    fn winograd_dx(&self) -> bool {
+        self.input_grad_needed && self.winograd()
+    }
+
     /// Direct: each image into phase planes, the filters over them in wide
     /// rows, the wanted positions copied out.
     fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
@@ -790,9 +795,9 @@ impl<T: Float> Convolution<T> {
     /// every use (the weight gradient of packed positions and Winograd's
     /// input gradient read it as it is, as im2col does).
     fn relu_in_copies(&self) -> bool {
-        let wino_dx = self.input_grad_needed && self.winograd();
         let copied = |p: &Plan| p.weight_gather || !p.weight_positions.is_packed();
-        self.algorithm != Algorithm::Im2col && !wino_dx && self.plan.as_ref().is_some_and(copied)
+        let direct = self.algorithm != Algorithm::Im2col && !self.winograd_dx();
+        direct && self.plan.as_ref().is_some_and(copied)
     }
 
     /// Backward of `dout` (checked by `backward`): `db`, `dW` and `dx` as
@@ -806,7 +811,7 @@ impl<T: Float> Convolution<T> {
         }
         match self.algorithm {
             Algorithm::Winograd | Algorithm::Direct => {
-                let wino_dx = self.input_grad_needed && self.winograd();
+                let wino_dx = self.winograd_dx();
                 let input = self.input_grad_needed && !wino_dx;
                 self.backward_direct(dout, g, input, relu);
                 if wino_dx {
