@@ -251,16 +251,40 @@ pub enum Output<'a, T> {
     },
 }
 
+/// Images end to end for [`correlate`]: image `n` of `count` reads its
+/// input at `n·x` and (dense output only) writes at `n·out`. The kernel's
+/// blocks of vectors then run on across the images: the last vectors of one
+/// image share a block with the first of the next, where image by image
+/// they took a block of one vector, 8 accumulators (a quarter of the vectors
+/// of an 8x8 output).
+#[derive(Clone, Copy, Debug)]
+pub struct Images {
+    pub count: usize,
+    pub x: usize,
+    pub out: usize,
+}
+
+impl Images {
+    /// A single image.
+    pub const ONE: Images = Images {
+        count: 1,
+        x: 0,
+        out: 0,
+    };
+}
+
 /// `out[f][q] = bias[f] + Σ_t W[f][t] · x[at(q) + taps[t]]` for every filter
 /// `f < fnum` and every position `q` of `positions` (reading its input at
-/// `at(q)`), with `W` packed by [`pack_filters`] and `bias` empty for none;
-/// written as `out` says.
+/// `at(q)`), in each of `images`, with `W` packed by [`pack_filters`] and
+/// `bias` empty for none; written as `out` says.
 ///
 /// Panics unless `x` holds what the positions and taps reach and `out`
-/// `fnum` rows of all positions (`Wide`) or of every kept one (`Dense`).
+/// `fnum` rows of all positions (`Wide`, one image) or of every kept one
+/// (`Dense`), for every image.
 #[allow(clippy::too_many_arguments)]
 pub fn correlate<T: Float>(
     x: &[T],
+    images: Images,
     taps: &[usize],
     packed: &[T],
     bias: &[T],
@@ -268,7 +292,11 @@ pub fn correlate<T: Float>(
     positions: &Positions,
     mut out: Output<'_, T>,
 ) {
-    let reach = positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
+    if images.count == 0 {
+        return;
+    }
+    let before = (images.count - 1) * images.x;
+    let reach = before + positions.reach::<T>() + taps.iter().max().copied().unwrap_or(0);
     assert!(
         x.len() >= reach,
         "correlate: input of {} values, the taps reach {reach}",
@@ -277,7 +305,9 @@ pub fn correlate<T: Float>(
     let computed = positions.computed::<T>();
     match &out {
         Output::Wide { out, stride } => assert!(
-            *stride >= computed && out.len() >= fnum.saturating_sub(1) * stride + computed,
+            images.count == 1
+                && *stride >= computed
+                && out.len() >= fnum.saturating_sub(1) * stride + computed,
             "correlate: output of {} values for {fnum} rows of {computed} (stride {stride})",
             out.len()
         ),
@@ -287,10 +317,12 @@ pub fn correlate<T: Float>(
                 .iter()
                 .map(|v| v.at + v.keep.count_ones() as usize)
                 .max();
+            let before = (images.count - 1) * images.out;
             assert!(
-                kept.unwrap_or(0) <= *plane && out.len() >= fnum * plane,
-                "correlate: output of {} values for {fnum} planes of {plane}",
-                out.len()
+                kept.unwrap_or(0) <= *plane && out.len() >= before + fnum * plane,
+                "correlate: output of {} values for {} images of {fnum} planes of {plane}",
+                out.len(),
+                images.count
             );
         }
     }
@@ -301,12 +333,21 @@ pub fn correlate<T: Float>(
     );
     assert!(bias.is_empty() || bias.len() == fnum, "correlate: bias");
     let per_block = (taps.len() * FB).max(1);
-    for (k0, group) in positions
-        .vectors
-        .chunks(NV)
-        .enumerate()
-        .map(|(k, g)| (k * NV, g))
-    {
+    let nv = positions.vectors.len();
+    let total = images.count * nv;
+    for k0 in (0..total).step_by(NV) {
+        // Vector k is image k / nv's vector k % nv.
+        let vectors: [VectorAt; NV] = array::from_fn(|i| {
+            let k = (k0 + i).min(total - 1);
+            let (n, v) = (k / nv, k % nv);
+            let a = positions.vectors[v];
+            VectorAt {
+                start: a.start + n * images.x,
+                at: a.at + n * images.out,
+                ..a
+            }
+        });
+        let group = &vectors[..NV.min(total - k0)];
         for (fb, w) in packed.chunks_exact(per_block).enumerate() {
             let f0 = fb * FB;
             let block = Block {
@@ -322,7 +363,7 @@ pub fn correlate<T: Float>(
             // SAFETY: every read, at a vector's start (or `skip` or
             // `2·skip` further for its merged lanes) plus a tap, lies below
             // `reach` ≤ x.len(); every write within the output asserted above
-            // (filters f0 + f < fnum).
+            // (filters f0 + f < fnum, images n < count).
             unsafe {
                 let x = x.as_ptr();
                 match (group.len(), positions.merges) {

@@ -44,7 +44,8 @@
 //! ```
 
 use super::conv_kernels::{
-    DoutLayout, Output, Plan, Positions, correlate, correlate_weights, pack_filters, rounded,
+    DoutLayout, Images, Output, Plan, Positions, correlate, correlate_weights, pack_filters,
+    rounded,
 };
 use super::relu::{relu, relu_derivative};
 use super::winograd::{self, Winograd};
@@ -351,23 +352,39 @@ fn set_winograd_dx_filters<T: Float>(w: &Tensor<T>, wino: &mut Winograd<T>) {
     });
 }
 
-/// One image's output `yn` `(FN, OH, OW)` from its phase planes, through
-/// ReLU if `relu`.
-fn correlate_image<T: Float>(
+/// The output `y` `(n, FN, OH, OW)` of `n` images from their phase planes,
+/// end to end in `planes`, through ReLU if `relu`.
+fn correlate_images<T: Float>(
     plan: &Plan,
     packed: &[T],
     b: &[T],
     planes: &[T],
-    yn: &mut [T],
+    n: usize,
+    y: &mut [T],
     relu: bool,
 ) {
     let g = &plan.geometry;
+    let plane = g.oh * g.ow;
     let out = Output::Dense {
-        out: yn,
-        plane: g.oh * g.ow,
+        out: y,
+        plane,
         relu,
     };
-    correlate(planes, &plan.taps, packed, b, b.len(), &plan.positions, out);
+    let images = Images {
+        count: n,
+        x: plan.x_image,
+        out: b.len() * plane,
+    };
+    correlate(
+        planes,
+        images,
+        &plan.taps,
+        packed,
+        b,
+        b.len(),
+        &plan.positions,
+        out,
+    );
 }
 
 /// Direct inference of the images `x` into `out`: each image in turn into
@@ -395,7 +412,7 @@ fn infer_direct<T: Float>(
     {
         plan.scatter_input(xn, &mut planes[..plan.x_image], zeroed);
         zeroed = true;
-        correlate_image(plan, packed, b, planes, yn, relu);
+        correlate_images(plan, packed, b, planes, 1, yn, relu);
     }
 }
 
@@ -519,7 +536,6 @@ impl<T: Float> Convolution<T> {
     /// Direct: each image into phase planes, the filters over them in wide
     /// rows, the wanted positions copied out.
     fn forward_direct(&mut self, x: &Tensor<T>, g: &Geometry, train: bool) {
-        let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         self.kept_input = train;
         let zeroed = self.x_zeroed == Some(*g);
@@ -564,15 +580,16 @@ impl<T: Float> Convolution<T> {
         if wino {
             return;
         }
-        for (n, yn) in self
-            .out
-            .data_mut()
-            .chunks_exact_mut(fnum * g.oh * g.ow)
-            .enumerate()
-        {
-            let planes = &self.x[n * plan.x_image..];
-            correlate_image(plan, &self.packed, self.b.data(), planes, yn, self.relu);
-        }
+        let y = self.out.data_mut();
+        correlate_images(
+            plan,
+            &self.packed,
+            self.b.data(),
+            &self.x,
+            self.n,
+            y,
+            self.relu,
+        );
     }
 
     /// Im2col: the textbook's columns of each image, times the filters.
@@ -757,34 +774,38 @@ impl<T: Float> Convolution<T> {
             if !input {
                 continue;
             }
-            let dx = &mut self.dx.data_mut()[k * chunk * image..];
-            for (i, dxn) in dx.chunks_exact_mut(image).take(images).enumerate() {
-                let padded = &self.dout_pad[i * plan.dout_image..];
-                for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
-                    let stride = self.wide.len() / g.c.max(1);
-                    let out = match phase.dense {
-                        true => Output::Dense {
-                            out: &mut *dxn,
-                            plane: g.h * g.w,
-                            relu: false,
-                        },
-                        false => Output::Wide {
-                            out: &mut self.wide,
-                            stride,
-                        },
+            let dx = &mut self.dx.data_mut()[k * chunk * image..][..images * image];
+            for (phase, packed) in plan.dx_phases.iter().zip(&self.packed_dx) {
+                let phase_dx = |dout: &[T], images: Images, out: Output<'_, T>| {
+                    let (offsets, positions) = (&phase.offsets, &phase.positions);
+                    correlate(dout, images, offsets, packed, &[], g.c, positions, out);
+                };
+                // Stride 1: the one phase, straight into dx, the chunk's
+                // images end to end; else each image's phase in wide rows,
+                // then scattered.
+                if phase.dense {
+                    let out = Output::Dense {
+                        out: &mut *dx,
+                        plane: g.h * g.w,
+                        relu: false,
                     };
-                    correlate(
-                        padded,
-                        &phase.offsets,
-                        packed,
-                        &[],
-                        g.c,
-                        &phase.positions,
-                        out,
-                    );
-                    if !phase.dense {
-                        plan.scatter_dx(phase, &self.wide, stride, dxn);
-                    }
+                    let images = Images {
+                        count: images,
+                        x: plan.dout_image,
+                        out: image,
+                    };
+                    phase_dx(&self.dout_pad, images, out);
+                    continue;
+                }
+                for (i, dxn) in dx.chunks_exact_mut(image).enumerate() {
+                    let padded = &self.dout_pad[i * plan.dout_image..];
+                    let stride = self.wide.len() / g.c.max(1);
+                    let out = Output::Wide {
+                        out: &mut self.wide,
+                        stride,
+                    };
+                    phase_dx(padded, Images::ONE, out);
+                    plan.scatter_dx(phase, &self.wide, stride, dxn);
                 }
             }
         }

@@ -22,7 +22,7 @@
 
 use crate::tensor::Float;
 
-use super::conv_kernels::{FB, Output, Positions, correlate, rounded};
+use super::conv_kernels::{FB, Images, Output, Positions, correlate, rounded};
 
 /// Elements of a 4x4 tile: the number of products.
 const XI: usize = 16;
@@ -157,7 +157,16 @@ impl<T: Float> Winograd<T> {
                 let m = &mut self.m[xi * fnum * stride..(xi + 1) * fnum * stride];
                 let packed = &self.packed[xi * per_xi..(xi + 1) * per_xi];
                 let out = Output::Wide { out: m, stride };
-                correlate(v, &self.taps, packed, &[], fnum, positions, out);
+                correlate(
+                    v,
+                    Images::ONE,
+                    &self.taps,
+                    packed,
+                    &[],
+                    fnum,
+                    positions,
+                    out,
+                );
             }
             let outs = &mut out[k0 * fnum * oh * ow..(k0 + n) * fnum * oh * ow];
             for (k, yf) in outs.chunks_exact_mut(oh * ow).enumerate() {
