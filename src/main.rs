@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// Large buffers on cache lines: whole-vector loads of them are then single
+// (see the type).
+#[global_allocator]
+static ALLOC: backprop::tensor::CacheAligned = backprop::tensor::CacheAligned;
+
 fn main() {
     backprop::train::flush_denormals();
     // Under `mpirun`, the job first: rank 0 alone speaks, and an error on any

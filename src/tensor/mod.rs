@@ -7,10 +7,12 @@
 //! Buffers are reused across batches: [`Tensor::resize`] keeps the allocation,
 //! so the training loop allocates nothing once the first batch has run.
 
+mod aligned;
 mod float;
 mod gemm;
 pub mod simd;
 
+pub use aligned::CacheAligned;
 pub use float::Float;
 pub use gemm::matmul;
 
