@@ -44,8 +44,8 @@
 //! ```
 
 use super::conv_kernels::{
-    DoutLayout, Images, Output, Plan, Positions, correlate, correlate_weights, pack_filters,
-    rounded,
+    DoutLayout, Images, Output, Plan, Positions, correlate, correlate_weights,
+    correlate_weights_outer, pack_filters, rounded,
 };
 use super::relu::{relu, relu_derivative};
 use super::winograd::{self, Winograd};
@@ -297,6 +297,9 @@ pub struct Convolution<T> {
     /// The gathered weight gradient's rows: their length, positions and the
     /// taps' offsets (made again only when the length changes).
     gathered: Option<(usize, Positions, Vec<usize>)>,
+    /// The outer-product weight gradient's input offset per output pixel
+    /// of a chunk ([`Plan::pixel_starts`]).
+    starts: Vec<usize>,
     out: Tensor<T>,
     dx: Tensor<T>,
     input_grad_needed: bool,
@@ -321,6 +324,11 @@ const WEIGHT_CHUNK_VALUES: usize = 96 * 1024;
 /// gradient: long rows, so that each block of accumulators runs long before
 /// it is summed, its 10 rows still within L1 and L2.
 const GATHER_POSITIONS: usize = 2048;
+
+/// Output pixels per chunk of the outer-product weight gradient: the
+/// chunk's transposed `dout` (64 filters: 32 KiB) stays in L1 while every
+/// block of taps runs over it.
+const OUTER_POSITIONS: usize = 128;
 
 /// The direct kernels' plan for input geometry `g` in `plan`, made anew only
 /// when the geometry changes (what forward reads of it depends on nothing
@@ -483,6 +491,7 @@ impl<T: Float> Convolution<T> {
             col: Vec::new(),
             dcol: Vec::new(),
             gathered: None,
+            starts: Vec::new(),
             out: Tensor::default(),
             dx: Tensor::default(),
             input_grad_needed: true,
@@ -601,12 +610,16 @@ impl<T: Float> Convolution<T> {
         im2col_forward(&self.w, &self.b, g, x.data(), out, &mut self.col);
     }
 
-    /// Direct, where [`Plan::weight_gather`]: `dW` over chunks of about
+    /// Direct, where [`Plan::weight_gather`] (and not
+    /// [`Plan::weight_outer`]): `dW` over chunks of about
     /// [`GATHER_POSITIONS`] output pixels, each tap's input and each filter's
     /// `dout` gathered into rows (images end to end), the weight kernel over
     /// those rows.
     /// `relu`: `dout` through ReLU's backward on the way (by the output).
     fn gathered_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry, relu: bool) {
+        if self.plan.as_ref().is_some_and(|p| p.weight_outer) {
+            return self.outer_weight_gradient(dout, g, relu);
+        }
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (pixels, ntaps) = (g.oh * g.ow, plan.taps.len());
@@ -648,6 +661,37 @@ impl<T: Float> Convolution<T> {
                 positions,
                 self.dw.data_mut(),
             );
+        }
+    }
+
+    /// Direct, where [`Plan::weight_outer`]: `dW` as outer products
+    /// ([`correlate_weights_outer`]), over chunks of about
+    /// [`OUTER_POSITIONS`] output pixels, `dout` transposed for each chunk
+    /// (through ReLU's backward if `relu`, `db` summed on the way).
+    fn outer_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry, relu: bool) {
+        let fnum = self.filters();
+        let plan = self.plan.as_ref().expect("forward made the plan");
+        let (pixels, ntaps) = (g.oh * g.ow, plan.taps.len());
+        let fpad = rounded::<T>(fnum);
+        let per_chunk = (OUTER_POSITIONS / pixels.max(1)).clamp(1, self.n.max(1));
+        self.dcol.resize(per_chunk * pixels * fpad, T::zero());
+        self.col.clear();
+        self.col.resize(ntaps * fpad, T::zero());
+        plan.pixel_starts(per_chunk, &mut self.starts);
+        let out_image = fnum * pixels;
+        let relu_out = relu.then(|| self.out.data());
+        for (k, dchunk) in dout.data().chunks(per_chunk * out_image).enumerate() {
+            let images = dchunk.len() / out_image;
+            let y = relu_out.map(|y| &y[k * per_chunk * out_image..][..dchunk.len()]);
+            plan.transpose_dout(dchunk, y, fpad, &mut self.dcol, self.db.data_mut());
+            let x = &self.x[k * per_chunk * plan.x_image..];
+            let starts = &self.starts[..images * pixels];
+            correlate_weights_outer(x, starts, &plan.taps, &self.dcol, fpad, &mut self.col);
+        }
+        for (f, row) in self.dw.data_mut().chunks_exact_mut(ntaps).enumerate() {
+            for (t, w) in row.iter_mut().enumerate() {
+                *w += self.col[t * fpad + f];
+            }
         }
     }
 
@@ -1094,6 +1138,11 @@ mod tests {
         ([1, 3, 9, 19], [4, 3, 3, 3], 1, 1),
         ([2, 2, 11, 10], [3, 2, 3, 3], 1, 0),
         ([1, 2, 6, 17], [5, 2, 2, 2], 1, 0),
+        // Filters enough for the outer-product weight gradient.
+        ([2, 2, 8, 8], [70, 2, 3, 3], 1, 1),
+        ([1, 3, 8, 8], [48, 3, 3, 3], 1, 1),
+        ([3, 1, 6, 6], [64, 1, 3, 3], 1, 0),
+        ([1, 2, 9, 9], [50, 2, 3, 3], 2, 1),
     ];
 
     fn layer<T: Float>(fshape: [usize; 4], stride: usize, pad: usize, seed: u64) -> Convolution<T> {
@@ -1119,9 +1168,10 @@ mod tests {
 
     /// Forward, dx, dW and db of `algorithm` in `T` against the f64
     /// definition, on every case; returns how many cases the direct weight
-    /// gradient gathered (`Plan::weight_gather`).
-    fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) -> usize {
-        let mut gathered = 0;
+    /// gradient gathered (`Plan::weight_gather`), and how many of those took
+    /// outer products (`Plan::weight_outer`).
+    fn matches_reference<T: Float>(algorithm: Algorithm, tolerance: f64) -> (usize, usize) {
+        let (mut gathered, mut outer) = (0, 0);
         // One scratch for every case: its plan follows the geometry.
         let mut scratch = Scratch::default();
         for (k, &(xs, fs, stride, pad)) in CASES.iter().enumerate() {
@@ -1157,15 +1207,16 @@ mod tests {
                 assert!(relative_gap(&conv.db, &db) < tolerance, "{case}: db");
             }
             gathered += usize::from(conv.plan.as_ref().is_some_and(|p| p.weight_gather));
+            outer += usize::from(conv.plan.as_ref().is_some_and(|p| p.weight_outer));
         }
-        gathered
+        (gathered, outer)
     }
 
     #[test]
     fn direct_kernels_match_the_definition_in_f64_and_f32() {
-        // Both weight-gradient layouts, wide rows and gathered taps, each on
-        // several cases.
-        for gathered in [
+        // Every weight-gradient layout, wide rows, gathered taps and outer
+        // products, each on several cases.
+        for (gathered, outer) in [
             matches_reference::<f64>(Algorithm::Direct, 1e-12),
             matches_reference::<f32>(Algorithm::Direct, 1e-5),
         ] {
@@ -1173,6 +1224,7 @@ mod tests {
                 (3..=CASES.len() - 3).contains(&gathered),
                 "{gathered} gathered"
             );
+            assert!((3..gathered - 2).contains(&outer), "{outer} outer products");
         }
     }
 
@@ -1274,6 +1326,36 @@ mod tests {
             if input {
                 assert!(relative_gap(conv.grad_input(), &dx) < 1e-12, "dx");
             }
+        }
+    }
+
+    #[test]
+    fn outer_product_weight_gradient_over_chunks_matches_the_definition() {
+        // 5x5 outputs in rows of 7, 50 filters: outer products over chunks
+        // of 5 images (125 pixels), the last of 11 images one image; with
+        // ReLU's backward in the transposed copy and without.
+        let x = random_tensor(&[11, 3, 5, 5], 1.0, 80);
+        let dout = random_tensor(&[11, 50, 5, 5], 1.0, 82);
+        for relu in [false, true] {
+            let mut conv = layer::<f64>([50, 3, 3, 3], 1, 1, 81);
+            conv.fuse_relu(relu);
+            let y = conv.forward(&x, true).clone();
+            // Through the ReLU the definition sees dout · (y > 0).
+            let mut d = dout.clone();
+            if relu {
+                for (d, &y) in d.data_mut().iter_mut().zip(y.data()) {
+                    *d *= relu_derivative(y);
+                }
+            }
+            let (dx, dw, db) = reference::backward(&x, &conv.w, &d, 1, 1);
+            conv.backward(&dout);
+            assert!(conv.plan.as_ref().is_some_and(|p| p.weight_outer));
+            assert!(relative_gap(&conv.dw, &dw) < 1e-12, "relu {relu}: dW");
+            assert!(relative_gap(&conv.db, &db) < 1e-12, "relu {relu}: db");
+            assert!(
+                relative_gap(conv.grad_input(), &dx) < 1e-12,
+                "relu {relu}: dx"
+            );
         }
     }
 
