@@ -26,6 +26,7 @@
 use super::convolution::Geometry;
 use super::{Layer, Scratch};
 use crate::nets::LayerSpec;
+use crate::tensor::simd::Simd;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Clone)]
@@ -94,14 +95,37 @@ impl<T: Float> MaxPooling<T> {
     }
 }
 
-/// Where pooling writes the position of each window's maximum within its
-/// plane: the layer's `arg_max` in forward, nowhere in inference.
+/// Whether the window is the 2x2, stride-2 one without padding
+/// (SimpleConvNet and DeepConvNet), which has its own vector path.
+fn is_2x2(g: &Geometry) -> bool {
+    g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0
+}
+
+/// Groups of [`Simd::LANES`] windows per output row of the 2x2 path.
+fn groups<T: Float>(ow: usize) -> usize {
+    ow.div_ceil(<T::Vector as Simd<T>>::LANES)
+}
+
+/// What forward keeps per plane to send the gradient back: for the 2x2
+/// path two masks per group of windows (see [`pool_plane_2x2`]), else one
+/// position per output.
+fn kept_per_plane<T: Float>(g: &Geometry) -> usize {
+    match is_2x2(g) {
+        true => g.oh * 2 * groups::<T>(g.ow),
+        false => g.oh * g.ow,
+    }
+}
+
+/// Where pooling writes which input of each window won: the layer's
+/// `arg_max` in forward, nowhere in inference.
 trait Winners {
+    /// The general path: output `i`'s maximum came from position `at` of
+    /// the plane.
     fn set(&mut self, i: usize, at: usize);
 
-    /// The positions of output row `oy` (`ow` wide), for the 2x2 path to
-    /// write a row at a time; `None` where nothing is kept.
-    fn row(&mut self, oy: usize, ow: usize) -> Option<&mut [u32]>;
+    /// The 2x2 path's masks for output row `oy` (`2·groups` of them);
+    /// `None` where nothing is kept.
+    fn row(&mut self, oy: usize, groups: usize) -> Option<&mut [u32]>;
 }
 
 impl Winners for &mut [u32] {
@@ -111,8 +135,8 @@ impl Winners for &mut [u32] {
     }
 
     #[inline(always)]
-    fn row(&mut self, oy: usize, ow: usize) -> Option<&mut [u32]> {
-        Some(&mut self[oy * ow..(oy + 1) * ow])
+    fn row(&mut self, oy: usize, groups: usize) -> Option<&mut [u32]> {
+        Some(&mut self[2 * oy * groups..2 * (oy + 1) * groups])
     }
 }
 
@@ -125,13 +149,13 @@ impl Winners for Forget {
     fn set(&mut self, _i: usize, _at: usize) {}
 
     #[inline(always)]
-    fn row(&mut self, _oy: usize, _ow: usize) -> Option<&mut [u32]> {
+    fn row(&mut self, _oy: usize, _groups: usize) -> Option<&mut [u32]> {
         None
     }
 }
 
 /// Pools every plane of `x` into `out` (sized for it), each plane's
-/// positions of maxima going to the next of `winners`.
+/// winners going to the next of `winners`.
 fn pool_planes<T: Float, W: Winners>(
     x: &[T],
     g: &Geometry,
@@ -143,7 +167,10 @@ fn pool_planes<T: Float, W: Winners>(
         .zip(out.chunks_exact_mut(g.oh * g.ow))
         .zip(winners)
     {
-        pool_plane(xp, g, yp, arg);
+        match is_2x2(g) {
+            true => pool_plane_2x2(xp, g, yp, arg),
+            false => pool_plane_general(xp, g, yp, arg),
+        }
     }
 }
 
@@ -154,18 +181,9 @@ fn window(o: usize, g_stride: usize, pad: usize, window: usize, len: usize) -> (
     (start.saturating_sub(pad), (start + window - pad).min(len))
 }
 
-/// Max pooling of one `H x W` plane into `OH x OW` outputs, telling `arg`
-/// where each maximum came from. The first of equal maxima wins, as numpy's
-/// argmax.
-fn pool_plane<T: Float>(x: &[T], g: &Geometry, y: &mut [T], arg: impl Winners) {
-    if g.stride == 2 && g.fh == 2 && g.fw == 2 && g.pad == 0 {
-        pool_plane_2x2(x, g, y, arg)
-    } else {
-        pool_plane_general(x, g, y, arg)
-    }
-}
-
-/// Any window, stride and padding: the plain loop.
+/// Max pooling of one `H x W` plane into `OH x OW` outputs, any window,
+/// stride and padding: the plain loop, telling `arg` where each maximum
+/// came from. The first of equal maxima wins, as numpy's argmax.
 fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: impl Winners) {
     for oy in 0..g.oh {
         let (y0, y1) = window(oy, g.stride, g.pad, g.fh, g.h);
@@ -185,40 +203,69 @@ fn pool_plane_general<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: imp
     }
 }
 
-/// The larger of `a` and `b` with its position, `a` on a tie.
-#[inline(always)]
-fn first_max<T: Float>((a, at_a): (T, u32), (b, at_b): (T, u32)) -> (T, u32) {
-    if b > a { (b, at_b) } else { (a, at_a) }
-}
-
-/// The 2x2, stride 2 case of [`pool_plane`] (SimpleConvNet and DeepConvNet),
-/// branch-free so that it runs a vector of windows at a time; tested against
-/// [`pool_plane_general`]. Each row's pair first, then the rows: the first
-/// maximum in reading order still wins.
+/// The 2x2, stride 2 case, a vector of windows at a time: each row's pair
+/// first (the right one where above the left), then the rows (the lower
+/// where above the upper), so that the first maximum in reading order wins
+/// as in [`pool_plane_general`], which it is tested against. Per group of
+/// windows it keeps two masks: `right` (the winner is in the right column)
+/// and `lower` (in the lower row).
 fn pool_plane_2x2<T: Float>(x: &[T], g: &Geometry, y: &mut [T], mut arg: impl Winners) {
-    let (w, ow) = (g.w, g.ow);
+    let lanes = <T::Vector as Simd<T>>::LANES;
+    let (w, ow, groups) = (g.w, g.ow, groups::<T>(g.ow));
     for (oy, out) in y.chunks_exact_mut(ow).enumerate() {
-        let base = 2 * oy * w;
-        let top = &x[base..base + 2 * ow];
-        let bottom = &x[base + w..base + w + 2 * ow];
-        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        let best = |(t, b): (&[T], &[T])| {
-            let upper = first_max((t[0], 0), (t[1], 1));
-            let lower = first_max((b[0], w as u32), (b[1], w as u32 + 1));
-            first_max(upper, lower)
-        };
-        match arg.row(oy, ow) {
-            Some(at) => {
-                for (((o, a), win), ox) in out.iter_mut().zip(at).zip(windows).zip(0u32..) {
-                    let (v, k) = best(win);
-                    *o = v;
-                    *a = base as u32 + 2 * ox + k;
+        let top = &x[2 * oy * w..][..2 * ow];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * ow];
+        let mut kept = arg.row(oy, groups);
+        for k in 0..groups {
+            let (ox, pairs) = (k * lanes, (ow - k * lanes).min(lanes));
+            // SAFETY: pairs ≤ ow - ox, so the 2·pairs values from 2·ox lie
+            // within the rows' 2·ow, and the stores within `out`.
+            unsafe {
+                let (t0, t1) = T::Vector::load_pairs(top.as_ptr().add(2 * ox), pairs);
+                let (b0, b1) = T::Vector::load_pairs(bottom.as_ptr().add(2 * ox), pairs);
+                let (up_right, low_right) = (t1.gt(t0), b1.gt(b0));
+                let upper = T::Vector::select(up_right, t1, t0);
+                let lower_v = T::Vector::select(low_right, b1, b0);
+                let lower = lower_v.gt(upper);
+                let best = T::Vector::select(lower, lower_v, upper);
+                let dst = out.as_mut_ptr().add(ox);
+                match pairs == lanes {
+                    true => best.store(dst),
+                    false => best.store_selected((1u32 << pairs) - 1, dst),
+                }
+                if let Some(kept) = kept.as_deref_mut() {
+                    kept[2 * k] = (lower & low_right) | (!lower & up_right);
+                    kept[2 * k + 1] = lower;
                 }
             }
-            None => {
-                for (o, win) in out.iter_mut().zip(windows) {
-                    *o = best(win).0;
-                }
+        }
+    }
+}
+
+/// Backward of [`pool_plane_2x2`] for one plane: each window's `dout` to
+/// the input its masks name, zeros to the other three (and to the inputs
+/// no window covers, a last odd row or column).
+fn unpool_plane_2x2<T: Float>(dout: &[T], kept: &[u32], g: &Geometry, dx: &mut [T]) {
+    let lanes = <T::Vector as Simd<T>>::LANES;
+    let (w, ow, groups) = (g.w, g.ow, groups::<T>(g.ow));
+    if 2 * ow != w || 2 * g.oh != g.h {
+        dx.fill(T::zero());
+    }
+    let zero = T::Vector::splat(T::zero());
+    assert!(dx.len() >= 2 * g.oh * w && kept.len() >= 2 * g.oh * groups);
+    let base = dx.as_mut_ptr();
+    for (oy, d) in dout.chunks_exact(ow).enumerate() {
+        for k in 0..groups {
+            let (ox, pairs) = (k * lanes, (ow - k * lanes).min(lanes));
+            let (right, lower) = (kept[2 * (oy * groups + k)], kept[2 * (oy * groups + k) + 1]);
+            // SAFETY: as in `pool_plane_2x2`: pairs ≤ ow - ox, the 2·pairs
+            // inputs from 2·ox within each of the window's rows.
+            unsafe {
+                let v = zero.load_merge((1u32 << pairs) - 1, d.as_ptr().add(ox));
+                let sel = |m: u32| T::Vector::select(m, v, zero);
+                let row = |r: usize| base.add((2 * oy + r) * w + 2 * ox);
+                T::Vector::store_pairs(sel(!lower & !right), sel(!lower & right), row(0), pairs);
+                T::Vector::store_pairs(sel(lower & !right), sel(lower & right), row(1), pairs);
             }
         }
     }
@@ -268,8 +315,9 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
         self.x_shape.clear();
         self.x_shape.extend_from_slice(s);
         self.out.resize(&[s[0], s[1], g.oh, g.ow]);
-        self.arg_max.resize(self.out.len(), 0);
-        let winners = self.arg_max.chunks_exact_mut(g.oh * g.ow);
+        let kept = kept_per_plane::<T>(&g);
+        self.arg_max.resize(s[0] * s[1] * kept, 0);
+        let winners = self.arg_max.chunks_exact_mut(kept.max(1));
         pool_planes(x.data(), &g, self.out.data_mut(), winners);
         &self.out
     }
@@ -289,14 +337,20 @@ impl<T: Float> Layer<T> for MaxPooling<T> {
             self.dx.fill(T::zero());
             return &self.dx;
         }
+        let g = self.geometry(&self.x_shape);
+        let kept = kept_per_plane::<T>(&g);
         // Plane by plane, so that each is cleared and filled while in cache.
         for ((dxp, dp), ap) in self
             .dx
             .data_mut()
             .chunks_exact_mut(plane)
             .zip(dout.data().chunks_exact(out_plane))
-            .zip(self.arg_max.chunks_exact(out_plane))
+            .zip(self.arg_max.chunks_exact(kept))
         {
+            if is_2x2(&g) {
+                unpool_plane_2x2(dp, ap, &g, dxp);
+                continue;
+            }
             dxp.fill(T::zero());
             for (&d, &a) in dp.iter().zip(ap) {
                 dxp[a as usize] += d;
@@ -375,19 +429,50 @@ mod tests {
         }
     }
 
+    /// The input position of each 2x2 window's winner, from its masks.
+    fn winner_positions<T: Float>(kept: &[u32], g: &Geometry) -> Vec<u32> {
+        let (lanes, groups) = (<T::Vector as Simd<T>>::LANES, groups::<T>(g.ow));
+        let mut at = Vec::new();
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let m = 2 * (oy * groups + ox / lanes);
+                let bit = |v: u32| (v >> (ox % lanes) & 1) as usize;
+                let (right, lower) = (bit(kept[m]), bit(kept[m + 1]));
+                at.push(((2 * oy + lower) * g.w + 2 * ox + right) as u32);
+            }
+        }
+        at
+    }
+
+    fn fast_2x2_agrees<T: Float>() {
+        // Ties and negative values: the first maximum must win in both; rows
+        // of 3 windows and of 21 (more than a vector, the last group part
+        // of one), odd sizes.
+        let v = [
+            -1.0, -1.0, 3.0, 0.5, -1.0, 2.0, 3.0, 3.0, 4.0, -2.0, 1.0, 1.0, 0.0, -0.0, 5.0,
+        ];
+        for (h, w) in [(5, 6), (7, 43), (4, 32)] {
+            let x: Vec<T> = v.iter().cycle().take(h * w).map(|&v| T::of(v)).collect();
+            let g = Geometry::new([1, h, w], (2, 2), 2, 0).unwrap();
+            let outs = g.oh * g.ow;
+            let (mut y1, mut kept) = (vec![T::zero(); outs], vec![0u32; kept_per_plane::<T>(&g)]);
+            let (mut y2, mut a2) = (vec![T::zero(); outs], vec![0u32; outs]);
+            pool_plane_2x2(&x, &g, &mut y1, &mut kept[..]);
+            pool_plane_general(&x, &g, &mut y2, &mut a2[..]);
+            assert_eq!(y1, y2, "{h}x{w} in {}", T::NAME);
+            assert_eq!(
+                winner_positions::<T>(&kept, &g),
+                a2,
+                "{h}x{w} in {}",
+                T::NAME
+            );
+        }
+    }
+
     #[test]
     fn fast_2x2_path_agrees_with_the_general_loop_including_ties() {
-        // Ties and negative values: the first maximum must win in both.
-        let v = [
-            -1.0, -1.0, 3.0, 0.5, -1.0, 2.0, 3.0, 3.0, 4.0, -2.0, 1.0, 1.0,
-        ];
-        let x: Vec<f64> = v.iter().cycle().take(5 * 6).copied().collect();
-        let g = Geometry::new([1, 5, 6], (2, 2), 2, 0).unwrap();
-        let (mut y1, mut a1) = (vec![0.0; 6], vec![0u32; 6]);
-        let (mut y2, mut a2) = (vec![0.0; 6], vec![0u32; 6]);
-        pool_plane_2x2(&x, &g, &mut y1, &mut a1[..]);
-        pool_plane_general(&x, &g, &mut y2, &mut a2[..]);
-        assert_eq!((y1, a1), (y2, a2));
+        fast_2x2_agrees::<f64>();
+        fast_2x2_agrees::<f32>();
     }
 
     #[test]
@@ -398,10 +483,18 @@ mod tests {
         pool.forward(&x, true);
         let dout = distinct_inputs(&[2, 3, 3, 4], 0.1, 6);
         let fast = pool.backward(&dout).clone();
-        let (plane, out_plane) = (7 * 9, 3 * 4);
+        let g = pool.geometry(x.shape());
+        let (plane, out_plane, kept) = (7 * 9, 3 * 4, kept_per_plane::<f64>(&g));
         let mut want = vec![0.0; x.len()];
-        for (k, (&d, &a)) in dout.data().iter().zip(&pool.arg_max).enumerate() {
-            want[k / out_plane * plane + a as usize] += d;
+        for (p, (d, k)) in dout
+            .data()
+            .chunks(out_plane)
+            .zip(pool.arg_max.chunks(kept))
+            .enumerate()
+        {
+            for (&d, a) in d.iter().zip(winner_positions::<f64>(k, &g)) {
+                want[p * plane + a as usize] += d;
+            }
         }
         assert_eq!(fast.data(), &want[..]);
     }

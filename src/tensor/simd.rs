@@ -55,6 +55,28 @@ pub trait Simd<T>: Copy {
     /// `self · (y > 0 ? 1 : 0)` per lane: ReLU's backward, `y` its output,
     /// the same values (and signs of zero) as the `Relu` layer's.
     fn relu_grad(self, y: Self) -> Self;
+
+    /// The `2·pairs` values at `p` (`pairs` at most `LANES`) dealt into two
+    /// vectors, `(even, odd)`: lane `i` of `even` from `p + 2i`, of `odd`
+    /// from `p + 2i + 1`; zero in the lanes from `pairs` on. (A 2x2 pooling
+    /// window's left and right columns.)
+    ///
+    /// # Safety
+    /// `p..p + 2·pairs` must be readable.
+    unsafe fn load_pairs(p: *const T, pairs: usize) -> (Self, Self);
+
+    /// The reverse of [`Simd::load_pairs`]: lanes `i < pairs` of `even` to
+    /// `p + 2i`, of `odd` to `p + 2i + 1`, nothing else.
+    ///
+    /// # Safety
+    /// `p..p + 2·pairs` must be writable.
+    unsafe fn store_pairs(even: Self, odd: Self, p: *mut T, pairs: usize);
+
+    /// Bit `i` set where lane `i` of `self` is above `other`'s (not for NaN).
+    fn gt(self, other: Self) -> u32;
+
+    /// Lane `i` of `a` where bit `i` of `mask` is set, else of `b`.
+    fn select(mask: u32, a: Self, b: Self) -> Self;
 }
 
 /// The portable vector: `N` values the compiler may vectorise.
@@ -141,6 +163,47 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
         }
         self
     }
+
+    #[inline(always)]
+    unsafe fn load_pairs(p: *const T, pairs: usize) -> (Self, Self) {
+        let (mut even, mut odd) = ([T::zero(); N], [T::zero(); N]);
+        for i in 0..pairs.min(N) {
+            // SAFETY: 2i + 1 < 2·pairs, readable by the contract.
+            unsafe {
+                even[i] = p.add(2 * i).read();
+                odd[i] = p.add(2 * i + 1).read();
+            }
+        }
+        (Lanes(even), Lanes(odd))
+    }
+
+    #[inline(always)]
+    unsafe fn store_pairs(even: Self, odd: Self, p: *mut T, pairs: usize) {
+        for i in 0..pairs.min(N) {
+            // SAFETY: 2i + 1 < 2·pairs, writable by the contract.
+            unsafe {
+                p.add(2 * i).write(even.0[i]);
+                p.add(2 * i + 1).write(odd.0[i]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn gt(self, other: Self) -> u32 {
+        (0..N).fold(0, |m, i| m | u32::from(self.0[i] > other.0[i]) << i)
+    }
+
+    #[inline(always)]
+    fn select(mask: u32, a: Self, b: Self) -> Self {
+        Lanes(array_from(
+            |i| if mask >> i & 1 == 1 { a.0[i] } else { b.0[i] },
+        ))
+    }
+}
+
+#[inline(always)]
+fn array_from<T, const N: usize>(f: impl FnMut(usize) -> T) -> [T; N] {
+    std::array::from_fn(f)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -219,6 +282,58 @@ mod avx512 {
                 F32x16(_mm512_mul_ps(self.0, ones))
             }
         }
+
+        #[inline(always)]
+        unsafe fn load_pairs(p: *const f32, pairs: usize) -> (Self, Self) {
+            let (lo, hi) = halves(pairs);
+            unsafe {
+                // Masked-off lanes are not read: the second half's address
+                // may lie past the buffer when its mask is empty.
+                let a = _mm512_maskz_loadu_ps(lo, p);
+                let b = _mm512_maskz_loadu_ps(hi, p.wrapping_add(16));
+                let even =
+                    _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let odd =
+                    _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                (
+                    F32x16(_mm512_permutex2var_ps(a, even, b)),
+                    F32x16(_mm512_permutex2var_ps(a, odd, b)),
+                )
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn store_pairs(even: Self, odd: Self, p: *mut f32, pairs: usize) {
+            let (lo, hi) = halves(pairs);
+            unsafe {
+                let first =
+                    _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                let second =
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                let a = _mm512_permutex2var_ps(even.0, first, odd.0);
+                let b = _mm512_permutex2var_ps(even.0, second, odd.0);
+                _mm512_mask_storeu_ps(p, lo, a);
+                _mm512_mask_storeu_ps(p.wrapping_add(16), hi, b);
+            }
+        }
+
+        #[inline(always)]
+        fn gt(self, other: Self) -> u32 {
+            u32::from(unsafe { _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, other.0) })
+        }
+
+        #[inline(always)]
+        fn select(mask: u32, a: Self, b: Self) -> Self {
+            F32x16(unsafe { _mm512_mask_blend_ps(mask as __mmask16, b.0, a.0) })
+        }
+    }
+
+    /// The lanes of the two vectors that `2·pairs` values fill.
+    #[inline(always)]
+    fn halves(pairs: usize) -> (__mmask16, __mmask16) {
+        let n = 2 * pairs.min(16);
+        let lanes = |k: usize| ((1u32 << k.min(16)) - 1) as __mmask16;
+        (lanes(n), lanes(n.saturating_sub(16)))
     }
 }
 
@@ -283,6 +398,37 @@ mod tests {
             .map(|(&g, &y)| (g * if y > 0.0 { 1.0 } else { 0.0 }).to_bits())
             .collect();
         assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want);
+        // Pairs dealt and put back, for every count; comparisons and
+        // selection lane by lane.
+        let n = 2 * V::LANES;
+        let src: Vec<f32> = (0..n).map(|i| i as f32 + 0.5).collect();
+        for pairs in 0..=V::LANES {
+            let (even, odd) = unsafe { V::load_pairs(src.as_ptr(), pairs) };
+            let (mut e, mut o) = (vec![0.0f32; V::LANES], vec![0.0f32; V::LANES]);
+            unsafe { even.store(e.as_mut_ptr()) };
+            unsafe { odd.store(o.as_mut_ptr()) };
+            for i in 0..V::LANES {
+                let (we, wo) = match i < pairs {
+                    true => (src[2 * i], src[2 * i + 1]),
+                    false => (0.0, 0.0),
+                };
+                assert_eq!((e[i], o[i]), (we, wo), "{pairs} pairs, lane {i}");
+            }
+            let mut back = vec![-1.0f32; n];
+            unsafe { V::store_pairs(even, odd, back.as_mut_ptr(), pairs) };
+            assert_eq!(&back[..2 * pairs], &src[..2 * pairs]);
+            assert!(back[2 * pairs..].iter().all(|&v| v == -1.0));
+        }
+        let (a, b) = unsafe { (V::load(x.as_ptr()), V::load(g.as_ptr())) };
+        let above = a.gt(b);
+        for i in 0..V::LANES {
+            assert_eq!(above >> i & 1 == 1, x[i] > g[i], "lane {i}");
+        }
+        unsafe { V::select(above, a, b).store(got.as_mut_ptr()) };
+        for i in 0..V::LANES {
+            let want = if x[i] > g[i] { x[i] } else { g[i] };
+            assert_eq!(got[i].to_bits(), want.to_bits(), "select lane {i}");
+        }
     }
 
     #[test]
