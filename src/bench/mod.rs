@@ -46,7 +46,7 @@ use crate::checkpoint::ModelInfo;
 use crate::data::{DatasetName, LoadOptions, Split};
 use crate::nets::{DeepConvNet, MultiLayerNet, SimpleConvNet, WeightInit};
 use crate::optim;
-use crate::train::{INFER_ROWS, MAX_THREADS, Trainer, flush_denormals, share};
+use crate::train::{MAX_THREADS, Trainer, flush_denormals, share};
 
 pub const WORKLOADS: &[&str] = &["w1", "w1-adam", "w2", "w3", "w4", "w5"];
 
@@ -178,7 +178,7 @@ fn inference_workload(name: &str, data: &Split, opts: &BenchOptions) -> Result<B
 }
 
 /// W3 through [`Classifier`]: one classifier shared by a pool of `threads`
-/// threads, each batch in slices of [`INFER_ROWS`] rows per thread (as
+/// threads, each batch in slices of [`Classifier::slice_rows`] rows per thread (as
 /// [`Trainer::predict_classes`] runs), each thread gathering its rows and
 /// asking the classifier for their classes.
 fn classifier_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult> {
@@ -198,7 +198,7 @@ fn classifier_workload(data: &Split, opts: &BenchOptions) -> Result<BenchResult>
         let mut predicted = 0;
         pool.install(|| {
             for batch in indices.chunks(BATCH) {
-                for slice in batch.chunks(threads * INFER_ROWS) {
+                for slice in batch.chunks(threads * classifier.slice_rows()) {
                     predicted += buffers
                         .par_iter_mut()
                         .enumerate()

@@ -318,6 +318,22 @@ impl<T: Float> Network<T> {
         Ok(classes)
     }
 
+    /// The most values per example that any activation holds, the input
+    /// `example` included (as far as the layers take that shape): what
+    /// inference sizes its slices by.
+    pub fn widest_values(&self, example: &[usize]) -> usize {
+        let mut shape = example.to_vec();
+        let mut widest: usize = shape.iter().product();
+        for layer in &self.layers {
+            let Ok(next) = layer.output_shape(&shape) else {
+                break;
+            };
+            shape = next;
+            widest = widest.max(shape.iter().product());
+        }
+        widest
+    }
+
     /// [`Network::check_input`]'s walk through the layers, remembering nothing.
     fn classes_for(&self, example: &[usize]) -> Result<usize, InputError> {
         if self.layers.is_empty() {

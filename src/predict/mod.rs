@@ -45,7 +45,7 @@ use crate::checkpoint::{self, CheckpointError, ModelInfo};
 use crate::data::InputKind;
 use crate::nets::{InputError, NetScratch, Network};
 use crate::tensor::Tensor;
-use crate::train::INFER_ROWS;
+use crate::train::infer_rows;
 
 /// The `k` most probable classes, most probable first.
 pub fn top(probabilities: &[f64], k: usize) -> Vec<(usize, f64)> {
@@ -118,6 +118,8 @@ struct Model {
     info: ModelInfo,
     /// One example's shape, batch axis first: `[1, C, H, W]`.
     shape: [usize; 4],
+    /// Rows per slice of a batch ([`infer_rows`]).
+    slice_rows: usize,
 }
 
 /// What one thread keeps for one model: the net's activations and working
@@ -177,11 +179,13 @@ impl Classifier {
                 reason: e.to_string(),
             })?;
         let [c, h, w] = info.input_shape;
+        let slice_rows = infer_rows(net.widest_values(&info.input_shape));
         Ok(Classifier {
             model: Arc::new(Model {
                 net,
                 info,
                 shape: [1, c, h, w],
+                slice_rows,
             }),
         })
     }
@@ -194,6 +198,14 @@ impl Classifier {
     /// The net as loaded, which every call runs.
     pub fn net(&self) -> &Network<f32> {
         &self.model.net
+    }
+
+    /// Rows of a batch that run at a time, as the trainer's inference slices
+    /// batches for this net: about 2.5 MB of activations in its widest
+    /// layer, at most 1,000 rows, so that they stay in the cache from layer
+    /// to layer.
+    pub fn slice_rows(&self) -> usize {
+        self.model.slice_rows
     }
 
     /// The classes' names, in score order.
@@ -270,7 +282,7 @@ impl Classifier {
     }
 
     /// The scores of each example of `x`, in order, handed to `each`: one
-    /// example if `one`, else a batch of them, run [`INFER_ROWS`] rows at a
+    /// example if `one`, else a batch of them, run [`Classifier::slice_rows`] rows at a
     /// time as the trainer's inference runs (the activations of a slice stay
     /// in the cache from layer to layer).
     fn scores(&self, x: &[f32], one: bool, mut each: impl FnMut(&[f32])) -> Result<(), InputError> {
@@ -281,7 +293,7 @@ impl Classifier {
         if !x.len().is_multiple_of(values) || (one && x.len() != values) {
             return self.run(x, 1, &mut each);
         }
-        for slice in x.chunks(INFER_ROWS * values) {
+        for slice in x.chunks(self.slice_rows() * values) {
             self.run(slice, slice.len() / values, &mut each)?;
         }
         Ok(())

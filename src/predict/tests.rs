@@ -31,12 +31,13 @@ fn digit_model(dir: &TempDir) -> std::path::PathBuf {
     path
 }
 
-/// The first `n` test images of the built-in MNIST sample, as pixels.
+/// The first `n` test images of the built-in MNIST sample (round again
+/// past its end), as pixels.
 fn sample_pixels(n: usize) -> Vec<f32> {
     let test = data::load(DatasetName::MnistSample, &LoadOptions::default())
         .unwrap()
         .test;
-    let rows: Vec<usize> = (0..n).collect();
+    let rows: Vec<usize> = (0..n).map(|i| i % test.len()).collect();
     let mut x = vec![0.0; n * test.dim()];
     test.gather(&rows, &mut x, &mut vec![0; n]);
     x
@@ -81,13 +82,13 @@ fn softmax_bits(scores: &[f32]) -> Vec<u32> {
 }
 
 /// Every example's probabilities from `classifier`, in batches of 1, 13 and
-/// [`INFER_ROWS`] (the slices it runs), against `predict(x, false)` of `net`
+/// [`Classifier::slice_rows`] (the slices it runs), against `predict(x, false)` of `net`
 /// on the same batches: bit for bit.
 fn answers_as_the_net_predicts(classifier: &Classifier, net: &mut Network<f32>, x: &[f32]) {
     let values = classifier.values();
     let mut shape = vec![0];
     shape.extend(classifier.info().input_shape);
-    for n in [1, 13, INFER_ROWS] {
+    for n in [1, 13, classifier.slice_rows()] {
         let batch = &x[..n * values];
         shape[0] = n;
         let scores = net
@@ -110,7 +111,7 @@ fn answers_as_the_net_predicts(classifier: &Classifier, net: &mut Network<f32>, 
 
 #[test]
 fn the_classifier_answers_as_network_predict_bit_for_bit() {
-    let x = sample_pixels(INFER_ROWS);
+    let x = sample_pixels(1000);
     let info = ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], 3, 1);
     let nets = [
         MultiLayerNet::new(784, &[16], 10).build::<f32>(3).unwrap(),
@@ -177,7 +178,7 @@ fn a_net_with_a_layer_of_the_users_own_is_run_as_a_copy_per_thread() {
     assert!(e.to_string().contains("implement it"), "{e}");
     let info = ModelInfo::builtin(DatasetName::Mnist, 10, [1, 28, 28], 6, 1);
     let classifier = Classifier::new(net.clone(), info, "own".as_ref()).unwrap();
-    answers_as_the_net_predicts(&classifier, &mut net, &sample_pixels(INFER_ROWS));
+    answers_as_the_net_predicts(&classifier, &mut net, &sample_pixels(1000));
 }
 
 #[test]

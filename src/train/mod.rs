@@ -10,5 +10,5 @@ mod trainer;
 pub use config::{EpochMetrics, NetKind, TrainConfig};
 #[cfg(feature = "cli")]
 pub use run::{Diverged, Summary, run};
-pub(crate) use trainer::{INFER_ROWS, share};
 pub use trainer::{MAX_THREADS, TrainError, Trainer, flush_denormals};
+pub(crate) use trainer::{infer_rows, share};
