@@ -288,7 +288,9 @@ pub struct Convolution<T> {
     /// images, the same in wide rows for `dW` where the layouts differ, one
     /// phase's input gradient (strides above 1); for `Im2col` one image's
     /// columns and their gradient (for the direct kernels' gathered weight
-    /// gradient, each tap's input and `dout` as rows: `Plan::gather_taps`).
+    /// gradient, each tap's input and `dout` as rows: `Plan::gather_taps`;
+    /// for the outer-product one, `dW` by taps and a chunk's `dout` by
+    /// pixels: `Plan::transpose_dout`).
     wide: Vec<T>,
     dout_wide: Vec<T>,
     dout_pad: Vec<T>,
@@ -617,9 +619,6 @@ impl<T: Float> Convolution<T> {
     /// those rows.
     /// `relu`: `dout` through ReLU's backward on the way (by the output).
     fn gathered_weight_gradient(&mut self, dout: &Tensor<T>, g: &Geometry, relu: bool) {
-        if self.plan.as_ref().is_some_and(|p| p.weight_outer) {
-            return self.outer_weight_gradient(dout, g, relu);
-        }
         let fnum = self.filters();
         let plan = self.plan.as_ref().expect("forward made the plan");
         let (pixels, ntaps) = (g.oh * g.ow, plan.taps.len());
@@ -705,7 +704,10 @@ impl<T: Float> Convolution<T> {
         self.db.fill(T::zero());
         let gather = self.plan.as_ref().is_some_and(|p| p.weight_gather);
         if gather {
-            self.gathered_weight_gradient(dout, g, relu);
+            match self.plan.as_ref().is_some_and(|p| p.weight_outer) {
+                true => self.outer_weight_gradient(dout, g, relu),
+                false => self.gathered_weight_gradient(dout, g, relu),
+            }
             if !input {
                 return;
             }

@@ -195,15 +195,10 @@ impl<T: super::Float, const N: usize> Simd<T> for Lanes<T, N> {
 
     #[inline(always)]
     fn select(mask: u32, a: Self, b: Self) -> Self {
-        Lanes(array_from(
-            |i| if mask >> i & 1 == 1 { a.0[i] } else { b.0[i] },
-        ))
+        Lanes(std::array::from_fn(|i| {
+            if mask >> i & 1 == 1 { a.0[i] } else { b.0[i] }
+        }))
     }
-}
-
-#[inline(always)]
-fn array_from<T, const N: usize>(f: impl FnMut(usize) -> T) -> [T; N] {
-    std::array::from_fn(f)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
